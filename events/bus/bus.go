@@ -1,0 +1,372 @@
+// Package bus is Gantry's client of NATS JetStream: it provisions the streams
+// and buckets, appends events to a run's log with deduplication and optimistic
+// concurrency, reads a run back, publishes tasks and dead letters.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gantry-ci/gantry/events"
+)
+
+// Headers Gantry sets besides the JetStream ones.
+const (
+	HeaderType        = "Ce-Type"
+	HeaderReason      = "Gantry-Reason"
+	HeaderOrigSubject = "Gantry-Original-Subject"
+	HeaderOrigStream  = "Gantry-Original-Stream"
+	HeaderTraceparent = "traceparent"
+)
+
+// Config sizes the streams. The zero value is the single-server default.
+type Config struct {
+	// Replicas for every stream and bucket: 1 on one server, 3 on a cluster.
+	Replicas int
+	// DuplicateWindow of the event and task streams. Long enough to cover a
+	// worker redelivery after a crash (several AckWaits).
+	DuplicateWindow time.Duration
+	// TriggerDuplicateWindow is longer: a webhook may be redelivered hours later.
+	TriggerDuplicateWindow time.Duration
+	// TaskAckWait is how long a task stays with a silent worker.
+	TaskAckWait time.Duration
+	// LogMaxAge bounds the live log stream; archived logs live in the object store.
+	LogMaxAge time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 10 * time.Minute
+	}
+	if c.TriggerDuplicateWindow == 0 {
+		c.TriggerDuplicateWindow = 24 * time.Hour
+	}
+	if c.TaskAckWait == 0 {
+		c.TaskAckWait = 30 * time.Second
+	}
+	if c.LogMaxAge == 0 {
+		c.LogMaxAge = 7 * 24 * time.Hour
+	}
+	return c
+}
+
+// Bus is safe for concurrent use.
+type Bus struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	codec  *events.Codec
+	events jetstream.Stream
+}
+
+// Connect dials NATS with reconnects that never give up, so a service rides
+// out a server restart.
+func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
+	opts = append([]nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+	}, opts...)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// New wraps a connection. It does no I/O; call Provision or Open next.
+func New(nc *nats.Conn, codec *events.Codec) (*Bus, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &Bus{nc: nc, js: js, codec: codec}, nil
+}
+
+// Conn is the underlying connection.
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// JetStream is the underlying JetStream handle.
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
+// Codec is the validating codec the bus uses.
+func (b *Bus) Codec() *events.Codec { return b.codec }
+
+// Provision creates or updates every stream and bucket Gantry uses. It is
+// idempotent; every service calls it at start.
+func (b *Bus) Provision(ctx context.Context, cfg Config) error {
+	cfg = cfg.withDefaults()
+	streams := []jetstream.StreamConfig{
+		{
+			Name: events.StreamEvents, Subjects: []string{events.SubjectEventsAll},
+			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+			Duplicates: cfg.DuplicateWindow, Replicas: cfg.Replicas,
+			AllowDirect: true, Description: "Gantry run event log: one subject per run",
+		},
+		{
+			Name: events.StreamTriggers, Subjects: []string{events.SubjectTriggersAll},
+			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+			Duplicates: cfg.TriggerDuplicateWindow, Replicas: cfg.Replicas,
+			MaxAge: 30 * 24 * time.Hour, Description: "requests for runs, deduplicated by trigger ID",
+		},
+		{
+			Name: events.StreamTasks, Subjects: []string{events.SubjectTasksAll},
+			Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
+			Duplicates: cfg.DuplicateWindow, Replicas: cfg.Replicas,
+			Description: "work for the worker fleets, one consumer per kind and pool",
+		},
+		{
+			Name: events.StreamLogs, Subjects: []string{events.SubjectLogsAll},
+			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+			MaxAge: cfg.LogMaxAge, MaxBytes: 1 << 30, Replicas: cfg.Replicas,
+			Discard: jetstream.DiscardOld, Description: "live action output",
+		},
+		{
+			Name: events.StreamDLQ, Subjects: []string{events.SubjectDLQAll},
+			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+			MaxAge: 30 * 24 * time.Hour, Replicas: cfg.Replicas,
+			Description: "messages refused by a consumer, with the reason",
+		},
+	}
+	for _, sc := range streams {
+		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
+		}
+	}
+	kvs := []jetstream.KeyValueConfig{
+		{Bucket: events.BucketPipelines, History: 64, Replicas: cfg.Replicas, Description: "pipeline definitions, with history"},
+		{Bucket: events.BucketRuns, History: 1, Replicas: cfg.Replicas, Description: "projection of folded runs"},
+	}
+	for _, kc := range kvs {
+		if _, err := b.js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("provision bucket %s: %w", kc.Bucket, err)
+		}
+	}
+	if _, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: events.BucketArtifacts, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
+		Description: "artifacts and archived logs, keyed pipeline/run/name",
+	}); err != nil {
+		return fmt.Errorf("provision object store %s: %w", events.BucketArtifacts, err)
+	}
+	return b.Open(ctx)
+}
+
+// Open binds the event stream without changing anything.
+func (b *Bus) Open(ctx context.Context) error {
+	s, err := b.js.Stream(ctx, events.StreamEvents)
+	if err != nil {
+		return fmt.Errorf("open stream %s (run `gantry dev` or a service once to provision it): %w", events.StreamEvents, err)
+	}
+	b.events = s
+	return nil
+}
+
+// Append validates and publishes an event to its run's subject. The event ID
+// is the Nats-Msg-Id, so a repeat within the duplicate window is dropped
+// (and reported as the original's sequence, with dup set). With expect set,
+// the publish succeeds only if the run's last sequence is *expect, else
+// ErrConflict.
+func (b *Bus) Append(ctx context.Context, pipeline string, e events.Event, expect *uint64) (seq uint64, dup bool, err error) {
+	data, err := b.codec.Encode(e)
+	if err != nil {
+		return 0, false, err
+	}
+	subject := events.RunSubject(pipeline, runOf(e))
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	msg.Header.Set(HeaderType, e.Type)
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(e.ID)}
+	if expect != nil {
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(*expect))
+	}
+	ack, err := b.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, false, fmt.Errorf("%w: append %s to %s", ErrConflict, e.ID, subject)
+		}
+		return 0, false, fmt.Errorf("append %s to %s: %w", e.ID, subject, err)
+	}
+	return ack.Sequence, ack.Duplicate, nil
+}
+
+// runOf returns the run an event belongs to; the CloudEvents subject is the
+// run ID for every Gantry event.
+func runOf(e events.Event) string { return e.Subject }
+
+// ReadRun returns a run's events stored after sequence `after`, in order,
+// using direct gets (next message for the run's subject). Events that fail
+// to decode are skipped here: the conductor dead-letters them when it
+// consumes them, and the fold must not depend on them.
+func (b *Bus) ReadRun(ctx context.Context, pipeline, run string, after uint64) ([]events.Event, error) {
+	subject := events.RunSubject(pipeline, run)
+	var out []events.Event
+	next := after + 1
+	for {
+		m, err := b.events.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("read %s from %d: %w", subject, next, err)
+		}
+		next = m.Sequence + 1
+		e, err := b.codec.Decode(m.Data)
+		if err != nil {
+			continue
+		}
+		e.Seq = m.Sequence
+		out = append(out, e)
+	}
+}
+
+// ReadRunUntil reads a run's events after `after` up to and including `until`.
+func (b *Bus) ReadRunUntil(ctx context.Context, pipeline, run string, after, until uint64) ([]events.Event, error) {
+	subject := events.RunSubject(pipeline, run)
+	var out []events.Event
+	next := after + 1
+	for next <= until {
+		m, err := b.events.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("read %s from %d: %w", subject, next, err)
+		}
+		if m.Sequence > until {
+			return out, nil
+		}
+		next = m.Sequence + 1
+		e, err := b.codec.Decode(m.Data)
+		if err != nil {
+			continue
+		}
+		e.Seq = m.Sequence
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// PublishTask puts a task on its kind and pool's work queue; the task ID is
+// the Nats-Msg-Id, so republishing after a crash is harmless.
+func (b *Bus) PublishTask(ctx context.Context, t events.Task, data []byte) error {
+	msg := &nats.Msg{Subject: events.TaskSubject(t.Kind, t.Pool), Data: data, Header: nats.Header{}}
+	if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(t.ID)); err != nil {
+		return fmt.Errorf("publish task %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// DeadLetter stores a refused message with the reason. The caller acks or
+// terminates the original afterwards, so nothing is lost and nothing loops.
+// A non-zero seq (the original's stream sequence) deduplicates redelivered
+// refusals.
+func (b *Bus) DeadLetter(ctx context.Context, stream, subject string, seq uint64, data []byte, reason error) error {
+	msg := &nats.Msg{Subject: events.DLQSubject(stream), Data: data, Header: nats.Header{}}
+	var opts []jetstream.PublishOpt
+	if seq > 0 {
+		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("dlq/%s/%d", stream, seq)))
+	}
+	msg.Header.Set(HeaderReason, reason.Error())
+	msg.Header.Set(HeaderOrigSubject, subject)
+	msg.Header.Set(HeaderOrigStream, stream)
+	if _, err := b.js.PublishMsg(ctx, msg, opts...); err != nil {
+		return fmt.Errorf("dead-letter message from %s: %w", subject, err)
+	}
+	return nil
+}
+
+// FindRun returns the pipeline a run belongs to, from its first event.
+func (b *Bus) FindRun(ctx context.Context, run string) (string, error) {
+	m, err := b.events.GetMsg(ctx, 1, jetstream.WithGetMsgSubject("gantry.events.*."+run))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return "", fmt.Errorf("%w: %s (list runs with `gantry run list`)", ErrNoRun, run)
+	}
+	if err != nil {
+		return "", fmt.Errorf("find run %s: %w", run, err)
+	}
+	parts := strings.Split(m.Subject, ".")
+	if len(parts) != 4 {
+		return "", fmt.Errorf("find run %s: unexpected subject %s", run, m.Subject)
+	}
+	return parts[2], nil
+}
+
+// WatchRun delivers a run's events from the first, in order, and then live
+// as they are appended, until ctx ends or fn returns false.
+func (b *Bus) WatchRun(ctx context.Context, pipeline, run string, fn func(events.Event) bool) error {
+	return b.watch(ctx, events.RunSubject(pipeline, run), jetstream.DeliverAllPolicy, fn)
+}
+
+// WatchAll delivers events of every run (or one filter subject) live,
+// starting with the last `last` stored if last > 0.
+func (b *Bus) WatchAll(ctx context.Context, filter string, fromSeq uint64, fn func(events.Event) bool) error {
+	if fromSeq == 0 {
+		return b.watch(ctx, filter, jetstream.DeliverNewPolicy, fn)
+	}
+	return b.watchFrom(ctx, filter, fromSeq, fn)
+}
+
+func (b *Bus) watch(ctx context.Context, filter string, policy jetstream.DeliverPolicy, fn func(events.Event) bool) error {
+	cons, err := b.events.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter}, DeliverPolicy: policy})
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", filter, err)
+	}
+	return b.drive(ctx, cons, fn)
+}
+
+func (b *Bus) watchFrom(ctx context.Context, filter string, seq uint64, fn func(events.Event) bool) error {
+	cons, err := b.events.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq})
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", filter, err)
+	}
+	return b.drive(ctx, cons, fn)
+}
+
+func (b *Bus) drive(ctx context.Context, cons jetstream.Consumer, fn func(events.Event) bool) error {
+	it, err := cons.Messages()
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		e, err := b.codec.Decode(m.Data())
+		if err != nil {
+			continue
+		}
+		if meta, err := m.Metadata(); err == nil {
+			e.Seq = meta.Sequence.Stream
+		}
+		if !fn(e) {
+			return nil
+		}
+	}
+}
+
+// LastSeq is the event stream's last sequence.
+func (b *Bus) LastSeq(ctx context.Context) (uint64, error) {
+	info, err := b.events.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("event stream info: %w", err)
+	}
+	return info.State.LastSeq, nil
+}

@@ -1,0 +1,82 @@
+// Package natsd runs an embedded nats-server with JetStream: the default
+// engine of `gantry dev`, `gantry demo`, offline CLI commands and tests.
+package natsd
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Options configure the embedded server.
+type Options struct {
+	// DataDir holds JetStream's file store. Required.
+	DataDir string
+	// Host and Port to listen on; Port -1 picks a free port, 0 means 4222.
+	Host string
+	Port int
+	// ServerName names the server in logs and cluster views.
+	ServerName string
+	// Logs sends the server's own log to stderr.
+	Logs bool
+}
+
+// ErrNotReady is returned when the server does not accept connections in time.
+var ErrNotReady = errors.New("embedded nats-server not ready")
+
+// Server is a running embedded nats-server.
+type Server struct {
+	ns *server.Server
+}
+
+// Start starts the server and waits until it accepts connections.
+func Start(o Options) (*Server, error) {
+	if o.DataDir == "" {
+		return nil, fmt.Errorf("embedded nats-server: data directory is required")
+	}
+	host := o.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	name := o.ServerName
+	if name == "" {
+		name = "gantry-embedded"
+	}
+	opts := &server.Options{
+		ServerName:         name,
+		Host:               host,
+		Port:               o.Port,
+		JetStream:          true,
+		StoreDir:           o.DataDir,
+		NoSigs:             true,
+		MaxPayload:         8 << 20,
+		JetStreamMaxMemory: 256 << 20,
+		// The write-ahead files are fsynced at this interval; tests and the
+		// dev loop do not need per-message fsync.
+		SyncInterval: 2 * time.Minute,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats-server in %s: %w", o.DataDir, err)
+	}
+	if o.Logs {
+		ns.ConfigureLogger()
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("%w: data directory %s", ErrNotReady, o.DataDir)
+	}
+	return &Server{ns: ns}, nil
+}
+
+// ClientURL is the nats:// URL clients connect to.
+func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// Shutdown stops the server and waits for it to finish.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}

@@ -1,0 +1,165 @@
+package run
+
+import (
+	"maps"
+	"time"
+
+	"github.com/gantry-ci/gantry/events"
+)
+
+// Fold applies events in order to a state and returns it. It never fails.
+func Fold(s State, evs ...events.Event) State {
+	for _, e := range evs {
+		s = Evolve(s, e)
+	}
+	return s
+}
+
+// Evolve applies one event. Unknown events, events for another run, and
+// events for an attempt that is not the current one change nothing but the
+// bookkeeping of the last sequence seen.
+func Evolve(s State, e events.Event) State {
+	if e.Seq > s.LastSeq {
+		s.LastSeq = e.Seq
+	}
+	if req, ok := e.Payload.(events.RunRequested); ok {
+		if s.Run != "" {
+			return s // a run is requested once
+		}
+		s.Events++
+		return requested(req, e)
+	}
+	if s.Run == "" || e.Subject != s.Run {
+		return s
+	}
+	s.Events++
+	at := e.Time
+	s = clone(s)
+	switch p := e.Payload.(type) {
+	case events.RunStarted:
+		if s.Phase == Requested {
+			s.Phase, s.StartedAt = Running, at
+		}
+	case events.RunSucceeded:
+		if !s.Phase.Done() {
+			s.Phase, s.EndedAt = Succeeded, at
+		}
+	case events.RunFailed:
+		if !s.Phase.Done() {
+			s.Phase, s.EndedAt, s.Reason = Failed, at, p.Reason
+		}
+	case events.StageStarted:
+		if st := s.Stage(p.Stage); st != nil && p.Attempt > st.Attempt {
+			st.Phase, st.Attempt, st.StartedAt, st.EndedAt, st.Reason = Running, p.Attempt, at, time.Time{}, ""
+		}
+	case events.StageSucceeded:
+		if st := s.Stage(p.Stage); st != nil && p.Attempt == st.Attempt && st.Phase == Running {
+			st.Phase, st.EndedAt = Succeeded, at
+		}
+	case events.StageFailed:
+		if st := s.Stage(p.Stage); st != nil && p.Attempt == st.Attempt && st.Phase == Running {
+			st.Phase, st.EndedAt, st.Reason = Failed, at, p.Reason
+		}
+	case events.ActionDispatched:
+		t := p.Task
+		if a := s.Action(t.Stage, t.Action); a != nil && t.Attempt > a.Attempt {
+			*a = Action{Name: a.Name, Type: a.Type, RunOrder: a.RunOrder,
+				Phase: Dispatched, Attempt: t.Attempt, DispatchedAt: at}
+		}
+	case events.ActionStarted:
+		if a := current(&s, p.ActionRef); a != nil && a.Phase == Dispatched {
+			a.Phase, a.Worker, a.StartedAt = Running, p.Worker, at
+		}
+	case events.ActionHeartbeat:
+		if a := current(&s, p.ActionRef); a != nil && a.Phase == Running && p.Beat > a.Beats {
+			a.Beats = p.Beat
+		}
+	case events.ActionSucceeded:
+		if a := current(&s, p.ActionRef); a != nil && !a.Phase.Done() {
+			a.Phase, a.EndedAt = Succeeded, at
+			if a.StartedAt.IsZero() {
+				a.StartedAt = at
+			}
+			if p.Worker != "" {
+				a.Worker = p.Worker
+			}
+			a.Outputs = append([]events.ArtifactRef(nil), p.Outputs...)
+			a.Variables = maps.Clone(p.Variables)
+			for _, o := range p.Outputs {
+				if s.Artifacts == nil {
+					s.Artifacts = map[string]events.ArtifactRef{}
+				}
+				s.Artifacts[o.Name] = o
+			}
+		}
+	case events.ActionFailed:
+		if a := current(&s, p.ActionRef); a != nil && !a.Phase.Done() {
+			a.Phase, a.EndedAt, a.Reason = Failed, at, p.Reason
+			if a.StartedAt.IsZero() {
+				a.StartedAt = at
+			}
+			if p.Worker != "" {
+				a.Worker = p.Worker
+			}
+		}
+	case events.TestReported:
+		if a := current(&s, p.ActionRef); a != nil {
+			r := p
+			r.Failures = append([]events.TestCase(nil), p.Failures...)
+			a.Report = &r
+		}
+	case events.LogArchived:
+		if a := current(&s, p.ActionRef); a != nil {
+			l := p
+			a.Log = &l
+		}
+	case events.ArtifactStored:
+		// The artifact becomes the run's when the action that stored it
+		// succeeds; stored-but-failed artifacts are not inputs to anything.
+	}
+	return s
+}
+
+func current(s *State, r events.ActionRef) *Action {
+	a := s.Action(r.Stage, r.Action)
+	if a == nil || a.Attempt != r.Attempt {
+		return nil
+	}
+	return a
+}
+
+func requested(req events.RunRequested, e events.Event) State {
+	s := State{
+		Run:         req.Run,
+		Pipeline:    req.Pipeline,
+		Revision:    req.Revision,
+		Definition:  req.Definition,
+		Trigger:     req.Trigger,
+		Variables:   maps.Clone(req.Variables),
+		Phase:       Requested,
+		RequestedAt: e.Time,
+		LastSeq:     e.Seq,
+		Events:      1,
+	}
+	for _, sd := range req.Definition.Stages {
+		st := Stage{Name: sd.Name, Actions: make([]Action, 0, len(sd.Actions))}
+		for _, ad := range sd.Actions {
+			st.Actions = append(st.Actions, Action{Name: ad.Name, Type: ad.Type, RunOrder: ad.RunOrder})
+		}
+		s.Stages = append(s.Stages, st)
+	}
+	return s
+}
+
+// clone copies the parts of a state that Evolve mutates in place, so a state
+// a caller holds is never changed behind its back.
+func clone(s State) State {
+	stages := make([]Stage, len(s.Stages))
+	for i, st := range s.Stages {
+		st.Actions = append([]Action(nil), st.Actions...)
+		stages[i] = st
+	}
+	s.Stages = stages
+	s.Artifacts = maps.Clone(s.Artifacts)
+	return s
+}

@@ -1,0 +1,103 @@
+// Package run folds a run's event log into its state. Fold is pure and total:
+// it never fails, ignores what it does not know, and the same events always
+// give the same state, byte for byte, which is what `gantry state rebuild
+// --verify` relies on.
+package run
+
+import (
+	"time"
+
+	"github.com/gantry-ci/gantry/events"
+)
+
+// Phase of a run, stage or action. The zero value means "not started".
+type Phase string
+
+const (
+	NotStarted Phase = ""
+	Requested  Phase = "Requested"
+	Dispatched Phase = "Dispatched"
+	Running    Phase = "Running"
+	Succeeded  Phase = "Succeeded"
+	Failed     Phase = "Failed"
+)
+
+// Done reports whether a phase is final.
+func (p Phase) Done() bool { return p == Succeeded || p == Failed }
+
+// State is a folded run.
+type State struct {
+	Run         string                        `json:"run"`
+	Pipeline    string                        `json:"pipeline"`
+	Revision    uint64                        `json:"revision"`
+	Definition  events.Definition             `json:"definition"`
+	Trigger     events.Trigger                `json:"trigger"`
+	Variables   map[string]string             `json:"variables,omitempty"`
+	Phase       Phase                         `json:"phase"`
+	Reason      string                        `json:"reason,omitempty"`
+	Stages      []Stage                       `json:"stages"`
+	Artifacts   map[string]events.ArtifactRef `json:"artifacts,omitempty"`
+	RequestedAt time.Time                     `json:"requestedAt"`
+	StartedAt   time.Time                     `json:"startedAt,omitzero"`
+	EndedAt     time.Time                     `json:"endedAt,omitzero"`
+	// LastSeq is the stream sequence of the last event folded; Events counts them.
+	LastSeq uint64 `json:"lastSeq"`
+	Events  int    `json:"events"`
+}
+
+// Stage is a folded stage.
+type Stage struct {
+	Name      string    `json:"name"`
+	Phase     Phase     `json:"phase"`
+	Attempt   int       `json:"attempt,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	StartedAt time.Time `json:"startedAt,omitzero"`
+	EndedAt   time.Time `json:"endedAt,omitzero"`
+	Actions   []Action  `json:"actions"`
+}
+
+// Action is a folded action: its latest attempt.
+type Action struct {
+	Name         string               `json:"name"`
+	Type         string               `json:"type"`
+	RunOrder     int                  `json:"runOrder"`
+	Phase        Phase                `json:"phase"`
+	Attempt      int                  `json:"attempt,omitempty"`
+	Worker       string               `json:"worker,omitempty"`
+	Reason       string               `json:"reason,omitempty"`
+	Beats        int                  `json:"beats,omitempty"`
+	DispatchedAt time.Time            `json:"dispatchedAt,omitzero"`
+	StartedAt    time.Time            `json:"startedAt,omitzero"`
+	EndedAt      time.Time            `json:"endedAt,omitzero"`
+	Outputs      []events.ArtifactRef `json:"outputs,omitempty"`
+	Variables    map[string]string    `json:"variables,omitempty"`
+	Report       *events.TestReported `json:"report,omitempty"`
+	Log          *events.LogArchived  `json:"log,omitempty"`
+}
+
+// Stage returns the named stage, or nil.
+func (s *State) Stage(name string) *Stage {
+	for i := range s.Stages {
+		if s.Stages[i].Name == name {
+			return &s.Stages[i]
+		}
+	}
+	return nil
+}
+
+// Action returns the named action of a stage, or nil.
+func (s *State) Action(stage, action string) *Action {
+	st := s.Stage(stage)
+	if st == nil {
+		return nil
+	}
+	for i := range st.Actions {
+		if st.Actions[i].Name == action {
+			return &st.Actions[i]
+		}
+	}
+	return nil
+}
+
+// Done reports whether the run has ended.
+func (s *State) Done() bool { return s.Phase.Done() }

@@ -1,0 +1,71 @@
+package events
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// Streams, buckets and subjects: the one place they are spelled.
+const (
+	StreamEvents   = "GANTRY_EVENTS"
+	StreamTriggers = "GANTRY_TRIGGERS"
+	StreamTasks    = "GANTRY_TASKS"
+	StreamLogs     = "GANTRY_LOGS"
+	StreamDLQ      = "GANTRY_DLQ"
+
+	BucketArtifacts = "artifacts"
+	BucketPipelines = "pipelines"
+	BucketRuns      = "runs"
+
+	SubjectEventsAll   = "gantry.events.>"
+	SubjectTriggersAll = "gantry.triggers.>"
+	SubjectTasksAll    = "gantry.tasks.>"
+	SubjectLogsAll     = "gantry.logs.>"
+	SubjectDLQAll      = "gantry.dlq.>"
+)
+
+// namePattern keeps names safe as one subject token and one ID path segment.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+// ValidName reports whether s may name a pipeline, stage, action, artifact,
+// kind or pool.
+func ValidName(s string) bool { return namePattern.MatchString(s) }
+
+// CheckName returns ErrInvalidName with what was named when s is not a valid name.
+func CheckName(what, s string) error {
+	if !ValidName(s) {
+		return fmt.Errorf("%w: %s %q must be 1-64 letters, digits, '-' or '_' and start with a letter or digit", ErrInvalidName, what, s)
+	}
+	return nil
+}
+
+// RunSubject is the subject of one run's event log.
+func RunSubject(pipeline, run string) string { return "gantry.events." + pipeline + "." + run }
+
+// PipelineEvents matches every run of one pipeline.
+func PipelineEvents(pipeline string) string { return "gantry.events." + pipeline + ".*" }
+
+// TriggerSubject is where anyone may ask for a run of a pipeline.
+func TriggerSubject(pipeline string) string { return "gantry.triggers." + pipeline }
+
+// TaskSubject is the work queue of one kind and pool.
+func TaskSubject(kind, pool string) string { return "gantry.tasks." + kind + "." + pool }
+
+// LogSubject carries the live output of one action of a run.
+func LogSubject(run, stage, action string) string {
+	return "gantry.logs." + run + "." + stage + "." + action
+}
+
+// DLQSubject is where refused messages from a stream go.
+func DLQSubject(stream string) string { return "gantry.dlq." + stream }
+
+// ArtifactKey is the object store key of a run's artifact.
+func ArtifactKey(pipeline, run, name string) string { return pipeline + "/" + run + "/" + name }
+
+// LogKey is the object store key of an action attempt's archived log.
+func LogKey(pipeline, run, stage, action string, attempt int) string {
+	return fmt.Sprintf("%s/%s/logs/%s/%s/%d.log", pipeline, run, stage, action, attempt)
+}
+
+// CmdSubject is the request/reply subject of a command verb.
+func CmdSubject(verb string) string { return "gantry.cmd." + verb }

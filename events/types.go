@@ -1,0 +1,253 @@
+package events
+
+// Event types. Each has a payload struct below and a JSON Schema in the
+// schemas module (schemas/events/<type>.json).
+const (
+	TypeRunRequested     = "dev.gantry.run.requested"
+	TypeRunStarted       = "dev.gantry.run.started"
+	TypeRunSucceeded     = "dev.gantry.run.succeeded"
+	TypeRunFailed        = "dev.gantry.run.failed"
+	TypeStageStarted     = "dev.gantry.stage.started"
+	TypeStageSucceeded   = "dev.gantry.stage.succeeded"
+	TypeStageFailed      = "dev.gantry.stage.failed"
+	TypeActionDispatched = "dev.gantry.action.dispatched"
+	TypeActionStarted    = "dev.gantry.action.started"
+	TypeActionHeartbeat  = "dev.gantry.action.heartbeat"
+	TypeActionSucceeded  = "dev.gantry.action.succeeded"
+	TypeActionFailed     = "dev.gantry.action.failed"
+	TypeArtifactStored   = "dev.gantry.artifact.stored"
+	TypeLogArchived      = "dev.gantry.log.archived"
+	TypeTestReported     = "dev.gantry.test.reported"
+)
+
+// Types lists every event type, in catalogue order.
+var Types = []string{
+	TypeRunRequested, TypeRunStarted, TypeRunSucceeded, TypeRunFailed,
+	TypeStageStarted, TypeStageSucceeded, TypeStageFailed,
+	TypeActionDispatched, TypeActionStarted, TypeActionHeartbeat,
+	TypeActionSucceeded, TypeActionFailed,
+	TypeArtifactStored, TypeLogArchived, TypeTestReported,
+}
+
+// Trigger records why a run exists.
+type Trigger struct {
+	// ID deduplicates triggers: the same ID always yields the same run.
+	ID string `json:"id"`
+	// Kind is manual, api, webhook, poll or event.
+	Kind   string `json:"kind"`
+	Commit string `json:"commit,omitempty"`
+	Ref    string `json:"ref,omitempty"`
+	Actor  string `json:"actor,omitempty"`
+}
+
+// ArtifactRef names an artifact in the object store with the digest its
+// consumers verify.
+type ArtifactRef struct {
+	Name   string `json:"name"`
+	Key    string `json:"key"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// RunRequested opens a run. It carries the whole pipeline definition at the
+// revision the run was started with, so the log alone is enough to fold and
+// decide the run.
+type RunRequested struct {
+	Pipeline   string            `json:"pipeline"`
+	Run        string            `json:"run"`
+	Revision   uint64            `json:"revision"`
+	Definition Definition        `json:"definition"`
+	Trigger    Trigger           `json:"trigger"`
+	Variables  map[string]string `json:"variables,omitempty"`
+}
+
+func (RunRequested) EventType() string { return TypeRunRequested }
+
+// RunStarted marks the conductor taking the run up.
+type RunStarted struct {
+	Run string `json:"run"`
+}
+
+func (RunStarted) EventType() string { return TypeRunStarted }
+
+// RunSucceeded ends a run whose stages all succeeded.
+type RunSucceeded struct {
+	Run string `json:"run"`
+}
+
+func (RunSucceeded) EventType() string { return TypeRunSucceeded }
+
+// RunFailed ends a run; Stage names the stage that failed it, if any.
+type RunFailed struct {
+	Run    string `json:"run"`
+	Stage  string `json:"stage,omitempty"`
+	Reason string `json:"reason"`
+}
+
+func (RunFailed) EventType() string { return TypeRunFailed }
+
+// StageStarted, StageSucceeded and StageFailed carry the stage's attempt so
+// that a retried stage has its own IDs.
+type StageStarted struct {
+	Run     string `json:"run"`
+	Stage   string `json:"stage"`
+	Attempt int    `json:"attempt"`
+}
+
+func (StageStarted) EventType() string { return TypeStageStarted }
+
+type StageSucceeded struct {
+	Run     string `json:"run"`
+	Stage   string `json:"stage"`
+	Attempt int    `json:"attempt"`
+}
+
+func (StageSucceeded) EventType() string { return TypeStageSucceeded }
+
+type StageFailed struct {
+	Run     string `json:"run"`
+	Stage   string `json:"stage"`
+	Attempt int    `json:"attempt"`
+	Reason  string `json:"reason"`
+}
+
+func (StageFailed) EventType() string { return TypeStageFailed }
+
+// Task is a unit of work on GANTRY_TASKS. The dispatched event carries it
+// whole, so the task can be republished from the log after a crash.
+type Task struct {
+	ID             string            `json:"id"`
+	Pipeline       string            `json:"pipeline"`
+	Run            string            `json:"run"`
+	Stage          string            `json:"stage"`
+	Action         string            `json:"action"`
+	Attempt        int               `json:"attempt"`
+	Kind           string            `json:"kind"`
+	Pool           string            `json:"pool"`
+	Configuration  map[string]string `json:"configuration,omitempty"`
+	Inputs         []ArtifactRef     `json:"inputs,omitempty"`
+	Outputs        []string          `json:"outputs,omitempty"`
+	Variables      map[string]string `json:"variables,omitempty"`
+	TimeoutSeconds int               `json:"timeoutSeconds,omitempty"`
+}
+
+// ActionDispatched records that a task was handed to the worker fleet.
+type ActionDispatched struct {
+	Task Task `json:"task"`
+}
+
+func (ActionDispatched) EventType() string { return TypeActionDispatched }
+
+// ActionRef identifies one attempt of one action of a run.
+type ActionRef struct {
+	Run     string `json:"run"`
+	Stage   string `json:"stage"`
+	Action  string `json:"action"`
+	Attempt int    `json:"attempt"`
+}
+
+// ActionStarted records that a worker took the task.
+type ActionStarted struct {
+	ActionRef
+	Worker string `json:"worker"`
+}
+
+func (ActionStarted) EventType() string { return TypeActionStarted }
+
+// ActionHeartbeat is appended at a slow cadence while an action runs, so the
+// log shows liveness; the fast heartbeat is JetStream's InProgress.
+type ActionHeartbeat struct {
+	ActionRef
+	Worker string `json:"worker"`
+	Beat   int    `json:"beat"`
+}
+
+func (ActionHeartbeat) EventType() string { return TypeActionHeartbeat }
+
+// ActionSucceeded ends an action attempt; Outputs are the artifacts it stored
+// and Variables the values it exported.
+type ActionSucceeded struct {
+	ActionRef
+	Worker    string            `json:"worker,omitempty"`
+	Outputs   []ArtifactRef     `json:"outputs,omitempty"`
+	Variables map[string]string `json:"variables,omitempty"`
+}
+
+func (ActionSucceeded) EventType() string { return TypeActionSucceeded }
+
+// ActionFailed ends an action attempt with the reason.
+type ActionFailed struct {
+	ActionRef
+	Worker string `json:"worker,omitempty"`
+	Reason string `json:"reason"`
+}
+
+func (ActionFailed) EventType() string { return TypeActionFailed }
+
+// ArtifactStored records an artifact put into the object store.
+type ArtifactStored struct {
+	ActionRef
+	Artifact ArtifactRef `json:"artifact"`
+}
+
+func (ArtifactStored) EventType() string { return TypeArtifactStored }
+
+// LogArchived records where an action attempt's full log was archived.
+type LogArchived struct {
+	ActionRef
+	Key       string `json:"key"`
+	SHA256    string `json:"sha256"`
+	Size      int64  `json:"size"`
+	Lines     int    `json:"lines"`
+	Truncated bool   `json:"truncated,omitempty"`
+}
+
+func (LogArchived) EventType() string { return TypeLogArchived }
+
+// TestCase is one failed test in a report.
+type TestCase struct {
+	Suite    string  `json:"suite,omitempty"`
+	Name     string  `json:"name"`
+	Message  string  `json:"message,omitempty"`
+	Duration float64 `json:"durationSeconds,omitempty"`
+}
+
+// TestReported carries a parsed JUnit report of a test action.
+type TestReported struct {
+	ActionRef
+	Total    int        `json:"total"`
+	Passed   int        `json:"passed"`
+	Failed   int        `json:"failed"`
+	Skipped  int        `json:"skipped"`
+	Duration float64    `json:"durationSeconds"`
+	Failures []TestCase `json:"failures,omitempty"`
+}
+
+func (TestReported) EventType() string { return TypeTestReported }
+
+// Definition is a pipeline as the conductor sees it: parsed, validated and
+// defaulted. The pipeline file parser produces it; run.requested carries it.
+type Definition struct {
+	Name      string            `json:"name"`
+	Variables map[string]string `json:"variables,omitempty"`
+	Stages    []StageDef        `json:"stages"`
+}
+
+// StageDef is one stage; its actions run in runOrder groups.
+type StageDef struct {
+	Name    string      `json:"name"`
+	Actions []ActionDef `json:"actions"`
+}
+
+// ActionDef is one action of a stage.
+type ActionDef struct {
+	Name string `json:"name"`
+	// Type is the task kind: source, build, test or any custom kind.
+	Type           string            `json:"type"`
+	Pool           string            `json:"pool"`
+	RunOrder       int               `json:"runOrder"`
+	Inputs         []string          `json:"inputs,omitempty"`
+	Outputs        []string          `json:"outputs,omitempty"`
+	Configuration  map[string]string `json:"configuration,omitempty"`
+	TimeoutSeconds int               `json:"timeoutSeconds,omitempty"`
+}
