@@ -1,0 +1,137 @@
+package conductor_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/bus"
+	"github.com/gantry-ci/gantry/events/natstest"
+	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/conductor"
+	"github.com/gantry-ci/gantry/services/worker"
+)
+
+func noopDef(name string, stages int) events.Definition {
+	d := events.Definition{Name: name}
+	for i := range stages {
+		d.Stages = append(d.Stages, events.StageDef{Name: fmt.Sprintf("s%d", i), Actions: []events.ActionDef{
+			{Name: "a", Type: "noop", Pool: "default", RunOrder: 1},
+			{Name: "b", Type: "noop", Pool: "default", RunOrder: 2},
+		}})
+	}
+	return d
+}
+
+func newBus(t *testing.T, url string) *bus.Bus {
+	t.Helper()
+	nc, err := bus.Connect(url, t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	codec, err := events.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bus.New(nc, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Provision(context.Background(), bus.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func request(t *testing.T, b *bus.Bus, def events.Definition, runID string) {
+	t.Helper()
+	e, err := events.New(events.RunID(runID, "requested"), "/test", runID, time.Now(), events.RunRequested{
+		Pipeline: def.Name, Run: runID, Revision: 1, Definition: def, Trigger: events.Trigger{ID: runID, Kind: "manual"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := uint64(0)
+	if _, _, err := b.Append(context.Background(), def.Name, e, &zero); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitDone(t *testing.T, b *bus.Bus, pipeline, runID string, timeout time.Duration) run.State {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		evs, err := b.ReadRun(context.Background(), pipeline, runID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := run.Fold(run.State{}, evs...)
+		if st.Done() {
+			return st
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("run %s did not end within %s", runID, timeout)
+	return run.State{}
+}
+
+func start(t *testing.T, ctx context.Context, wg *sync.WaitGroup, f func(context.Context) error) {
+	wg.Go(func() {
+		if err := f(ctx); err != nil && ctx.Err() == nil {
+			t.Errorf("service: %v", err)
+		}
+	})
+}
+
+func TestRunsEndToEndWithTwoConductors(t *testing.T) {
+	srv := natstest.Start(t)
+	b := newBus(t, srv.ClientURL())
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for range 2 {
+		c, err := conductor.New(conductor.Options{Bus: newBus(t, srv.ClientURL()), Log: zerolog.Nop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start(t, ctx, &wg, c.Run)
+	}
+	w, err := worker.New(worker.Options{Bus: newBus(t, srv.ClientURL()), Log: zerolog.Nop(), Kind: "noop", Concurrency: 8,
+		Handler: worker.HandlerFunc(func(ctx context.Context, t *worker.Task) (worker.Result, error) { return worker.Result{}, nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, ctx, &wg, w.Run)
+
+	def := noopDef("noop", 3)
+	const n = 20
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = events.RunIDForTrigger(fmt.Sprint("t", i), time.Now().UnixMilli())
+		request(t, b, def, ids[i])
+	}
+	for _, id := range ids {
+		st := waitDone(t, b, def.Name, id, 30*time.Second)
+		if st.Phase != run.Succeeded {
+			t.Fatalf("run %s: %s %s", id, st.Phase, st.Reason)
+		}
+		evs, _ := b.ReadRun(ctx, def.Name, id, 0)
+		if testing.Verbose() && id == ids[0] {
+			for _, e := range evs {
+				t.Logf("%s %s %s", e.Time.Format("15:04:05.000000"), e.Type, e.ID)
+			}
+		}
+		seen := map[string]bool{}
+		for _, e := range evs {
+			if seen[e.ID] {
+				t.Fatalf("run %s: duplicate event %s", id, e.ID)
+			}
+			seen[e.ID] = true
+		}
+	}
+}

@@ -1,0 +1,182 @@
+package decider_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/decider"
+)
+
+var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+const runID = "01a2154b-ea92-7634-ac3c-6b12b7b33cb5"
+
+// def: stage A has x (runOrder 1) producing "src"; stage B has y and z in
+// runOrder 1 (parallel) and w in runOrder 2 consuming "src".
+func def() events.Definition {
+	return events.Definition{Name: "p", Variables: map[string]string{"V": "def"}, Stages: []events.StageDef{
+		{Name: "A", Actions: []events.ActionDef{{Name: "x", Type: "source", Pool: "default", RunOrder: 1, Outputs: []string{"src"},
+			Configuration: map[string]string{"branch": "${BRANCH}", "repo": "r"}}}},
+		{Name: "B", Actions: []events.ActionDef{
+			{Name: "y", Type: "build", Pool: "default", RunOrder: 1},
+			{Name: "z", Type: "build", Pool: "big", RunOrder: 1},
+			{Name: "w", Type: "test", Pool: "default", RunOrder: 2, Inputs: []string{"src"}},
+		}},
+	}}
+}
+
+type given []events.Payload
+
+func ev(t *testing.T, p events.Payload) events.Event {
+	t.Helper()
+	e, err := events.New(fmt.Sprintf("%T", p), "/test", runID, t0, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func ref(stage, action string, attempt int) events.ActionRef {
+	return events.ActionRef{Run: runID, Stage: stage, Action: action, Attempt: attempt}
+}
+
+var src = events.ArtifactRef{Name: "src", Key: "p/" + runID + "/src", SHA256: "ab", Size: 3}
+
+func fold(t *testing.T, g given) run.State {
+	t.Helper()
+	s := run.State{}
+	for i, p := range append(given{events.RunRequested{Pipeline: "p", Run: runID, Revision: 1, Definition: def(),
+		Variables: map[string]string{"BRANCH": "main"}, Trigger: events.Trigger{ID: "t", Kind: "manual"}}}, g...) {
+		e := ev(t, p)
+		e.Seq = uint64(i + 1)
+		s = run.Evolve(s, e)
+	}
+	return s
+}
+
+// summary is "type:detail" for each decided event, so tables read easily.
+func summary(evs []events.Event) []string {
+	var out []string
+	for _, e := range evs {
+		switch p := e.Payload.(type) {
+		case events.RunStarted:
+			out = append(out, "run.started")
+		case events.RunSucceeded:
+			out = append(out, "run.succeeded")
+		case events.RunFailed:
+			out = append(out, "run.failed:"+p.Stage)
+		case events.StageStarted:
+			out = append(out, fmt.Sprintf("stage.started:%s#%d", p.Stage, p.Attempt))
+		case events.StageSucceeded:
+			out = append(out, "stage.succeeded:"+p.Stage)
+		case events.StageFailed:
+			out = append(out, "stage.failed:"+p.Stage)
+		case events.ActionDispatched:
+			out = append(out, fmt.Sprintf("dispatched:%s/%s#%d", p.Task.Stage, p.Task.Action, p.Task.Attempt))
+		case events.ActionFailed:
+			out = append(out, "action.failed:"+p.Action)
+		default:
+			out = append(out, e.Type)
+		}
+	}
+	return out
+}
+
+func TestDecide(t *testing.T) {
+	ok := func(stage, action string) events.Payload {
+		return events.ActionSucceeded{ActionRef: ref(stage, action, 1)}
+	}
+	disp := func(stage, action string) events.Payload {
+		return events.ActionDispatched{Task: events.Task{ID: events.TaskID(runID, stage, action, 1), Run: runID, Stage: stage, Action: action, Attempt: 1}}
+	}
+	started := given{events.RunStarted{Run: runID}}
+	inA := append(slices.Clone(started), events.StageStarted{Run: runID, Stage: "A", Attempt: 1}, disp("A", "x"))
+	aDone := append(slices.Clone(inA), events.ActionSucceeded{ActionRef: ref("A", "x", 1), Outputs: []events.ArtifactRef{src}},
+		events.StageSucceeded{Run: runID, Stage: "A", Attempt: 1})
+	inB := append(slices.Clone(aDone), events.StageStarted{Run: runID, Stage: "B", Attempt: 1}, disp("B", "y"), disp("B", "z"))
+	cases := []struct {
+		name  string
+		given given
+		then  []string
+	}{
+		{"a requested run starts", nil, []string{"run.started"}},
+		{"a started run starts its first stage", started, []string{"stage.started:A#1"}},
+		{"a started stage dispatches its first group",
+			append(slices.Clone(started), events.StageStarted{Run: runID, Stage: "A", Attempt: 1}), []string{"dispatched:A/x#1"}},
+		{"a dispatched action is waited for", inA, nil},
+		{"a running action is waited for", append(slices.Clone(inA), events.ActionStarted{ActionRef: ref("A", "x", 1), Worker: "w1"}), nil},
+		{"the last action's success ends the stage",
+			append(slices.Clone(inA), events.ActionSucceeded{ActionRef: ref("A", "x", 1)}), []string{"stage.succeeded:A"}},
+		{"the next stage starts", aDone, []string{"stage.started:B#1"}},
+		{"actions of one runOrder go out together",
+			append(slices.Clone(aDone), events.StageStarted{Run: runID, Stage: "B", Attempt: 1}), []string{"dispatched:B/y#1", "dispatched:B/z#1"}},
+		{"the next group waits for the whole group", append(slices.Clone(inB), ok("B", "y")), nil},
+		{"the next group follows the whole group", append(slices.Clone(inB), ok("B", "y"), ok("B", "z")), []string{"dispatched:B/w#1"}},
+		{"a failure waits for the rest of its group",
+			append(slices.Clone(inB), events.ActionFailed{ActionRef: ref("B", "y", 1), Reason: "exit 1"}), nil},
+		{"a failure fails the stage once the group ended",
+			append(slices.Clone(inB), events.ActionFailed{ActionRef: ref("B", "y", 1), Reason: "exit 1"}, ok("B", "z")), []string{"stage.failed:B"}},
+		{"a failed stage fails the run",
+			append(slices.Clone(inB), events.ActionFailed{ActionRef: ref("B", "y", 1), Reason: "exit 1"}, ok("B", "z"),
+				events.StageFailed{Run: runID, Stage: "B", Attempt: 1, Reason: "y"}), []string{"run.failed:B"}},
+		{"a stale attempt's result is ignored",
+			append(slices.Clone(inA), events.ActionSucceeded{ActionRef: ref("A", "x", 7)}), nil},
+		{"every stage done ends the run",
+			append(slices.Clone(inB), ok("B", "y"), ok("B", "z"), disp("B", "w"), ok("B", "w"),
+				events.StageSucceeded{Run: runID, Stage: "B", Attempt: 1}), []string{"run.succeeded"}},
+		{"an ended run decides nothing",
+			append(slices.Clone(started), events.RunFailed{Run: runID, Reason: "stopped"}), nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := summary(decider.Decide(fold(t, c.given), t0))
+			if !slices.Equal(got, c.then) {
+				t.Fatalf("then %v, want %v", got, c.then)
+			}
+		})
+	}
+}
+
+func TestDispatchCarriesInputsVariablesAndConfiguration(t *testing.T) {
+	s := fold(t, given{events.RunStarted{Run: runID}, events.StageStarted{Run: runID, Stage: "A", Attempt: 1}})
+	evs := decider.Decide(s, t0)
+	task := evs[0].Payload.(events.ActionDispatched).Task
+	if task.Configuration["branch"] != "main" || task.Configuration["repo"] != "r" {
+		t.Fatalf("configuration not expanded from run variables: %v", task.Configuration)
+	}
+	if task.Variables["V"] != "def" || task.Variables["GANTRY_RUN_ID"] != runID || task.Kind != "source" {
+		t.Fatalf("task = %+v", task)
+	}
+	if task.ID != events.TaskID(runID, "A", "x", 1) || evs[0].ID != task.ID+"/dispatched" {
+		t.Fatalf("ids: task %s event %s", task.ID, evs[0].ID)
+	}
+}
+
+func TestMissingInputFailsTheAttemptAtOnce(t *testing.T) {
+	// x succeeds without producing "src"; w must not be sent to a worker blind.
+	disp := func(stage, action string) events.Payload {
+		return events.ActionDispatched{Task: events.Task{ID: events.TaskID(runID, stage, action, 1), Run: runID, Stage: stage, Action: action, Attempt: 1}}
+	}
+	g := given{events.RunStarted{Run: runID}, events.StageStarted{Run: runID, Stage: "A", Attempt: 1}, disp("A", "x"),
+		events.ActionSucceeded{ActionRef: ref("A", "x", 1)}, events.StageSucceeded{Run: runID, Stage: "A", Attempt: 1},
+		events.StageStarted{Run: runID, Stage: "B", Attempt: 1}, disp("B", "y"), disp("B", "z"),
+		events.ActionSucceeded{ActionRef: ref("B", "y", 1)}, events.ActionSucceeded{ActionRef: ref("B", "z", 1)}}
+	got := summary(decider.Decide(fold(t, g), t0))
+	if !slices.Equal(got, []string{"dispatched:B/w#1", "action.failed:w"}) {
+		t.Fatalf("got %v", got)
+	}
+}
+
+// TestDecideIsDeterministic: the same state decides the same events, byte for
+// byte, which is what lets two conductors race safely.
+func TestDecideIsDeterministic(t *testing.T) {
+	s := fold(t, given{events.RunStarted{Run: runID}, events.StageStarted{Run: runID, Stage: "A", Attempt: 1}})
+	a, b := decider.Decide(s, t0), decider.Decide(s, t0)
+	if len(a) != len(b) || string(a[0].Data) != string(b[0].Data) || a[0].ID != b[0].ID {
+		t.Fatal("two decisions of one state differ")
+	}
+}

@@ -1,0 +1,138 @@
+// Package projection keeps the `runs` KV bucket: a cache of every run's
+// folded state for fast reads, written by a projector that consumes the
+// event log, and thrown away and rebuilt from the log by Rebuild. The log
+// stays the truth; the bucket only saves folding it on every read.
+package projection
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/bus"
+	"github.com/gantry-ci/gantry/events/run"
+)
+
+// Durable is the projector's consumer; every projector shares it.
+const Durable = "projector"
+
+// Projector folds the log into the runs bucket.
+type Projector struct {
+	Bus *bus.Bus
+	Log zerolog.Logger
+}
+
+type cached struct {
+	st  run.State
+	rev uint64
+}
+
+// Run consumes until ctx ends.
+func (p *Projector) Run(ctx context.Context) error {
+	js := p.Bus.JetStream()
+	kv, err := js.KeyValue(ctx, events.BucketRuns)
+	if err != nil {
+		return fmt.Errorf("runs bucket: %w", err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamEvents, jetstream.ConsumerConfig{
+		Durable: Durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+		MaxAckPending: 4096, FilterSubject: events.SubjectEventsAll,
+		Description: "projector: folds runs into the runs bucket",
+	})
+	if err != nil {
+		return fmt.Errorf("projector consumer: %w", err)
+	}
+	cache := map[string]*cached{}
+	msgs, err := cons.Messages(jetstream.PullMaxMessages(512))
+	if err != nil {
+		return fmt.Errorf("projector consume: %w", err)
+	}
+	go func() { <-ctx.Done(); msgs.Stop() }()
+	for {
+		m, err := msgs.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			p.Log.Warn().Err(err).Msg("projector next")
+			continue
+		}
+		if err := p.handle(ctx, kv, cache, m); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			p.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("projection not written; will retry")
+			_ = m.NakWithDelay(250 * time.Millisecond)
+			continue
+		}
+		_ = m.Ack()
+	}
+}
+
+func (p *Projector) handle(ctx context.Context, kv jetstream.KeyValue, cache map[string]*cached, m jetstream.Msg) error {
+	meta, err := m.Metadata()
+	if err != nil {
+		return err
+	}
+	seq := meta.Sequence.Stream
+	parts := strings.Split(m.Subject(), ".")
+	if len(parts) != 4 {
+		return nil
+	}
+	pipeline, runID := parts[2], parts[3]
+	c := cache[runID]
+	if c == nil {
+		c = &cached{}
+		if e, err := kv.Get(ctx, runID); err == nil {
+			if json.Unmarshal(e.Value(), &c.st) == nil {
+				c.rev = e.Revision()
+			} else {
+				c.st = run.State{}
+			}
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return err
+		}
+		cache[runID] = c
+	}
+	if c.st.LastSeq >= seq {
+		return nil
+	}
+	evs, err := p.Bus.ReadRunUntil(ctx, pipeline, runID, c.st.LastSeq, seq)
+	if err != nil {
+		return err
+	}
+	next := run.Fold(c.st, evs...)
+	if next.Run == "" {
+		return nil // events without a run.requested: nothing to project
+	}
+	if c.rev != 0 && next.LastSeq == c.st.LastSeq {
+		return nil // only undecodable events since: the fold skips them too
+	}
+	b, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	var rev uint64
+	if c.rev == 0 {
+		rev, err = kv.Create(ctx, runID, b)
+	} else {
+		rev, err = kv.Update(ctx, runID, b, c.rev)
+	}
+	if err != nil {
+		// Another projector moved it: drop the cache and try again from the bucket.
+		delete(cache, runID)
+		return fmt.Errorf("write projection of %s: %w", runID, err)
+	}
+	c.st, c.rev = next, rev
+	if next.Done() && len(cache) > 10000 {
+		delete(cache, runID)
+	}
+	return nil
+}

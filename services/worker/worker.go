@@ -1,0 +1,382 @@
+// Package worker is the shell every worker fleet shares (build, test,
+// source, custom kinds): it pulls tasks of one kind and pool from the
+// GANTRY_TASKS work queue through a durable consumer shared by the fleet,
+// heartbeats while a task runs so a live worker keeps it and a dead one's
+// task comes back after AckWait, streams the task's output live, archives
+// it, and appends the action's events. The work itself is a Handler.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/bus"
+	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/artifact"
+)
+
+// Handler does one task. A returned error fails the action with the error as
+// the reason; the Result of a success names its outputs and variables.
+type Handler interface {
+	Handle(ctx context.Context, t *Task) (Result, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, t *Task) (Result, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, t *Task) (Result, error) { return f(ctx, t) }
+
+// Result is what a successful task produced.
+type Result struct {
+	Outputs   []events.ArtifactRef
+	Variables map[string]string
+}
+
+// Task is the handler's view of one task attempt.
+type Task struct {
+	events.Task
+	// Workspace is an empty directory of this attempt's own, removed afterwards.
+	Workspace string
+	// Log receives the task's output; lines are streamed live and archived.
+	Log *LogStream
+	// Publish appends an extra event about this action (a test report, an
+	// artifact stored) to the run's log.
+	Publish func(ctx context.Context, p events.Payload, fact string) error
+	// Ref names this attempt in events.
+	Ref events.ActionRef
+	// Artifacts is the object store of artifacts and logs.
+	Artifacts *artifact.Store
+	// Worker is this worker's name.
+	Worker string
+}
+
+// Options configure a worker.
+type Options struct {
+	Bus     *bus.Bus
+	Log     zerolog.Logger
+	Kind    string
+	Pool    string
+	Name    string
+	Handler Handler
+	// Concurrency is how many tasks this process runs at once.
+	Concurrency int
+	// AckWait is how long a task stays with a worker that stopped heartbeating.
+	AckWait time.Duration
+	// WorkDir holds the per-task workspaces; default os.TempDir()/gantry-work.
+	WorkDir string
+	// LogCap bounds the bytes of output kept per task.
+	LogCap int64
+	// BeatEvery is how many InProgress heartbeats pass between
+	// action.heartbeat events in the log.
+	BeatEvery int
+	// KeepWorkspace leaves workspaces behind for debugging.
+	KeepWorkspace bool
+}
+
+// Worker pulls and runs tasks.
+type Worker struct {
+	o Options
+}
+
+// ConsumerName is the durable consumer a kind and pool's fleet shares.
+func ConsumerName(kind, pool string) string { return "worker-" + kind + "-" + pool }
+
+// New checks options; it does no I/O.
+func New(o Options) (*Worker, error) {
+	var errs []error
+	if o.Bus == nil {
+		errs = append(errs, errors.New("a bus is required"))
+	}
+	if o.Handler == nil {
+		errs = append(errs, errors.New("a handler is required"))
+	}
+	if err := events.CheckName("kind", o.Kind); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Pool == "" {
+		o.Pool = "default"
+	}
+	if err := events.CheckName("pool", o.Pool); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("worker options: %w", err)
+	}
+	if o.Name == "" {
+		host, _ := os.Hostname()
+		o.Name = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:8])
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 1
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.WorkDir == "" {
+		o.WorkDir = filepath.Join(os.TempDir(), "gantry-work")
+	}
+	if o.LogCap <= 0 {
+		o.LogCap = 10 << 20
+	}
+	if o.BeatEvery <= 0 {
+		o.BeatEvery = 6
+	}
+	o.Log = o.Log.With().Str("kind", o.Kind).Str("pool", o.Pool).Str("worker", o.Name).Logger()
+	return &Worker{o: o}, nil
+}
+
+// Run pulls tasks until ctx ends; tasks under way are cancelled with it and
+// come back to the fleet after AckWait.
+func (w *Worker) Run(ctx context.Context) error {
+	js := w.o.Bus.JetStream()
+	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamTasks, jetstream.ConsumerConfig{
+		Durable:       ConsumerName(w.o.Kind, w.o.Pool),
+		FilterSubject: events.TaskSubject(w.o.Kind, w.o.Pool),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       w.o.AckWait,
+		MaxDeliver:    -1,
+		Description:   fmt.Sprintf("the %s fleet of pool %s", w.o.Kind, w.o.Pool),
+	})
+	if err != nil {
+		return fmt.Errorf("task consumer %s: %w", ConsumerName(w.o.Kind, w.o.Pool), err)
+	}
+	store, err := artifact.OpenStore(ctx, js)
+	if err != nil {
+		return fmt.Errorf("object store %s: %w", events.BucketArtifacts, err)
+	}
+	if err := os.MkdirAll(w.o.WorkDir, 0o755); err != nil {
+		return fmt.Errorf("work directory: %w", err)
+	}
+	w.o.Log.Info().Msg("worker waiting for tasks")
+	var wg sync.WaitGroup
+	for range w.o.Concurrency {
+		wg.Go(func() { w.pull(ctx, cons, store) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (w *Worker) pull(ctx context.Context, cons jetstream.Consumer, store *artifact.Store) {
+	for ctx.Err() == nil {
+		// One task at a time per slot: a worker must not hold tasks it is not
+		// running, or they would wait behind a long build.
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			if ctx.Err() == nil {
+				w.o.Log.Warn().Err(err).Msg("fetch task")
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		for m := range batch.Messages() {
+			w.process(ctx, m, store)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.Store) {
+	b := w.o.Bus
+	var t events.Task
+	meta, _ := m.Metadata()
+	var seq uint64
+	if meta != nil {
+		seq = meta.Sequence.Stream
+	}
+	if err := decodeTask(m.Data(), &t); err != nil {
+		w.o.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("refused task sent to the dead-letter stream")
+		if derr := b.DeadLetter(ctx, events.StreamTasks, m.Subject(), seq, m.Data(), err); derr != nil {
+			_ = m.Nak()
+			return
+		}
+		_ = m.Term()
+		return
+	}
+	ref := events.ActionRef{Run: t.Run, Stage: t.Stage, Action: t.Action, Attempt: t.Attempt}
+	log := w.o.Log.With().Str("run", t.Run).Str("stage", t.Stage).Str("action", t.Action).Int("attempt", t.Attempt).Logger()
+	if meta != nil && meta.NumDelivered > 1 {
+		log.Warn().Uint64("delivery", meta.NumDelivered).Msg("task redelivered: its previous worker went silent")
+		if done, err := w.alreadyDone(ctx, t); err == nil && done {
+			log.Info().Msg("task already ended in the log; dropping the repeat")
+			_ = m.Ack()
+			return
+		}
+	}
+
+	// Heartbeat from the moment the task is taken, so a slow start keeps it.
+	hbCtx, stopHB := context.WithCancel(ctx)
+	var hb sync.WaitGroup
+	hb.Go(func() { w.heartbeat(hbCtx, m, t, ref) })
+	defer func() { stopHB(); hb.Wait() }()
+
+	publish := func(ctx context.Context, p events.Payload, fact string) error {
+		e, err := events.New(events.ActionID(ref, fact), "/gantry/worker/"+w.o.Kind, t.Run, time.Now(), p)
+		if err != nil {
+			return err
+		}
+		_, _, err = b.Append(ctx, t.Pipeline, e, nil)
+		return err
+	}
+	if err := publish(ctx, events.ActionStarted{ActionRef: ref, Worker: w.o.Name}, "started"); err != nil {
+		log.Warn().Err(err).Msg("append action.started; the task will be retried")
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	log.Info().Msg("task started")
+
+	ws, err := os.MkdirTemp(w.o.WorkDir, "task-")
+	if err != nil {
+		w.finish(ctx, m, store, t, ref, publish, Result{}, fmt.Errorf("create workspace: %w", err), nil, log)
+		return
+	}
+	if !w.o.KeepWorkspace {
+		defer os.RemoveAll(ws)
+	}
+	ls, err := newLogStream(b.Conn(), events.LogSubject(t.Run, t.Stage, t.Action), ws+".log", w.o.LogCap)
+	if err != nil {
+		w.finish(ctx, m, store, t, ref, publish, Result{}, err, nil, log)
+		return
+	}
+	defer os.Remove(ws + ".log")
+
+	runCtx := ctx
+	if t.TimeoutSeconds > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, time.Duration(t.TimeoutSeconds)*time.Second)
+		defer cancel()
+	}
+	res, herr := w.o.Handler.Handle(runCtx, &Task{
+		Task: t, Workspace: ws, Log: ls, Publish: publish, Ref: ref, Artifacts: store, Worker: w.o.Name,
+	})
+	if ctx.Err() != nil {
+		// This worker is stopping: leave the task to the fleet.
+		log.Warn().Msg("worker stopping mid-task; the task returns to the fleet")
+		return
+	}
+	if herr != nil && runCtx.Err() == context.DeadlineExceeded {
+		herr = fmt.Errorf("timed out after %ds: %w", t.TimeoutSeconds, herr)
+	}
+	w.finish(ctx, m, store, t, ref, publish, res, herr, ls, log)
+}
+
+func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.Store, t events.Task, ref events.ActionRef,
+	publish func(context.Context, events.Payload, string) error, res Result, herr error, ls *LogStream, log zerolog.Logger) {
+	if ls != nil {
+		if herr != nil {
+			ls.Line("gantry", "action failed: "+herr.Error())
+		}
+		arch, ok, err := ls.Archive(ctx, store, events.LogKey(t.Pipeline, t.Run, t.Stage, t.Action, t.Attempt), ref)
+		switch {
+		case err != nil:
+			log.Warn().Err(err).Msg("archive log")
+		case ok:
+			if err := publish(ctx, arch, "log-archived"); err != nil {
+				log.Warn().Err(err).Msg("append log.archived")
+			}
+		}
+	}
+	var err error
+	if herr != nil {
+		log.Info().Err(herr).Msg("task failed")
+		err = publish(ctx, events.ActionFailed{ActionRef: ref, Worker: w.o.Name, Reason: truncate(herr.Error(), 2000)}, "failed")
+	} else {
+		log.Info().Int("outputs", len(res.Outputs)).Msg("task succeeded")
+		err = publish(ctx, events.ActionSucceeded{ActionRef: ref, Worker: w.o.Name, Outputs: res.Outputs, Variables: res.Variables}, "succeeded")
+	}
+	if err != nil {
+		log.Warn().Err(err).Msg("append the action's result; the task will be retried")
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	if err := m.DoubleAck(ctx); err != nil {
+		log.Warn().Err(err).Msg("ack task")
+	}
+}
+
+// alreadyDone reads the run's log to see whether this attempt has ended, so
+// a task redelivered after its result was appended is not run twice.
+func (w *Worker) alreadyDone(ctx context.Context, t events.Task) (bool, error) {
+	evs, err := w.o.Bus.ReadRun(ctx, t.Pipeline, t.Run, 0)
+	if err != nil {
+		return false, err
+	}
+	st := run.Fold(run.State{}, evs...)
+	a := st.Action(t.Stage, t.Action)
+	if a == nil {
+		return false, nil
+	}
+	return a.Attempt > t.Attempt || (a.Attempt == t.Attempt && a.Phase.Done()) || st.Done(), nil
+}
+
+func (w *Worker) heartbeat(ctx context.Context, m jetstream.Msg, t events.Task, ref events.ActionRef) {
+	every := w.o.AckWait / 3
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	beats := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := m.InProgress(); err != nil {
+				w.o.Log.Warn().Err(err).Str("run", t.Run).Msg("heartbeat")
+			}
+			beats++
+			if beats%w.o.BeatEvery == 0 {
+				n := beats / w.o.BeatEvery
+				e, err := events.New(events.ActionID(ref, "heartbeat/"+strconv.Itoa(n)), "/gantry/worker/"+w.o.Kind, t.Run, time.Now(),
+					events.ActionHeartbeat{ActionRef: ref, Worker: w.o.Name, Beat: n})
+				if err == nil {
+					_, _, _ = w.o.Bus.Append(ctx, t.Pipeline, e, nil)
+				}
+			}
+		}
+	}
+}
+
+func decodeTask(data []byte, t *events.Task) error {
+	if err := json.Unmarshal(data, t); err != nil {
+		return fmt.Errorf("%w: task: %w", events.ErrInvalidEvent, err)
+	}
+	var errs []error
+	for what, v := range map[string]string{"pipeline": t.Pipeline, "stage": t.Stage, "action": t.Action, "kind": t.Kind, "pool": t.Pool} {
+		if err := events.CheckName(what, v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if t.Run == "" || t.Attempt < 1 || t.ID != events.TaskID(t.Run, t.Stage, t.Action, t.Attempt) {
+		errs = append(errs, errors.New("task id, run and attempt do not agree"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: task: %w", events.ErrInvalidEvent, err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
