@@ -993,7 +993,8 @@ func renderCatalogue(ss *schemaSet) []byte {
 		s := ss.doc("events/" + typ + ".json")
 		w("| [`%s`](#%s) | %s |\n", typ, slug(typ), cell(str(s["description"])))
 	}
-	w("\n")
+	w("\nIn the field tables below, a nested field (`a.b`, `a[].b`) is required when its parent is present, ")
+	w("and a linked type is one of the [value types](#value-types) that several fields share.\n\n")
 
 	for _, typ := range events.Types {
 		s := ss.doc("events/" + typ + ".json")
@@ -1008,8 +1009,7 @@ func renderCatalogue(ss *schemaSet) []byte {
 	}
 
 	w("## Value types\n\n")
-	w("Fields of these types share the constraints in [`schemas/defs.json`](../schemas/defs.json). ")
-	w("Nested fields (`a.b`, `a[].b`) are required when their parent is present.\n\n")
+	w("Fields of these types share the constraints in [`schemas/defs.json`](../schemas/defs.json).\n\n")
 	defs, _ := ss.doc("defs.json")["$defs"].(map[string]any)
 	var values []map[string]any
 	for _, d := range defs {

@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 )
 
 //go:embed *.json events/*.json
@@ -41,6 +43,8 @@ type Validator struct {
 	mu       sync.RWMutex
 	compiler *jsonschema.Compiler
 	compiled map[string]*jsonschema.Schema
+	// printer renders violation messages; jsonschema needs a non-nil one.
+	printer *message.Printer
 }
 
 // New loads every embedded schema. It fails only if an embedded schema is
@@ -65,7 +69,7 @@ func New() (*Validator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load schemas: %w", err)
 	}
-	return &Validator{compiler: c, compiled: map[string]*jsonschema.Schema{}}, nil
+	return &Validator{compiler: c, compiled: map[string]*jsonschema.Schema{}, printer: message.NewPrinter(language.English)}, nil
 }
 
 // Names lists the embedded schema files, e.g. "pipeline.json" and
@@ -120,7 +124,7 @@ func (v *Validator) Validate(name string, doc any) error {
 	if err != nil {
 		return err
 	}
-	return wrap(name, s.Validate(doc))
+	return v.wrap(name, s.Validate(doc))
 }
 
 // ValidateJSON checks raw JSON against the named document schema.
@@ -147,28 +151,28 @@ func (v *Validator) ValidateEvent(raw []byte) error {
 	if err != nil {
 		return err
 	}
-	return wrap(typ, s.Validate(m["data"]))
+	return v.wrap(typ, s.Validate(m["data"]))
 }
 
-func wrap(name string, err error) error {
+func (v *Validator) wrap(name string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var ve *jsonschema.ValidationError
 	if errors.As(err, &ve) {
-		return fmt.Errorf("%w: %s: %s", ErrInvalid, name, flatten(ve))
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, name, v.flatten(ve))
 	}
 	return fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
 }
 
 // flatten turns the validation tree into "at /path: message" lines, leaves only,
 // so users see the violations rather than the schema's structure.
-func flatten(ve *jsonschema.ValidationError) string {
+func (v *Validator) flatten(ve *jsonschema.ValidationError) string {
 	var out []string
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
 		if len(e.Causes) == 0 {
-			out = append(out, fmt.Sprintf("at %s: %s", pointer(e.InstanceLocation), e.ErrorKind.LocalizedString(nil)))
+			out = append(out, fmt.Sprintf("at %s: %s", pointer(e.InstanceLocation), e.ErrorKind.LocalizedString(v.printer)))
 			return
 		}
 		for _, c := range e.Causes {
@@ -211,7 +215,7 @@ func (v *Validator) Details(name string, doc any) ([]Detail, error) {
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
 		if len(e.Causes) == 0 {
-			out = append(out, Detail{Pointer: e.InstanceLocation, Message: e.ErrorKind.LocalizedString(nil)})
+			out = append(out, Detail{Pointer: e.InstanceLocation, Message: e.ErrorKind.LocalizedString(v.printer)})
 			return
 		}
 		for _, c := range e.Causes {
