@@ -150,7 +150,7 @@ func idOf(p events.Payload) string {
 	case events.ActionFailed:
 		return events.ActionID(p.ActionRef, "failed")
 	case events.ArtifactStored:
-		return events.ArtifactID(p.Run, p.Artifact.Name)
+		return events.ActionID(p.ActionRef, "artifact/"+p.Artifact.Name)
 	case events.LogArchived:
 		return events.ActionID(p.ActionRef, "log-archived")
 	case events.TestReported:
@@ -974,7 +974,7 @@ func renderCatalogue(ss *schemaSet) []byte {
 	w("Each event's `id` names its fact deterministically and is sent as the `Nats-Msg-Id` header, so a fact ")
 	w("published twice (a redelivered message, a service that died after publishing and before acking) is ")
 	w("stored once: JetStream drops the repeat within the stream's duplicate window. IDs are built by the ")
-	w("helpers in [`events/ids.go`](../events/ids.go) (`RunID`, `StageID`, `TaskID`, `ActionID`, `ArtifactID`); ")
+	w("helpers in [`events/ids.go`](../events/ids.go) (`RunID`, `StageID`, `TaskID`, `ActionID`); ")
 	w("the pattern of each type is listed below, with `<attempt>` the stage's attempt for stage events and the ")
 	w("action's attempt for action events. Action attempts keep counting across retries of their stage, so that ")
 	w("the actions of a retried stage get new IDs. Run IDs are UUIDv7 derived from the trigger ID ")

@@ -25,7 +25,6 @@ func ActionID(r ActionRef, fact string) string {
 	return TaskID(r.Run, r.Stage, r.Action, r.Attempt) + "/" + fact
 }
 
-func ArtifactID(run, name string) string { return "run/" + run + "/artifact/" + name + "/stored" }
 
 // RunIDForTrigger derives a run ID from a trigger ID: a UUIDv7 whose time is
 // the trigger's (so run IDs sort by time) and whose remaining bits are a hash
