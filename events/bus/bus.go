@@ -370,3 +370,17 @@ func (b *Bus) LastSeq(ctx context.Context) (uint64, error) {
 	}
 	return info.State.LastSeq, nil
 }
+
+// NextSeq returns the stream sequence of the run's first event after
+// `after`, without decoding it; ok is false when there is none. The
+// conductor uses it to check that the event it was handed is the next one.
+func (b *Bus) NextSeq(ctx context.Context, pipeline, run string, after uint64) (seq uint64, ok bool, err error) {
+	m, err := b.events.GetMsg(ctx, after+1, jetstream.WithGetMsgSubject(events.RunSubject(pipeline, run)))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("next event of %s after %d: %w", run, after, err)
+	}
+	return m.Sequence, true, nil
+}

@@ -50,7 +50,34 @@ type Conductor struct {
 
 type shard struct {
 	in   chan jetstream.Msg
-	runs map[string]run.State
+	runs map[string]*entry
+	// ended remembers the last sequence of runs that ended recently, so the
+	// echoes of the conductor's own final appends are acked without
+	// re-reading the run.
+	ended      map[string]uint64
+	endedOrder []string
+}
+
+// entry is a cached run and the tasks this conductor published for it, so
+// that the echo of its own action.dispatched does not publish them again.
+type entry struct {
+	st        run.State
+	published map[string]bool
+}
+
+// maxEnded bounds each shard's memory of ended runs.
+const maxEnded = 4096
+
+func (sh *shard) end(runID string, last uint64) {
+	delete(sh.runs, runID)
+	if _, ok := sh.ended[runID]; !ok {
+		sh.endedOrder = append(sh.endedOrder, runID)
+		if len(sh.endedOrder) > maxEnded {
+			delete(sh.ended, sh.endedOrder[0])
+			sh.endedOrder = sh.endedOrder[1:]
+		}
+	}
+	sh.ended[runID] = last
 }
 
 // New checks options; it does no I/O.
@@ -59,7 +86,7 @@ func New(o Options) (*Conductor, error) {
 		return nil, errors.New("conductor: a bus is required")
 	}
 	if o.Shards <= 0 {
-		o.Shards = 8
+		o.Shards = 32
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = 30 * time.Second
@@ -69,7 +96,7 @@ func New(o Options) (*Conductor, error) {
 	}
 	c := &Conductor{o: o}
 	for range o.Shards {
-		c.shards = append(c.shards, &shard{in: make(chan jetstream.Msg, 256), runs: map[string]run.State{}})
+		c.shards = append(c.shards, &shard{in: make(chan jetstream.Msg, 256), runs: map[string]*entry{}, ended: map[string]uint64{}})
 	}
 	return c, nil
 }
@@ -162,41 +189,58 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 		return b.DeadLetter(ctx, events.StreamEvents, m.Subject(), seq, m.Data(), derr)
 	}
 	e.Seq = seq
+	if last, ok := sh.ended[runID]; ok && seq <= last {
+		return nil // an echo of the run's end, already folded
+	}
 	log := c.o.Log.With().Str("run", runID).Str("pipeline", pipeline).Logger()
 
-	st := sh.runs[runID]
+	en := sh.runs[runID]
+	if en == nil {
+		en = &entry{published: map[string]bool{}}
+	}
+	st := en.st
 	if st.LastSeq < seq {
-		evs, err := b.ReadRunUntil(ctx, pipeline, runID, st.LastSeq, seq)
+		// Fold the delivered event directly when it is the run's next one;
+		// otherwise (first sight of the run, a redelivery, another
+		// conductor's work) read what was missed from the log.
+		next, found, err := b.NextSeq(ctx, pipeline, runID, st.LastSeq)
 		if err != nil {
 			return err
 		}
-		st = run.Fold(st, evs...)
-		if st.LastSeq < seq { // the event itself was not readable; fold it as delivered
+		if found && next == seq && st.Run != "" {
 			st = run.Evolve(st, e)
+		} else {
+			evs, err := b.ReadRunUntil(ctx, pipeline, runID, st.LastSeq, seq)
+			if err != nil {
+				return err
+			}
+			st = run.Fold(st, evs...)
 		}
 	}
 	if st.Run == "" {
 		return nil // no run.requested for this subject: nothing to conduct
 	}
-	if d, ok := e.Payload.(events.ActionDispatched); ok {
+	if d, ok := e.Payload.(events.ActionDispatched); ok && !en.published[d.Task.ID] {
 		if a := st.Action(d.Task.Stage, d.Task.Action); a != nil && a.Attempt == d.Task.Attempt && a.Phase == run.Dispatched {
 			if err := c.publishTask(ctx, d.Task); err != nil {
 				return err
 			}
+			en.published[d.Task.ID] = true
 		}
 	}
-	st, err = c.advance(ctx, pipeline, st, log)
+	st, err = c.advance(ctx, pipeline, en, st, log)
 	if st.Done() {
-		delete(sh.runs, runID)
+		sh.end(runID, st.LastSeq)
 	} else {
-		sh.runs[runID] = st
+		en.st = st
+		sh.runs[runID] = en
 	}
 	return err
 }
 
 // advance decides and appends until the run waits for someone else. On a
 // conflict it folds what it missed and decides again.
-func (c *Conductor) advance(ctx context.Context, pipeline string, st run.State, log zerolog.Logger) (run.State, error) {
+func (c *Conductor) advance(ctx context.Context, pipeline string, en *entry, st run.State, log zerolog.Logger) (run.State, error) {
 	b := c.o.Bus
 	for range 64 {
 		evs := decider.Decide(st, c.o.Now())
@@ -221,6 +265,7 @@ func (c *Conductor) advance(ctx context.Context, pipeline string, st run.State, 
 				if err := c.publishTask(ctx, d.Task); err != nil {
 					return st, err
 				}
+				en.published[d.Task.ID] = true
 			}
 		}
 		if stale {

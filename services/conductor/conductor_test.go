@@ -109,7 +109,10 @@ func TestRunsEndToEndWithTwoConductors(t *testing.T) {
 	start(t, ctx, &wg, w.Run)
 
 	def := noopDef("noop", 3)
-	const n = 20
+	n := 200
+	if testing.Short() {
+		n = 20
+	}
 	ids := make([]string, n)
 	for i := range n {
 		ids[i] = events.RunIDForTrigger(fmt.Sprint("t", i), time.Now().UnixMilli())
@@ -121,17 +124,67 @@ func TestRunsEndToEndWithTwoConductors(t *testing.T) {
 			t.Fatalf("run %s: %s %s", id, st.Phase, st.Reason)
 		}
 		evs, _ := b.ReadRun(ctx, def.Name, id, 0)
-		if testing.Verbose() && id == ids[0] {
-			for _, e := range evs {
-				t.Logf("%s %s %s", e.Time.Format("15:04:05.000000"), e.Type, e.ID)
-			}
-		}
-		seen := map[string]bool{}
-		for _, e := range evs {
-			if seen[e.ID] {
-				t.Fatalf("run %s: duplicate event %s", id, e.ID)
-			}
-			seen[e.ID] = true
+		if err := validSequence(def, evs); err != nil {
+			t.Fatalf("run %s: %v", id, err)
 		}
 	}
+}
+
+// validSequence checks a run's log is one a single careful conductor would
+// have written: no event twice, the run requested and started once, every
+// stage started before its actions are dispatched and ended after them,
+// stages in order, actions dispatched once per attempt, one ending.
+func validSequence(def events.Definition, evs []events.Event) error {
+	seen := map[string]bool{}
+	stageStarted := map[string]bool{}
+	stageEnded := map[string]bool{}
+	dispatched := map[string]bool{}
+	ended := false
+	for i, e := range evs {
+		if seen[e.ID] {
+			return fmt.Errorf("event %d %s appears twice", i, e.ID)
+		}
+		seen[e.ID] = true
+		if ended {
+			return fmt.Errorf("event %s after the run ended", e.ID)
+		}
+		switch p := e.Payload.(type) {
+		case events.RunRequested:
+			if i != 0 {
+				return fmt.Errorf("run.requested at position %d", i)
+			}
+		case events.RunStarted:
+			if i != 1 {
+				return fmt.Errorf("run.started at position %d", i)
+			}
+		case events.StageStarted:
+			for _, sd := range def.Stages {
+				if sd.Name == p.Stage {
+					break
+				}
+				if !stageEnded[sd.Name] {
+					return fmt.Errorf("stage %s started before stage %s ended", p.Stage, sd.Name)
+				}
+			}
+			stageStarted[p.Stage] = true
+		case events.ActionDispatched:
+			if !stageStarted[p.Task.Stage] || stageEnded[p.Task.Stage] {
+				return fmt.Errorf("action %s dispatched outside its stage", p.Task.ID)
+			}
+			if dispatched[p.Task.ID] {
+				return fmt.Errorf("task %s dispatched twice", p.Task.ID)
+			}
+			dispatched[p.Task.ID] = true
+		case events.StageSucceeded:
+			stageEnded[p.Stage] = true
+		case events.StageFailed:
+			stageEnded[p.Stage] = true
+		case events.RunSucceeded, events.RunFailed:
+			ended = true
+		}
+	}
+	if !ended {
+		return fmt.Errorf("run did not end")
+	}
+	return nil
 }

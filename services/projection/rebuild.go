@@ -57,13 +57,16 @@ func FoldAll(ctx context.Context, b *bus.Bus) (map[string]run.State, int, int, e
 	}
 	codec := b.Codec()
 	n, skipped := 0, 0
+	var seq uint64
 	for {
-		batch, err := cons.Fetch(1024, jetstream.FetchMaxWait(2*time.Second))
+		// Ask for no more than is left, so the last batch does not wait
+		// out FetchMaxWait for messages that will never come.
+		want := min(1024, int(last-seq))
+		batch, err := cons.Fetch(want, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return nil, n, skipped, fmt.Errorf("read event log: %w", err)
 		}
 		got := 0
-		var seq uint64
 		for m := range batch.Messages() {
 			got++
 			meta, err := m.Metadata()

@@ -30,14 +30,25 @@ type LogStream struct {
 	written   int64
 	lines     int
 	truncated bool
+	closed    bool
 }
 
-func newLogStream(nc *nats.Conn, subject, path string, cap int64) (*LogStream, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("create task log: %w", err)
+func newLogStream(nc *nats.Conn, subject, path string, cap int64) *LogStream {
+	return &LogStream{nc: nc, subject: subject, path: path, cap: cap}
+}
+
+// file creates the local copy on the first line, so tasks that print
+// nothing touch no disk.
+func (l *LogStream) file() *os.File {
+	if l.f == nil && !l.closed {
+		f, err := os.Create(l.path)
+		if err != nil {
+			l.closed = true // no local copy: lines still stream live
+			return nil
+		}
+		l.f = f
 	}
-	return &LogStream{nc: nc, subject: subject, f: f, path: path, cap: cap}, nil
+	return l.f
 }
 
 // Line records one line of output. Past the cap, lines are dropped and the
@@ -45,22 +56,27 @@ func newLogStream(nc *nats.Conn, subject, path string, cap int64) (*LogStream, e
 func (l *LogStream) Line(phase, line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.closed {
 		return
 	}
+	f := l.file()
 	n := int64(len(line) + 1)
 	if l.written+n > l.cap {
 		if !l.truncated {
 			l.truncated = true
 			msg := fmt.Sprintf("[gantry] log truncated at %d bytes", l.cap)
-			fmt.Fprintln(l.f, msg)
+			if f != nil {
+				fmt.Fprintln(f, msg)
+			}
 			l.publish("gantry", msg)
 		}
 		return
 	}
 	l.written += n
 	l.lines++
-	fmt.Fprintf(l.f, "[%s] %s\n", phase, line)
+	if f != nil {
+		fmt.Fprintf(f, "[%s] %s\n", phase, line)
+	}
 	l.publish(phase, line)
 }
 
@@ -80,17 +96,17 @@ func (l *LogStream) publish(phase, line string) {
 // empty log is not archived (ok is false).
 func (l *LogStream) Archive(ctx context.Context, store *artifact.Store, key string, ref events.ActionRef) (arch events.LogArchived, ok bool, err error) {
 	l.mu.Lock()
-	f := l.f
-	l.f = nil
+	f, was := l.f, l.closed
+	l.f, l.closed = nil, true
 	lines, truncated := l.lines, l.truncated
 	l.mu.Unlock()
-	if f == nil {
+	if was {
 		return events.LogArchived{}, false, fmt.Errorf("log of %s already archived", key)
 	}
-	defer f.Close()
-	if lines == 0 && !truncated {
-		return events.LogArchived{}, false, nil
+	if f == nil {
+		return events.LogArchived{}, false, nil // nothing was printed
 	}
+	defer f.Close()
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return events.LogArchived{}, false, fmt.Errorf("rewind task log: %w", err)
 	}

@@ -253,11 +253,7 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	if !w.o.KeepWorkspace {
 		defer os.RemoveAll(ws)
 	}
-	ls, err := newLogStream(b.Conn(), events.LogSubject(t.Run, t.Stage, t.Action), ws+".log", w.o.LogCap)
-	if err != nil {
-		w.finish(ctx, m, store, t, ref, publish, Result{}, err, nil, log)
-		return
-	}
+	ls := newLogStream(b.Conn(), events.LogSubject(t.Run, t.Stage, t.Action), ws+".log", w.o.LogCap)
 	defer os.Remove(ws + ".log")
 
 	runCtx := ctx
