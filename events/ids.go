@@ -25,7 +25,6 @@ func ActionID(r ActionRef, fact string) string {
 	return TaskID(r.Run, r.Stage, r.Action, r.Attempt) + "/" + fact
 }
 
-
 // RunIDForTrigger derives a run ID from a trigger ID: a UUIDv7 whose time is
 // the trigger's (so run IDs sort by time) and whose remaining bits are a hash
 // of the trigger ID (so a redelivered trigger names the same run).

@@ -24,14 +24,14 @@ type Mismatch struct {
 
 // Report is what Rebuild did.
 type Report struct {
-	Runs          int           `json:"runs"`
-	Events        int           `json:"events"`
-	Skipped       int           `json:"skipped"`
-	Duration      time.Duration `json:"-"`
-	EventsPerSec  float64       `json:"eventsPerSec"`
-	Mismatches    []Mismatch    `json:"mismatches,omitempty"`
-	Verified      bool          `json:"verified"`
-	Written       bool          `json:"written"`
+	Runs         int           `json:"runs"`
+	Events       int           `json:"events"`
+	Skipped      int           `json:"skipped"`
+	Duration     time.Duration `json:"-"`
+	EventsPerSec float64       `json:"eventsPerSec"`
+	Mismatches   []Mismatch    `json:"mismatches,omitempty"`
+	Verified     bool          `json:"verified"`
+	Written      bool          `json:"written"`
 }
 
 // FoldAll reads the whole event log with an ordered consumer and folds every
