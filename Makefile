@@ -28,6 +28,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./services/buildspec
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./services/junit
 	$(GO) test -run='^$$' -fuzz='^FuzzUnpack$$' -fuzztime=$(FUZZTIME) ./services/artifact
+	$(GO) test -run='^$$' -fuzz='^FuzzDecideDrivesRunsToAnEnd$$' -fuzztime=$(FUZZTIME) ./services/decider
 
 bench: build
 	$(GO) run ./loadtest/cmd/loadtest noop

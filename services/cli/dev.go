@@ -1,0 +1,326 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/natsd"
+	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/source"
+	"github.com/gantry-ci/gantry/services/stack"
+)
+
+// local is everything `gantry dev` and `gantry demo` run in one process.
+type local struct {
+	conn     *stack.Conn
+	srv      *natsd.Server
+	examples []stack.Example
+	done     chan error
+	cancel   context.CancelFunc
+}
+
+func (l *local) stop() {
+	l.cancel()
+	<-l.done
+	l.conn.Close()
+	l.srv.Shutdown()
+}
+
+func startLocal(ctx context.Context, g *globals, port int, examplesDir string, concurrency int) (*local, error) {
+	dataDir, err := filepath.Abs(g.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	srv, err := natsd.Start(natsd.Options{DataDir: stack.JetStreamDir(dataDir), Port: port})
+	if err != nil && port > 0 {
+		fmt.Fprintf(g.stderr, "port %d is taken; using a free one\n", port)
+		srv, err = natsd.Start(natsd.Options{DataDir: stack.JetStreamDir(dataDir), Port: -1})
+	}
+	if err != nil {
+		return nil, err
+	}
+	conn, err := stack.Open(ctx, stack.Target{URL: srv.ClientURL()}, "gantry-dev", true)
+	if err != nil {
+		srv.Shutdown()
+		return nil, err
+	}
+	l := &local{conn: conn, srv: srv, done: make(chan error, 1)}
+	fail := func(err error) (*local, error) {
+		conn.Close()
+		srv.Shutdown()
+		return nil, err
+	}
+	dir, err := stack.FindExamples(examplesDir)
+	if err != nil {
+		return fail(err)
+	}
+	if l.examples, err = stack.LoadExamples(dir); err != nil {
+		return fail(err)
+	}
+	reposDir := filepath.Join(dataDir, "repos")
+	for _, ex := range l.examples {
+		if _, _, err := stack.SeedRepo(ctx, ex, reposDir); err != nil {
+			return fail(err)
+		}
+	}
+	if err := stack.ApplyExamples(ctx, conn, l.examples); err != nil {
+		return fail(err)
+	}
+	log := g.logger("dev")
+	var roles []stack.Role
+	for _, name := range stack.AllRoles {
+		r, err := stack.NewRole(conn, name, log, stack.RoleOptions{
+			ReposDir: reposDir, WorkDir: filepath.Join(dataDir, "work"), Concurrency: concurrency})
+		if err != nil {
+			return fail(err)
+		}
+		roles = append(roles, r)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	l.cancel = cancel
+	go func() { l.done <- stack.RunRoles(rctx, roles) }()
+	return l, nil
+}
+
+func (l *local) trigger(ctx context.Context, pipeline string) (string, error) {
+	return source.Publish(ctx, l.conn.Bus.JetStream(), l.conn.Validator, source.Trigger{
+		ID: fmt.Sprintf("%s-%d", pipeline, time.Now().UnixNano()), Pipeline: pipeline, Kind: "manual", Actor: "gantry dev"})
+}
+
+func devCmd(g *globals) *cobra.Command {
+	var port, concurrency int
+	var examples string
+	var noStart bool
+	c := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything locally: embedded NATS, every service, the example pipeline",
+		Long: `Start an embedded nats-server with JetStream in --data-dir, one of every
+service (conductor, projector, triggers, source, build and test workers),
+apply the pipelines under examples/ (making a local git repository of each
+example on first start), start the example pipeline once and show its
+progress, then keep serving until interrupted (Ctrl-C).
+
+Other terminals reach it through the data directory, e.g.
+  gantry run list
+  gantry run start hello --watch
+or through NATS at the URL it prints (NATS_URL=...).`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			l, err := startLocal(ctx, g, port, examples, concurrency)
+			if err != nil {
+				return err
+			}
+			defer l.stop()
+			urlFile := stack.URLFile(g.dataDir)
+			if err := os.WriteFile(urlFile, []byte(l.srv.ClientURL()+"\n"), 0o644); err != nil {
+				return err
+			}
+			defer os.Remove(urlFile)
+			fmt.Fprintf(g.stdout, "gantry dev: NATS at %s, data in %s\n", l.srv.ClientURL(), g.dataDir)
+			for _, ex := range l.examples {
+				fmt.Fprintf(g.stdout, "  pipeline %s applied from %s\n", ex.Pipeline.Name, ex.Dir)
+			}
+			if !noStart && len(l.examples) > 0 {
+				name := l.examples[0].Pipeline.Name
+				runID, err := l.trigger(ctx, name)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "started run %s of %s\n", runID, name)
+				p, err := findRun(ctx, l.conn, runID)
+				if err != nil {
+					return err
+				}
+				if err := watchRun(ctx, g, l.conn, p, runID); err != nil && ctx.Err() == nil {
+					var ee ExitError
+					if !errors.As(err, &ee) {
+						return err
+					}
+				}
+			}
+			fmt.Fprintln(g.stdout, "serving; press Ctrl-C to stop. Try: gantry run start hello --watch")
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-l.done:
+				l.done <- err
+				return err
+			}
+		},
+	}
+	c.Flags().IntVar(&port, "port", 4222, "NATS client port on 127.0.0.1 (a free one if taken)")
+	c.Flags().StringVar(&examples, "examples", "", "examples directory (default: examples/ here or above)")
+	c.Flags().BoolVar(&noStart, "no-start", false, "do not start the example pipeline")
+	c.Flags().IntVar(&concurrency, "concurrency", 2, "tasks each worker role runs at once")
+	return c
+}
+
+// Summary is what `gantry demo` prints.
+type Summary struct {
+	Run       string               `json:"run"`
+	Pipeline  string               `json:"pipeline"`
+	Status    run.Phase            `json:"status"`
+	Reason    string               `json:"reason,omitempty"`
+	Duration  string               `json:"duration"`
+	Stages    []StageSummary       `json:"stages"`
+	Artifacts []events.ArtifactRef `json:"artifacts"`
+	Tests     *events.TestReported `json:"tests,omitempty"`
+	DataDir   string               `json:"dataDir"`
+}
+
+// StageSummary is one stage of a demo run.
+type StageSummary struct {
+	Name     string    `json:"name"`
+	Status   run.Phase `json:"status"`
+	Duration string    `json:"duration"`
+}
+
+func demoCmd(g *globals) *cobra.Command {
+	var examples string
+	var keep bool
+	c := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the example pipeline once, end to end, and print a summary",
+		Long: `Start everything in this process on an embedded NATS server, run the
+example pipeline to the end, and print a summary: the run, each stage's status
+and duration, the artifacts' digests. Exits 0 only if the run succeeded.
+Without --data-dir a temporary directory is used and removed afterwards.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if !cmd.Flags().Changed("data-dir") && os.Getenv("GANTRY_DATA_DIR") == "" {
+				dir, err := os.MkdirTemp("", "gantry-demo-")
+				if err != nil {
+					return err
+				}
+				g.dataDir = dir
+				if !keep {
+					defer os.RemoveAll(dir)
+				}
+			}
+			l, err := startLocal(ctx, g, -1, examples, 2)
+			if err != nil {
+				return err
+			}
+			defer l.stop()
+			if len(l.examples) == 0 {
+				return errors.New("no example pipelines found")
+			}
+			name := l.examples[0].Pipeline.Name
+			runID, err := l.trigger(ctx, name)
+			if err != nil {
+				return err
+			}
+			if !g.json() {
+				fmt.Fprintf(g.stderr, "demo: run %s of %s\n", runID, name)
+			}
+			p, err := findRun(ctx, l.conn, runID)
+			if err != nil {
+				return err
+			}
+			var st run.State
+			err = l.conn.Bus.WatchRun(ctx, p, runID, func(e events.Event) bool {
+				st = run.Evolve(st, e)
+				if !g.json() {
+					fmt.Fprintln(g.stderr, describe(e))
+				}
+				return !st.Done()
+			})
+			if err != nil {
+				return err
+			}
+			if err := waitProjected(ctx, l.conn, st); err != nil {
+				return err
+			}
+			s := summarize(st, g.dataDir)
+			if g.json() {
+				if err := g.printJSON(s); err != nil {
+					return err
+				}
+			} else {
+				printSummary(g, s)
+			}
+			if st.Phase != run.Succeeded {
+				return ExitError{Code: 1}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&examples, "examples", "", "examples directory (default: examples/ here or above)")
+	c.Flags().BoolVar(&keep, "keep", false, "keep the temporary data directory")
+	return c
+}
+
+// waitProjected waits until the runs projection caught up with the run, so
+// the data directory left behind is consistent for `state rebuild --verify`.
+func waitProjected(ctx context.Context, conn *stack.Conn, st run.State) error {
+	kv, err := conn.Bus.JetStream().KeyValue(ctx, events.BucketRuns)
+	if err != nil {
+		return err
+	}
+	last, err := conn.Bus.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		info, err := conn.Bus.JetStream().Consumer(ctx, events.StreamEvents, "projector")
+		if err == nil {
+			ci, err := info.Info(ctx)
+			if err == nil && ci.AckFloor.Stream >= last {
+				if e, err := kv.Get(ctx, st.Run); err == nil {
+					var got run.State
+					if json.Unmarshal(e.Value(), &got) == nil && got.LastSeq >= st.LastSeq {
+						return nil
+					}
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("the runs projection did not catch up with run %s", st.Run)
+}
+
+func summarize(st run.State, dataDir string) Summary {
+	s := Summary{Run: st.Run, Pipeline: st.Pipeline, Status: st.Phase, Reason: st.Reason,
+		Duration: dur(st.StartedAt, st.EndedAt, time.Now()), DataDir: dataDir}
+	for _, stg := range st.Stages {
+		s.Stages = append(s.Stages, StageSummary{stg.Name, stg.Phase, dur(stg.StartedAt, stg.EndedAt, time.Now())})
+		for _, a := range stg.Actions {
+			if a.Report != nil {
+				s.Tests = a.Report
+			}
+		}
+	}
+	for _, name := range slices.Sorted(mapsKeys(st.Artifacts)) {
+		s.Artifacts = append(s.Artifacts, st.Artifacts[name])
+	}
+	return s
+}
+
+func printSummary(g *globals, s Summary) {
+	fmt.Fprintf(g.stdout, "\nrun %s of %s: %s in %s\n", s.Run, s.Pipeline, s.Status, s.Duration)
+	if s.Reason != "" {
+		fmt.Fprintf(g.stdout, "  reason: %s\n", s.Reason)
+	}
+	for _, st := range s.Stages {
+		fmt.Fprintf(g.stdout, "  %s %-10s %-10s %s\n", mark(st.Status), st.Name, st.Status, st.Duration)
+	}
+	for _, a := range s.Artifacts {
+		fmt.Fprintf(g.stdout, "  artifact %-8s %8d bytes  sha256:%s\n", a.Name, a.Size, a.SHA256)
+	}
+	if s.Tests != nil {
+		fmt.Fprintf(g.stdout, "  tests: %d total, %d passed, %d failed, %d skipped\n", s.Tests.Total, s.Tests.Passed, s.Tests.Failed, s.Tests.Skipped)
+	}
+}

@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-ci/gantry/services/stack"
+)
+
+// roleCmds are the service roles, one per command, each against --nats.
+func roleCmds(g *globals) []*cobra.Command {
+	short := map[string]string{
+		stack.RoleConductor: "Run the pipeline service (the conductor): fold runs, decide, dispatch",
+		stack.RoleProjector: "Run the projector: keep the runs bucket folded from the log",
+		stack.RoleTriggers:  "Run the trigger intake of the source service: triggers become runs",
+		stack.RoleSource:    "Run a source worker: check repositories out into source artifacts",
+		stack.RoleBuild:     "Run a build worker: run buildspecs of build actions",
+		stack.RoleTest:      "Run a test worker: run test buildspecs and report JUnit results",
+	}
+	var out []*cobra.Command
+	for _, name := range stack.AllRoles {
+		var o stack.RoleOptions
+		c := &cobra.Command{
+			Use:   name,
+			Short: short[name],
+			Long: short[name] + `.
+
+Any number of copies may run against the same NATS server; they share the
+work through durable consumers. Stop with SIGINT or SIGTERM.`,
+			Example: fmt.Sprintf("  NATS_URL=nats://127.0.0.1:4222 gantry %s", name),
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				conn, err := g.open(cmd.Context(), "gantry-"+name, true)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				r, err := stack.NewRole(conn, name, g.logger(name), o)
+				if err != nil {
+					return err
+				}
+				return stack.RunRoles(cmd.Context(), []stack.Role{r})
+			},
+		}
+		c.Flags().StringVar(&o.Pool, "pool", "default", "worker pool to serve (workers only)")
+		c.Flags().IntVar(&o.Concurrency, "concurrency", 1, "tasks run at once (workers only)")
+		c.Flags().StringVar(&o.WorkDir, "work-dir", "", "directory for task workspaces (workers only; default a temp dir)")
+		c.Flags().StringVar(&o.ReposDir, "repos-dir", ".", "base of relative repository paths (source only)")
+		c.Flags().StringVar(&o.Worker, "name", "", "worker name in events (default host-pid-random)")
+		c.Flags().DurationVar(&o.AckWait, "ack-wait", 30*time.Second, "how long a task stays with a worker that stopped heartbeating (workers only)")
+		out = append(out, c)
+	}
+	return out
+}

@@ -1,0 +1,116 @@
+// Package cli is the gantry command line: cobra commands that call the
+// services' packages. Every read command takes -o json.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-ci/gantry/services/logging"
+	"github.com/gantry-ci/gantry/services/stack"
+)
+
+// ExitError carries a process exit code through cobra without printing a
+// second message (run watch exits 1 when the run failed, say).
+type ExitError struct{ Code int }
+
+func (e ExitError) Error() string { return fmt.Sprintf("exit %d", e.Code) }
+
+// globals are the flags every command shares.
+type globals struct {
+	natsURL   string
+	dataDir   string
+	creds     string
+	output    string
+	logFormat string
+	logLevel  string
+	stdout    io.Writer
+	stderr    io.Writer
+}
+
+func (g *globals) target() stack.Target {
+	return stack.Target{URL: g.natsURL, DataDir: g.dataDir, Creds: g.creds}
+}
+
+func (g *globals) open(ctx context.Context, name string, provision bool) (*stack.Conn, error) {
+	return stack.Open(ctx, g.target(), name, provision)
+}
+
+func (g *globals) logger(role string) zerolog.Logger {
+	return logging.New(role, logging.Options{Format: g.logFormat, Level: g.logLevel, Out: g.stderr})
+}
+
+func (g *globals) json() bool { return g.output == "json" }
+
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// Run executes the command line and returns the process exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	var ee ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "gantry:", err)
+		return 1
+	}
+	return 0
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "gantry",
+		Short: "Event-driven CI/CD: pipelines, build and test fleets, deployments, on NATS JetStream",
+		Long: `Gantry runs pipelines of source, build and test stages on fleets of workers that
+trade CloudEvents on NATS JetStream. Every fact about a run is an event in the
+log; everything else is folded from it.
+
+Start here:
+  gantry dev                      run everything locally on an embedded NATS server
+  gantry demo                     run the example pipeline once and print a summary
+  gantry pipeline apply -f FILE   add or update a pipeline
+  gantry run start PIPELINE       start a run, then: gantry run watch RUN
+
+Without --nats (or NATS_URL), commands use the server a running 'gantry dev'
+announced in --data-dir, or open the data directory themselves.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.natsURL, "nats", os.Getenv("NATS_URL"), "NATS server URL (env NATS_URL); empty means the embedded data directory")
+	pf.StringVar(&g.dataDir, "data-dir", envOr("GANTRY_DATA_DIR", ".gantry"), "data directory of the embedded server (env GANTRY_DATA_DIR)")
+	pf.StringVar(&g.creds, "creds", os.Getenv("NATS_CREDS"), "NATS credentials file (env NATS_CREDS)")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format of read commands: table or json")
+	pf.StringVar(&g.logFormat, "log-format", "auto", "service log format: auto (pretty on a terminal), pretty or json")
+	pf.StringVar(&g.logLevel, "log-level", "info", "service log level: debug, info, warn, error")
+	root.AddCommand(
+		pipelineCmd(g), runCmd(g), logsCmd(g), eventsCmd(g), artifactCmd(g), stateCmd(g),
+		devCmd(g), demoCmd(g), junitCmd(g),
+	)
+	root.AddCommand(roleCmds(g)...)
+	return root
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,399 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/source"
+	"github.com/gantry-ci/gantry/services/stack"
+)
+
+func runCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "run", Short: "Start, watch, list and show runs"}
+	cmd.AddCommand(runStartCmd(g), runWatchCmd(g), runListCmd(g), runShowCmd(g))
+	return cmd
+}
+
+func runStartCmd(g *globals) *cobra.Command {
+	var vars []string
+	var commit, ref, id string
+	var watch bool
+	c := &cobra.Command{
+		Use:   "start PIPELINE",
+		Short: "Start a run of a pipeline",
+		Long: `Publish a trigger for the pipeline and print the run it starts. The same
+--id always names the same run, so a retried start never runs twice.`,
+		Example: `  gantry run start hello
+  gantry run start hello --var GREETING=hi --commit 3f2a9c1 --watch`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t := source.Trigger{ID: id, Pipeline: args[0], Kind: "manual", Commit: commit, Ref: ref, Actor: "cli"}
+			if t.ID == "" {
+				t.ID = uuid.Must(uuid.NewV7()).String()
+			}
+			if len(vars) > 0 {
+				t.Variables = map[string]string{}
+				for _, kv := range vars {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok || k == "" {
+						return fmt.Errorf("--var %q: write it as NAME=value", kv)
+					}
+					t.Variables[k] = v
+				}
+			}
+			conn, err := g.open(cmd.Context(), "gantry-cli", true)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			if conn.Embedded != nil {
+				fmt.Fprintln(g.stderr, "note: no gantry dev or NATS server is running; the run is queued in", g.dataDir, "until services start")
+			}
+			kv, err := conn.Bus.JetStream().KeyValue(cmd.Context(), events.BucketPipelines)
+			if err != nil {
+				return err
+			}
+			if _, _, err := (source.Pipelines{KV: kv}).Get(cmd.Context(), t.Pipeline); err != nil {
+				return err
+			}
+			runID, err := source.Publish(cmd.Context(), conn.Bus.JetStream(), conn.Validator, t)
+			if err != nil {
+				return err
+			}
+			if g.json() && !watch {
+				return g.printJSON(map[string]string{"run": runID, "pipeline": t.Pipeline, "trigger": t.ID})
+			}
+			fmt.Fprintf(g.stdout, "run %s of %s requested (watch it: gantry run watch %s)\n", runID, t.Pipeline, runID)
+			if !watch {
+				return nil
+			}
+			return watchRun(cmd.Context(), g, conn, t.Pipeline, runID)
+		},
+	}
+	c.Flags().StringArrayVar(&vars, "var", nil, "run variable NAME=value (repeatable)")
+	c.Flags().StringVar(&commit, "commit", "", "commit to build (default: head of the source branch)")
+	c.Flags().StringVar(&ref, "ref", "", "branch or tag to build")
+	c.Flags().StringVar(&id, "id", "", "trigger ID; the same ID always starts the same one run (default: a new UUID)")
+	c.Flags().BoolVarP(&watch, "watch", "w", false, "watch the run until it ends")
+	return c
+}
+
+func runWatchCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "watch RUN",
+		Short: "Watch a run live until it ends; exit 0 only if it succeeded",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, err := g.open(cmd.Context(), "gantry-cli", false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			p, err := findRun(cmd.Context(), conn, args[0])
+			if err != nil {
+				return err
+			}
+			return watchRun(cmd.Context(), g, conn, p, args[0])
+		},
+	}
+}
+
+// findRun waits briefly for a run that was just requested to appear.
+func findRun(ctx context.Context, conn *stack.Conn, id string) (string, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p, err := conn.Bus.FindRun(ctx, id)
+		if err == nil || time.Now().After(deadline) {
+			return p, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// watchRun folds the run's events as they arrive and redraws; with -o json
+// it prints each event's envelope as a JSON line instead.
+func watchRun(ctx context.Context, g *globals, conn *stack.Conn, pipeline, id string) error {
+	var st run.State
+	tty := isTerminal(g.stdout)
+	lastLines := 0
+	err := conn.Bus.WatchRun(ctx, pipeline, id, func(e events.Event) bool {
+		st = run.Evolve(st, e)
+		switch {
+		case g.json():
+			b, _ := json.Marshal(e.Envelope)
+			fmt.Fprintln(g.stdout, string(b))
+		case tty:
+			if lastLines > 0 {
+				fmt.Fprintf(g.stdout, "\x1b[%dA\x1b[J", lastLines)
+			}
+			var sb strings.Builder
+			renderRun(&sb, st, time.Now())
+			lastLines = strings.Count(sb.String(), "\n")
+			io.WriteString(g.stdout, sb.String())
+		default:
+			fmt.Fprintln(g.stdout, describe(e))
+		}
+		return !st.Done()
+	})
+	if err != nil {
+		return err
+	}
+	if !g.json() && !tty {
+		renderRun(g.stdout, st, time.Now())
+	}
+	if st.Phase != run.Succeeded {
+		return ExitError{Code: 1}
+	}
+	return nil
+}
+
+// describe is one line per event for logs and non-terminal watchers.
+func describe(e events.Event) string {
+	ts := e.Time.Local().Format("15:04:05.000")
+	switch p := e.Payload.(type) {
+	case events.RunRequested:
+		return fmt.Sprintf("%s run %s of %s requested (%s trigger)", ts, p.Run, p.Pipeline, p.Trigger.Kind)
+	case events.RunStarted:
+		return ts + " run started"
+	case events.RunSucceeded:
+		return ts + " run succeeded"
+	case events.RunFailed:
+		return fmt.Sprintf("%s run failed: %s", ts, p.Reason)
+	case events.StageStarted:
+		return fmt.Sprintf("%s stage %s started", ts, p.Stage)
+	case events.StageSucceeded:
+		return fmt.Sprintf("%s stage %s succeeded", ts, p.Stage)
+	case events.StageFailed:
+		return fmt.Sprintf("%s stage %s failed: %s", ts, p.Stage, p.Reason)
+	case events.ActionDispatched:
+		return fmt.Sprintf("%s action %s/%s dispatched to %s/%s (attempt %d)", ts, p.Task.Stage, p.Task.Action, p.Task.Kind, p.Task.Pool, p.Task.Attempt)
+	case events.ActionStarted:
+		return fmt.Sprintf("%s action %s/%s started on %s", ts, p.Stage, p.Action, p.Worker)
+	case events.ActionSucceeded:
+		return fmt.Sprintf("%s action %s/%s succeeded", ts, p.Stage, p.Action)
+	case events.ActionFailed:
+		return fmt.Sprintf("%s action %s/%s failed: %s", ts, p.Stage, p.Action, p.Reason)
+	case events.ArtifactStored:
+		return fmt.Sprintf("%s artifact %s stored (%d bytes, sha256 %.12s)", ts, p.Artifact.Name, p.Artifact.Size, p.Artifact.SHA256)
+	case events.TestReported:
+		return fmt.Sprintf("%s tests of %s/%s: %d passed, %d failed, %d skipped", ts, p.Stage, p.Action, p.Passed, p.Failed, p.Skipped)
+	case events.LogArchived:
+		return fmt.Sprintf("%s log of %s/%s archived (%d lines)", ts, p.Stage, p.Action, p.Lines)
+	case events.ActionHeartbeat:
+		return fmt.Sprintf("%s action %s/%s still running on %s", ts, p.Stage, p.Action, p.Worker)
+	}
+	return ts + " " + e.Type
+}
+
+func dur(from, to, now time.Time) string {
+	if from.IsZero() {
+		return ""
+	}
+	if to.IsZero() {
+		to = now
+	}
+	return to.Sub(from).Round(time.Millisecond).String()
+}
+
+func mark(p run.Phase) string {
+	switch p {
+	case run.Succeeded:
+		return "✔"
+	case run.Failed:
+		return "✘"
+	case run.Running, run.Dispatched:
+		return "▶"
+	case run.Requested:
+		return "…"
+	}
+	return "·"
+}
+
+// renderRun draws a run as stages and their actions.
+func renderRun(w io.Writer, st run.State, now time.Time) {
+	phase := st.Phase
+	fmt.Fprintf(w, "run %s  pipeline %s  %s %s  %s\n", st.Run, st.Pipeline, mark(phase), orDash(string(phase)), dur(st.StartedAt, st.EndedAt, now))
+	if st.Trigger.Commit != "" {
+		fmt.Fprintf(w, "  commit %s\n", st.Trigger.Commit)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, s := range st.Stages {
+		fmt.Fprintf(tw, "  %s %s\t%s\t%s\t\n", mark(s.Phase), s.Name, orDash(string(s.Phase)), dur(s.StartedAt, s.EndedAt, now))
+		for _, a := range s.Actions {
+			extra := ""
+			if a.Report != nil {
+				extra = fmt.Sprintf("tests %d/%d passed", a.Report.Passed, a.Report.Total)
+			}
+			if a.Reason != "" {
+				extra = firstLine(a.Reason)
+			}
+			fmt.Fprintf(tw, "      %s %s (%s)\t%s\t%s\t%s\n", mark(a.Phase), a.Name, a.Type, orDash(string(a.Phase)), dur(a.StartedAt, a.EndedAt, now), extra)
+		}
+	}
+	tw.Flush()
+	if st.Reason != "" {
+		fmt.Fprintf(w, "  reason: %s\n", st.Reason)
+	}
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	if len(l) > 100 {
+		l = l[:100] + "…"
+	}
+	return l
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "Pending"
+	}
+	return s
+}
+
+func runListCmd(g *globals) *cobra.Command {
+	var pipeline string
+	var limit int
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List runs, newest first",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, err := g.open(cmd.Context(), "gantry-cli", false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			states, err := listRuns(cmd.Context(), conn, pipeline)
+			if err != nil {
+				return err
+			}
+			if limit > 0 && len(states) > limit {
+				states = states[:limit]
+			}
+			if g.json() {
+				type row struct {
+					Run       string    `json:"run"`
+					Pipeline  string    `json:"pipeline"`
+					Phase     run.Phase `json:"phase"`
+					Trigger   string    `json:"trigger"`
+					Requested time.Time `json:"requestedAt"`
+					Ended     time.Time `json:"endedAt,omitzero"`
+				}
+				rows := []row{}
+				for _, s := range states {
+					rows = append(rows, row{s.Run, s.Pipeline, s.Phase, s.Trigger.Kind, s.RequestedAt, s.EndedAt})
+				}
+				return g.printJSON(rows)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RUN\tPIPELINE\tSTATUS\tSTARTED\tDURATION\tCURRENT")
+			now := time.Now()
+			for _, s := range states {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Run, s.Pipeline, orDash(string(s.Phase)),
+					s.RequestedAt.Local().Format(time.DateTime), dur(s.StartedAt, s.EndedAt, now), current(s))
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().StringVar(&pipeline, "pipeline", "", "only runs of this pipeline")
+	c.Flags().IntVar(&limit, "limit", 50, "at most this many runs (0: all)")
+	return c
+}
+
+func current(s run.State) string {
+	for _, st := range s.Stages {
+		if st.Phase == run.Running || st.Phase == run.Failed {
+			return st.Name
+		}
+	}
+	return ""
+}
+
+// listRuns reads the runs projection, newest first.
+func listRuns(ctx context.Context, conn *stack.Conn, pipeline string) ([]run.State, error) {
+	kv, err := conn.Bus.JetStream().KeyValue(ctx, events.BucketRuns)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, err
+	}
+	var out []run.State
+	if keys == nil {
+		return out, nil
+	}
+	for k := range keys.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var s run.State
+		if json.Unmarshal(e.Value(), &s) != nil || (pipeline != "" && s.Pipeline != pipeline) {
+			continue
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b run.State) int { return strings.Compare(b.Run, a.Run) })
+	return out, nil
+}
+
+func runShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show RUN",
+		Short: "Show a run folded from its event log",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, err := g.open(cmd.Context(), "gantry-cli", false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			st, err := foldRun(cmd.Context(), conn, args[0])
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(st)
+			}
+			renderRun(g.stdout, st, time.Now())
+			if len(st.Artifacts) > 0 {
+				fmt.Fprintln(g.stdout, "  artifacts:")
+				for _, name := range slices.Sorted(mapsKeys(st.Artifacts)) {
+					a := st.Artifacts[name]
+					fmt.Fprintf(g.stdout, "    %s  %d bytes  sha256:%s\n", name, a.Size, a.SHA256)
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func foldRun(ctx context.Context, conn *stack.Conn, id string) (run.State, error) {
+	p, err := conn.Bus.FindRun(ctx, id)
+	if err != nil {
+		return run.State{}, err
+	}
+	evs, err := conn.Bus.ReadRun(ctx, p, id, 0)
+	if err != nil {
+		return run.State{}, err
+	}
+	return run.Fold(run.State{}, evs...), nil
+}

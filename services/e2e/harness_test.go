@@ -1,0 +1,276 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/bus"
+	"github.com/gantry-ci/gantry/events/natstest"
+	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/stack"
+)
+
+var gantryBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gantry-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	gantryBin = filepath.Join(dir, "gantry")
+	cmd := exec.Command("go", "build", "-o", gantryBin, "../cmd/gantry")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build gantry:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one test's world: a JetStream server, a git repository of test
+// pipelines, and the gantry processes the test starts.
+type env struct {
+	t     *testing.T
+	url   string
+	bus   *bus.Bus
+	repos string
+	mu    sync.Mutex
+	procs []*proc
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	srv := natstest.Start(t)
+	nc, err := bus.Connect(srv.ClientURL(), t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	codec, err := events.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bus.New(nc, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Provision(context.Background(), bus.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, url: srv.ClientURL(), bus: b, repos: t.TempDir()}
+	t.Cleanup(e.stopAll)
+	return e
+}
+
+// start runs `gantry args...` in the background as a named process.
+func (e *env) start(name string, args ...string) *proc {
+	e.t.Helper()
+	cmd := exec.Command(gantryBin, args...)
+	cmd.Env = append(os.Environ(), "NATS_URL="+e.url, "GANTRY_DATA_DIR="+e.t.TempDir())
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, out: out, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	e.mu.Lock()
+	e.procs = append(e.procs, p)
+	e.mu.Unlock()
+	return p
+}
+
+// kill sends SIGKILL to the process's whole group: no cleanup runs.
+func (p *proc) kill() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+func (e *env) stopAll() {
+	e.mu.Lock()
+	procs := e.procs
+	e.mu.Unlock()
+	for _, p := range procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			p.kill()
+		}
+		if e.t.Failed() {
+			e.t.Logf("--- output of %s ---\n%s", p.name, tail(p.out.String(), 4000))
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+// gantry runs a CLI command to completion and returns its stdout and exit code.
+func (e *env) gantry(args ...string) (string, int) {
+	e.t.Helper()
+	cmd := exec.Command(gantryBin, args...)
+	cmd.Env = append(os.Environ(), "NATS_URL="+e.url)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("gantry %v: %v", args, err)
+	}
+	if code != 0 {
+		e.t.Logf("gantry %v exited %d: %s%s", args, code, out.String(), errb.String())
+	}
+	return out.String(), code
+}
+
+// repo makes a git repository named name under the repos directory with
+// the given files committed on main.
+func (e *env) repo(name string, files map[string]string) {
+	e.t.Helper()
+	dir := filepath.Join(e.repos, name)
+	for p, content := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			e.t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	for _, args := range [][]string{{"init", "--quiet", "--initial-branch=main"}, {"add", "--all"}, {"commit", "--quiet", "-m", "test"}} {
+		if err := stack.Git(ctx, dir, args...); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// apply writes a pipeline file and applies it with the CLI.
+func (e *env) apply(yaml string) {
+	e.t.Helper()
+	f := filepath.Join(e.t.TempDir(), "pipeline.yaml")
+	if err := os.WriteFile(f, []byte(yaml), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, code := e.gantry("pipeline", "apply", "-f", f); code != 0 {
+		e.t.Fatal("pipeline apply failed")
+	}
+}
+
+// startRun starts a run through the CLI and returns its ID.
+func (e *env) startRun(pipeline string, extra ...string) string {
+	e.t.Helper()
+	out, code := e.gantry(append([]string{"run", "start", pipeline, "-o", "json"}, extra...)...)
+	if code != 0 {
+		e.t.Fatal("run start failed")
+	}
+	var r struct{ Run string }
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Run == "" {
+		e.t.Fatalf("run start output %q: %v", out, err)
+	}
+	return r.Run
+}
+
+func (e *env) events(pipeline, runID string) []events.Event {
+	e.t.Helper()
+	evs, err := e.bus.ReadRun(context.Background(), pipeline, runID, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return evs
+}
+
+// waitFor polls the run's log until cond holds.
+func (e *env) waitFor(pipeline, runID string, timeout time.Duration, what string, cond func(run.State, []events.Event) bool) run.State {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		evs := e.events(pipeline, runID)
+		st := run.Fold(run.State{}, evs...)
+		if cond(st, evs) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("run %s: %s did not happen within %s; state %s", runID, what, timeout, st.Phase)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *env) waitDone(pipeline, runID string, timeout time.Duration) run.State {
+	e.t.Helper()
+	return e.waitFor(pipeline, runID, timeout, "the end", func(st run.State, _ []events.Event) bool { return st.Done() })
+}
+
+// services starts one of each role as its own process.
+func (e *env) services(ackWait string) map[string]*proc {
+	ps := map[string]*proc{}
+	for _, r := range []string{"conductor", "projector", "triggers"} {
+		ps[r] = e.start(r, r)
+	}
+	ps["source"] = e.start("source", "source", "--repos-dir", e.repos, "--ack-wait", ackWait)
+	ps["build"] = e.start("build", "build", "--name", "build-1", "--ack-wait", ackWait)
+	ps["test"] = e.start("test", "test", "--ack-wait", ackWait)
+	return ps
+}
+
+func count(evs []events.Event, typ, idSuffix string) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.Type == typ && strings.HasSuffix(ev.ID, idSuffix) {
+			n++
+		}
+	}
+	return n
+}
+
+var _ = nats.Connect

@@ -1,0 +1,115 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gantry-ci/gantry/services/build"
+	"github.com/gantry-ci/gantry/services/conductor"
+	"github.com/gantry-ci/gantry/services/projection"
+	"github.com/gantry-ci/gantry/services/source"
+	"github.com/gantry-ci/gantry/services/worker"
+)
+
+// Role is one service inside a process: Run blocks until ctx ends.
+type Role struct {
+	Name string
+	Run  func(ctx context.Context) error
+}
+
+// RoleOptions tune the roles a process runs.
+type RoleOptions struct {
+	// ReposDir resolves relative repository paths of source actions.
+	ReposDir string
+	// WorkDir holds task workspaces.
+	WorkDir string
+	// Pool the workers serve.
+	Pool string
+	// Concurrency of each worker role.
+	Concurrency int
+	// Worker names this process's workers (default: host-pid-random).
+	Worker string
+	// AckWait is how long a task stays with a worker that went silent.
+	AckWait time.Duration
+}
+
+// Role names, as the CLI spells them.
+const (
+	RoleConductor = "conductor"
+	RoleProjector = "projector"
+	RoleTriggers  = "triggers"
+	RoleSource    = "source"
+	RoleBuild     = "build"
+	RoleTest      = "test"
+)
+
+// AllRoles is what `gantry dev` runs.
+var AllRoles = []string{RoleConductor, RoleProjector, RoleTriggers, RoleSource, RoleBuild, RoleTest}
+
+// NewRole builds a role on a connection.
+func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, error) {
+	log = log.With().Str("service", name).Logger()
+	switch name {
+	case RoleConductor:
+		cd, err := conductor.New(conductor.Options{Bus: c.Bus, Log: log})
+		if err != nil {
+			return Role{}, err
+		}
+		return Role{name, cd.Run}, nil
+	case RoleProjector:
+		p := &projection.Projector{Bus: c.Bus, Log: log}
+		return Role{name, p.Run}, nil
+	case RoleTriggers:
+		t := &source.Triggers{Bus: c.Bus, Log: log, Validator: c.Validator}
+		return Role{name, t.Run}, nil
+	case RoleSource:
+		return workerRole(c, name, log, o, &source.Checkout{ReposDir: o.ReposDir})
+	case RoleBuild:
+		return workerRole(c, name, log, o, &build.Handler{Validator: c.Validator})
+	case RoleTest:
+		return workerRole(c, name, log, o, &build.Handler{Validator: c.Validator, Tests: true})
+	}
+	return Role{}, fmt.Errorf("unknown role %q (roles: %v)", name, AllRoles)
+}
+
+func workerRole(c *Conn, kind string, log zerolog.Logger, o RoleOptions, h worker.Handler) (Role, error) {
+	w, err := worker.New(worker.Options{
+		Bus: c.Bus, Log: log, Kind: kind, Pool: o.Pool, Name: o.Worker, Handler: h,
+		Concurrency: o.Concurrency, WorkDir: o.WorkDir, AckWait: o.AckWait,
+	})
+	if err != nil {
+		return Role{}, err
+	}
+	return Role{kind, w.Run}, nil
+}
+
+// RunRoles runs roles until ctx ends or one of them returns; then it stops
+// them all and returns the first error.
+func RunRoles(ctx context.Context, roles []Role) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(roles))
+	for _, r := range roles {
+		go func() {
+			err := r.Run(ctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				err = fmt.Errorf("%s: %w", r.Name, err)
+			} else {
+				err = nil
+			}
+			errc <- err
+			cancel()
+		}()
+	}
+	var first error
+	for range roles {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
