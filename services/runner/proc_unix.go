@@ -26,12 +26,12 @@ func setGroup(cmd *exec.Cmd) {
 // terminateGroup asks every process of the group to stop: SIGTERM, and
 // SIGCONT so that a stopped process runs to receive it.
 func terminateGroup(pgid int) {
-	_ = syscall.Kill(pgid, syscall.SIGTERM)
-	_ = syscall.Kill(pgid, syscall.SIGCONT)
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	_ = syscall.Kill(-pgid, syscall.SIGCONT)
 }
 
 // killGroup kills every process of the group.
-func killGroup(pgid int) { _ = syscall.Kill(pgid, syscall.SIGKILL) }
+func killGroup(pgid int) { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
 
 func statusFromWait(ws syscall.WaitStatus) exitStatus {
 	switch {
