@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,8 @@ type Config struct {
 	TaskAckWait time.Duration
 	// LogMaxAge bounds the live log stream; archived logs live in the object store.
 	LogMaxAge time.Duration
+	// AgentTTL is how long an agent's heartbeat entry lives without renewal.
+	AgentTTL time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -52,6 +55,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TaskAckWait == 0 {
 		c.TaskAckWait = 30 * time.Second
+	}
+	if c.AgentTTL == 0 {
+		c.AgentTTL = 5 * time.Minute
 	}
 	if c.LogMaxAge == 0 {
 		c.LogMaxAge = 7 * 24 * time.Hour
@@ -135,28 +141,83 @@ func (b *Bus) Provision(ctx context.Context, cfg Config) error {
 			MaxAge: 30 * 24 * time.Hour, Replicas: cfg.Replicas,
 			Description: "messages refused by a consumer, with the reason",
 		},
+		{
+			Name: events.StreamDeploys, Subjects: []string{events.SubjectDeploysAll},
+			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+			Duplicates: cfg.DuplicateWindow, Replicas: cfg.Replicas,
+			AllowDirect: true, Description: "Gantry deployment event log: one subject per deployment",
+		},
+		{
+			Name: events.StreamAgents, Subjects: []string{events.SubjectAgentsAll},
+			Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
+			Duplicates: cfg.DuplicateWindow, Replicas: cfg.Replicas,
+			Description: "deploy commands, one subject and durable consumer per agent",
+		},
+		{
+			Name: events.StreamAlarms, Subjects: []string{events.SubjectAlarmsAll},
+			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+			Duplicates: cfg.DuplicateWindow, Replicas: cfg.Replicas, MaxAge: 30 * 24 * time.Hour,
+			Description: "alarms raised on deployment groups; an alarm stops the group's deployment",
+		},
 	}
 	for _, sc := range streams {
-		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := b.ensureStream(ctx, sc); err != nil {
 			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
 		}
 	}
 	kvs := []jetstream.KeyValueConfig{
 		{Bucket: events.BucketPipelines, History: 64, Replicas: cfg.Replicas, Description: "pipeline definitions, with history"},
 		{Bucket: events.BucketRuns, History: 1, Replicas: cfg.Replicas, Description: "projection of folded runs"},
+		{Bucket: events.BucketAgents, History: 1, Replicas: cfg.Replicas, TTL: cfg.AgentTTL, Description: "agent heartbeats by <group>.<host>; a missing or stale entry is a dead agent"},
+		{Bucket: events.BucketDeployGroups, History: 16, Replicas: cfg.Replicas, Description: "deployment group documents"},
 	}
 	for _, kc := range kvs {
+		if _, err := b.js.KeyValue(ctx, kc.Bucket); err == nil {
+			continue
+		} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return fmt.Errorf("provision bucket %s: %w", kc.Bucket, err)
+		}
 		if _, err := b.js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
 			return fmt.Errorf("provision bucket %s: %w", kc.Bucket, err)
 		}
 	}
-	if _, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: events.BucketArtifacts, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
-		Description: "artifacts and archived logs, keyed pipeline/run/name",
-	}); err != nil {
+	if _, err := b.js.ObjectStore(ctx, events.BucketArtifacts); errors.Is(err, jetstream.ErrBucketNotFound) {
+		if _, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket: events.BucketArtifacts, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
+			Description: "artifacts and archived logs, keyed pipeline/run/name",
+		}); err != nil {
+			return fmt.Errorf("provision object store %s: %w", events.BucketArtifacts, err)
+		}
+	} else if err != nil {
 		return fmt.Errorf("provision object store %s: %w", events.BucketArtifacts, err)
 	}
 	return b.Open(ctx)
+}
+
+// ensureStream creates a stream, or updates it only when what Gantry sets
+// differs: every service provisions at start, and a no-op update from each
+// of them would make the server rewrite the stream's configuration while
+// others create consumers on it.
+func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig) error {
+	s, err := b.js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = b.js.CreateStream(ctx, want)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil // another service created it first
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	have := s.CachedInfo().Config
+	if slices.Equal(have.Subjects, want.Subjects) && have.Duplicates == want.Duplicates &&
+		have.MaxAge == want.MaxAge && unlimited(have.MaxBytes) == unlimited(want.MaxBytes) && have.Replicas == want.Replicas &&
+		have.AllowDirect == want.AllowDirect && have.Retention == want.Retention {
+		return nil
+	}
+	_, err = b.js.UpdateStream(ctx, want)
+	return err
 }
 
 // Open binds the event stream without changing anything.
@@ -383,4 +444,12 @@ func (b *Bus) NextSeq(ctx context.Context, pipeline, run string, after uint64) (
 		return 0, false, fmt.Errorf("next event of %s after %d: %w", run, after, err)
 	}
 	return m.Sequence, true, nil
+}
+
+// unlimited maps the server's -1 and the client's zero value to one "no limit".
+func unlimited(v int64) int64 {
+	if v <= 0 {
+		return -1
+	}
+	return v
 }

@@ -30,7 +30,7 @@ func eventsCmd(g *globals) *cobra.Command {
 					b, _ := json.Marshal(e.Envelope)
 					fmt.Fprintln(g.stdout, string(b))
 				} else {
-					fmt.Fprintf(g.stdout, "%8d %s %-12.12s %s\n", e.Seq, e.Subject, e.Type[len("dev.gantry."):], describe(e))
+					fmt.Fprintf(g.stdout, "%8d %s %-18s %s\n", e.Seq, e.Subject, e.Type[len("dev.gantry."):], describe(e))
 				}
 			}
 			if runID != "" && !follow {
