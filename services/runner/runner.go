@@ -351,16 +351,20 @@ func (r *run) phase(ctx context.Context, name string, ph *buildspec.Phase) Phase
 	run := func(cmds []string, finally bool) bool {
 		for _, c := range cmds {
 			cr, reason := r.command(ctx, name, c, finally)
-			if cr.ExitCode != -1 || reason != "" {
+			started := cr.ExitCode != -1 || reason != ""
+			if started {
 				pr.Commands = append(pr.Commands, cr)
 			}
 			if ctx.Err() != nil {
 				pr.Status = ctxStatus(ctx)
-				verb := "timed out"
+				verb, when := "timed out", "while running"
 				if pr.Status == Stopped {
 					verb = "was stopped"
 				}
-				pr.Reason = fmt.Sprintf("%s while running %q", verb, summary(c))
+				if !started {
+					when = "before"
+				}
+				pr.Reason = fmt.Sprintf("%s %s %q", verb, when, summary(c))
 				return false
 			}
 			if reason != "" {
@@ -542,11 +546,11 @@ func (r *run) finish() {
 	for _, c := range r.groups {
 		reap(c)
 	}
-	timeout := time.After(time.Second)
+	deadline := time.Now().Add(time.Second)
 	for _, p := range r.lingering {
 		select {
 		case <-p.done:
-		case <-timeout: // a process that left its group still holds the pipe
+		case <-time.After(time.Until(deadline)): // a process that left its group still holds the pipe
 		}
 		p.f.Close()
 		<-p.done

@@ -757,3 +757,15 @@ phases:
 		t.Errorf("commands %+v", c)
 	}
 }
+
+func TestContextDoneBeforeStart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, s, _ := runSpec(t, ctx, "version: 0.2\nphases:\n  build:\n    commands: [echo hi]\n", Options{})
+	if res.Status != Stopped || res.Reason != `was stopped before "echo hi"` || len(s.output("")) != 0 {
+		t.Fatalf("status %s reason %q output %q", res.Status, res.Reason, s.output(""))
+	}
+	if len(res.Phases[0].Commands) != 0 {
+		t.Errorf("commands %+v", res.Phases[0].Commands)
+	}
+}

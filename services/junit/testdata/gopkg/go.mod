@@ -1,3 +1,0 @@
-module example.com/gopkg
-
-go 1.26
