@@ -14,23 +14,10 @@ import (
 func newBus(t *testing.T) *bus.Bus {
 	t.Helper()
 	srv := natstest.Start(t)
-	nc, err := bus.Connect(srv.ClientURL(), t.Name())
-	if err != nil {
+	b := natstest.Bus(t, srv.ClientURL())
+	// provisioning twice is harmless
+	if err := b.Provision(context.Background(), bus.Config{}); err != nil {
 		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	codec, err := events.NewCodec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bus.New(nc, codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 2 { // provisioning is idempotent
-		if err := b.Provision(context.Background(), bus.Config{}); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return b
 }

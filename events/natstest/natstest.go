@@ -4,8 +4,11 @@
 package natstest
 
 import (
+	"context"
 	"testing"
 
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/events/natsd"
 )
 
@@ -25,4 +28,27 @@ func Start(t testing.TB) *Server {
 	}
 	t.Cleanup(s.Shutdown)
 	return &Server{Server: s, DataDir: dir}
+}
+
+// Bus connects a validating, provisioned bus client to url for t, closed
+// when the test ends.
+func Bus(t testing.TB, url string) *bus.Bus {
+	t.Helper()
+	nc, err := bus.Connect(url, t.Name())
+	if err != nil {
+		t.Fatalf("connect to %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	codec, err := events.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bus.New(nc, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Provision(context.Background(), bus.Config{}); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	return b
 }

@@ -28,26 +28,7 @@ func noopDef(name string, stages int) events.Definition {
 	return d
 }
 
-func newBus(t *testing.T, url string) *bus.Bus {
-	t.Helper()
-	nc, err := bus.Connect(url, t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	codec, err := events.NewCodec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bus.New(nc, codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Provision(context.Background(), bus.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func newBus(t *testing.T, url string) *bus.Bus { return natstest.Bus(t, url) }
 
 func request(t *testing.T, b *bus.Bus, def events.Definition, runID string) {
 	t.Helper()

@@ -80,22 +80,7 @@ func (s *syncBuffer) String() string {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	srv := natstest.Start(t)
-	nc, err := bus.Connect(srv.ClientURL(), t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	codec, err := events.NewCodec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bus.New(nc, codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Provision(context.Background(), bus.Config{}); err != nil {
-		t.Fatal(err)
-	}
+	b := natstest.Bus(t, srv.ClientURL())
 	e := &env{t: t, url: srv.ClientURL(), bus: b, repos: t.TempDir()}
 	t.Cleanup(e.stopAll)
 	return e
