@@ -13,10 +13,15 @@ import (
 
 func newBus(t *testing.T) *bus.Bus {
 	t.Helper()
+	return newBusWith(t, bus.Config{})
+}
+
+func newBusWith(t *testing.T, cfg bus.Config) *bus.Bus {
+	t.Helper()
 	srv := natstest.Start(t)
 	b := natstest.Bus(t, srv.ClientURL())
-	// provisioning twice is harmless
-	if err := b.Provision(context.Background(), bus.Config{}); err != nil {
+	// provisioning again is harmless, and applies cfg
+	if err := b.Provision(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -72,5 +77,61 @@ func TestAppendDeduplicatesAndGuardsTheRun(t *testing.T) {
 	}
 	if _, ok, err := b.NextSeq(ctx, "p", runID, seq); err != nil || ok {
 		t.Fatalf("next after the last: %v %v", ok, err)
+	}
+}
+
+func chainOf(t *testing.T) []events.Event {
+	t.Helper()
+	var out []events.Event
+	for _, st := range []string{"A", "B"} {
+		e, err := events.New(events.StageID(runID, st, 1, "started"), "/test", runID, time.Now(),
+			events.StageStarted{Run: runID, Stage: st, Attempt: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// A chain is appended whole right after the expected sequence, or not at
+// all: in one atomic batch, or event by event each expecting the last.
+func TestAppendChain(t *testing.T) {
+	for _, atomic := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one by one", true: "atomic batch"}[atomic], func(t *testing.T) {
+			b := newBusWith(t, bus.Config{AtomicBatches: atomic})
+			if b.Atomic() != atomic {
+				t.Fatalf("atomic batches %v, want %v", b.Atomic(), atomic)
+			}
+			testAppendChain(t, b)
+		})
+	}
+}
+
+func testAppendChain(t *testing.T, b *bus.Bus) {
+	ctx := context.Background()
+	zero := uint64(0)
+	first, _, err := b.Append(ctx, "p", started(t), &zero)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stale: expects an empty run.
+	if seqs, err := b.AppendChain(ctx, "p", chainOf(t), 0); !errors.Is(err, bus.ErrConflict) || len(seqs) != 0 {
+		t.Fatalf("stale chain: %v %v", seqs, err)
+	}
+	if evs, _ := b.ReadRun(ctx, "p", runID, 0); len(evs) != 1 {
+		t.Fatalf("a refused chain left %d events", len(evs))
+	}
+	seqs, err := b.AppendChain(ctx, "p", chainOf(t), first)
+	if err != nil || len(seqs) != 2 || seqs[0] != first+1 || seqs[1] != first+2 {
+		t.Fatalf("chain: %v %v", seqs, err)
+	}
+	// The same chain again is a duplicate: refused as stale.
+	if _, err := b.AppendChain(ctx, "p", chainOf(t), seqs[1]); !errors.Is(err, bus.ErrConflict) {
+		t.Fatalf("repeated chain: %v", err)
+	}
+	evs, _ := b.ReadRun(ctx, "p", runID, 0)
+	if len(evs) != 3 {
+		t.Fatalf("log holds %d events, want 3", len(evs))
 	}
 }

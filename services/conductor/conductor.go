@@ -243,24 +243,18 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 func (c *Conductor) advance(ctx context.Context, pipeline string, en *entry, st run.State, log zerolog.Logger) (run.State, error) {
 	b := c.o.Bus
 	for range 64 {
-		evs := decider.Decide(st, c.o.Now())
-		if len(evs) == 0 {
+		chain := decideChain(st, c.o.Now())
+		if len(chain) == 0 {
 			return st, nil
 		}
-		stale := false
-		for _, e := range evs {
-			expect := st.LastSeq
-			seq, dup, err := b.Append(ctx, pipeline, e, &expect)
-			if errors.Is(err, bus.ErrConflict) || dup {
-				stale = true
-				break
-			}
-			if err != nil {
-				return st, err
-			}
+		seqs, err := b.AppendChain(ctx, pipeline, chain, st.LastSeq)
+		for i, seq := range seqs { // what was appended, even if the rest was refused
+			e := chain[i]
 			e.Seq = seq
 			st = run.Evolve(st, e)
 			logDecision(log, e)
+		}
+		for _, e := range chain[:len(seqs)] {
 			if d, ok := e.Payload.(events.ActionDispatched); ok {
 				if err := c.publishTask(ctx, d.Task); err != nil {
 					return st, err
@@ -268,15 +262,44 @@ func (c *Conductor) advance(ctx context.Context, pipeline string, en *entry, st 
 				en.published[d.Task.ID] = true
 			}
 		}
-		if stale {
+		if errors.Is(err, bus.ErrConflict) {
+			// Someone appended first: fold what we missed and decide again.
 			more, err := b.ReadRun(ctx, pipeline, st.Run, st.LastSeq)
 			if err != nil {
 				return st, err
 			}
 			st = run.Fold(st, more...)
+			continue
+		}
+		if err != nil {
+			return st, err
 		}
 	}
 	return st, fmt.Errorf("run %s: decider did not settle after 64 rounds", st.Run)
+}
+
+// maxChain bounds the events decided ahead and appended at once.
+const maxChain = 64
+
+// decideChain decides, folds the decision into a scratch copy of the state
+// and decides again, until the run waits for someone else: the events that
+// follow from the state alone (stage succeeded, next stage started, its
+// tasks dispatched) are appended together in one atomic batch rather than
+// one round trip each. The decider is pure, so deciding on the scratch
+// state gives exactly what deciding after each append would.
+func decideChain(st run.State, now time.Time) []events.Event {
+	var chain []events.Event
+	for len(chain) < maxChain {
+		evs := decider.Decide(st, now)
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			st = run.Evolve(st, e)
+		}
+		chain = append(chain, evs...)
+	}
+	return chain
 }
 
 func (c *Conductor) publishTask(ctx context.Context, t events.Task) error {
