@@ -2,17 +2,15 @@ package appspec
 
 import (
 	"fmt"
-	"io"
 	"math"
-	"os"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
+
+	"github.com/gantry-ci/gantry/schemas"
+	"github.com/gantry-ci/gantry/services/internal/yamldoc"
 )
 
 // Limits on what Parse accepts.
@@ -24,16 +22,14 @@ const (
 	MaxNodes = 100_000
 )
 
+// limits are what Parse accepts.
+var limits = yamldoc.Limits{MaxFileSize: MaxFileSize, MaxNodes: MaxNodes, Noun: "an appspec"}
+
 // ParseFile reads and parses the appspec at path; messages name the path.
 func ParseFile(path string) (*Spec, error) {
-	f, err := os.Open(path)
+	data, err := yamldoc.ReadFile(path, MaxFileSize)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return Parse(path, data)
 }
@@ -41,60 +37,8 @@ func ParseFile(path string) (*Spec, error) {
 // Parse parses an appspec. name is the file name used in messages. The
 // error, if any, is a *ParseError listing every problem in file order.
 func Parse(name string, data []byte) (*Spec, error) {
-	d := &decoder{file: name}
-	spec := d.parse(data)
-	if len(d.problems) > 0 {
-		sort.SliceStable(d.problems, func(i, j int) bool {
-			a, b := d.problems[i], d.problems[j]
-			if a.Line != b.Line {
-				return a.Line < b.Line
-			}
-			return a.Column < b.Column
-		})
-		return nil, &ParseError{File: name, Problems: d.problems}
-	}
-	return spec, nil
-}
-
-func (d *decoder) parse(data []byte) *Spec {
-	if len(data) > MaxFileSize {
-		d.add(pos{}, "", []error{ErrTooLarge}, "the file is larger than %d bytes", MaxFileSize)
-		return nil
-	}
-	if !utf8.Valid(data) {
-		d.add(invalidUTF8(data), "", []error{ErrSyntax}, "not valid UTF-8")
-		return nil
-	}
-	f, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		d.yamlError(err)
-		return nil
-	}
-	var bodies []ast.Node
-	for _, doc := range f.Docs {
-		if doc != nil && doc.Body != nil {
-			bodies = append(bodies, doc.Body)
-		}
-	}
-	switch {
-	case len(bodies) == 0:
-		d.add(pos{}, "", []error{ErrSyntax}, "the file is empty")
-		return nil
-	case len(bodies) > 1:
-		d.add(posOf(bodies[1]), "", []error{ErrSyntax}, "more than one YAML document; an appspec is one document")
-		return nil
-	}
-	body := bodies[0]
-	d.collectAnchors(body)
-	if d.expandedSize(body, MaxNodes) > MaxNodes {
-		d.add(pos{}, "", []error{ErrTooLarge}, "more than %d YAML nodes once aliases are expanded", MaxNodes)
-		return nil
-	}
-	spec := d.spec(body)
-	if len(d.problems) == 0 {
-		d.schemaCheck(body)
-	}
-	return spec
+	d := &decoder{yamldoc.Decoder{File: name, Errs: sentinels}}
+	return yamldoc.Parse(&d.Decoder, data, limits, schemas.Appspec, d.spec)
 }
 
 // topRefused are CodeDeploy keys Gantry does not accept.
@@ -105,7 +49,7 @@ var topRefused = map[string]string{
 
 // hookRefused are lifecycle events the hooks section may not have.
 var hookRefused = map[string]string{
-	"Start":                  "Start is the agent's own step and runs no scripts; use " + orList(HookEvents),
+	"Start":                  "Start is the agent's own step and runs no scripts; use " + yamldoc.OrList(HookEvents),
 	DownloadBundle:           "DownloadBundle is the agent's own step and runs no scripts; use BeforeInstall",
 	Install:                  "Install is the agent's own step and runs no scripts; use BeforeInstall or AfterInstall",
 	"End":                    "End is the agent's own step and runs no scripts; use ValidateService",
@@ -121,53 +65,53 @@ var hookRefused = map[string]string{
 
 func (d *decoder) spec(body ast.Node) *Spec {
 	s := &Spec{Version: Version, OS: OSLinux, FileExistsBehavior: Disallow}
-	root, ok := d.resolve(body, "")
+	root, ok := d.Resolve(body, "")
 	if !ok {
 		return nil
 	}
-	at := posOf(root)
-	if at.line == 0 {
-		at = pos{1, 1}
+	at := yamldoc.PosOf(root)
+	if at.Line == 0 {
+		at = yamldoc.Pos{Line: 1, Col: 1}
 	}
-	d.object(root, "", at, []field{
-		{name: "version", required: true, decode: d.version},
-		{name: "os", required: true, decode: d.os},
-		{name: "files", decode: func(e entry, p string) { s.Files = d.files(e, p) }},
-		{name: "file_exists_behavior", decode: func(e entry, p string) {
+	d.Object(root, "", at, []field{
+		{Name: "version", Required: true, Decode: d.version},
+		{Name: "os", Required: true, Decode: d.os},
+		{Name: "files", Decode: func(e entry, p string) { s.Files = d.files(e, p) }},
+		{Name: "file_exists_behavior", Decode: func(e entry, p string) {
 			if b, ok := d.fileExistsBehavior(e, p); ok {
 				s.FileExistsBehavior = b
 			}
 		}},
-		{name: "hooks", decode: func(e entry, p string) { s.EventHooks = d.hooks(e, p) }},
+		{Name: "hooks", Decode: func(e entry, p string) { s.EventHooks = d.hooks(e, p) }},
 	}, topRefused)
 	return s
 }
 
 func (d *decoder) version(e entry, path string) {
-	n, ok := d.resolve(e.value, path)
+	n, ok := d.Resolve(e.Value, path)
 	if !ok {
 		return
 	}
-	text, kind, ok := scalar(n)
+	text, kind, ok := yamldoc.Scalar(n)
 	switch {
 	case ok && kind == "string" && text == Version:
 		return
 	case ok && kind == "number":
-		if f, isNum := number(n); isNum && f == 0 {
+		if f, isNum := yamldoc.Number(n); isNum && f == 0 {
 			return
 		}
-		d.add(e.at, path, []error{ErrSchema}, "must be %s, got %s", Version, text)
+		d.Add(e.At, path, []error{ErrSchema}, "must be %s, got %s", Version, text)
 	case ok:
-		d.add(e.at, path, []error{ErrSchema}, "must be %s, got %q", Version, text)
+		d.Add(e.At, path, []error{ErrSchema}, "must be %s, got %q", Version, text)
 	default:
-		d.mustBe(e.at, path, Version, n)
+		d.MustBe(e.At, path, Version, n)
 	}
 }
 
 func (d *decoder) os(e entry, path string) {
 	text, ok := d.str(e, path, "linux")
 	if ok && text != OSLinux {
-		d.add(e.at, path, []error{ErrSchema}, "must be linux (the only OS Gantry's agent runs on), got %q", text)
+		d.Add(e.At, path, []error{ErrSchema}, "must be linux (the only OS Gantry's agent runs on), got %q", text)
 	}
 }
 
@@ -180,7 +124,7 @@ func (d *decoder) fileExistsBehavior(e entry, path string) (FileExistsBehavior, 
 	case Disallow, Overwrite, Retain:
 		return b, true
 	}
-	d.add(e.at, path, []error{ErrSchema}, "must be DISALLOW, OVERWRITE or RETAIN, got %q", text)
+	d.Add(e.At, path, []error{ErrSchema}, "must be DISALLOW, OVERWRITE or RETAIN, got %q", text)
 	return "", false
 }
 
@@ -191,24 +135,24 @@ func (d *decoder) files(e entry, path string) []File {
 	}
 	var out []File
 	for i, item := range items {
-		p := index(path, i)
-		at := posOf(item)
-		n, ok := d.resolve(item, p)
+		p := yamldoc.Index(path, i)
+		at := yamldoc.PosOf(item)
+		n, ok := d.Resolve(item, p)
 		if !ok {
 			continue
 		}
 		var f File
-		d.object(n, p, at, []field{
-			{name: "source", required: true, decode: func(e entry, p string) {
+		d.Object(n, p, at, []field{
+			{Name: "source", Required: true, Decode: func(e entry, p string) {
 				if text, ok := d.str(e, p, "a path in the bundle"); ok {
 					f.Source = text
-					d.pathProblem(e.at, p, SourceProblem(text))
+					d.pathProblem(e.At, p, SourceProblem(text))
 				}
 			}},
-			{name: "destination", required: true, decode: func(e entry, p string) {
+			{Name: "destination", Required: true, Decode: func(e entry, p string) {
 				if text, ok := d.str(e, p, "an absolute path on the host"); ok {
 					f.Destination = text
-					d.pathProblem(e.at, p, DestinationProblem(text))
+					d.pathProblem(e.At, p, DestinationProblem(text))
 				}
 			}},
 		}, nil)
@@ -217,27 +161,27 @@ func (d *decoder) files(e entry, path string) []File {
 	return out
 }
 
-func (d *decoder) pathProblem(at pos, path, msg string) {
+func (d *decoder) pathProblem(at yamldoc.Pos, path, msg string) {
 	if msg != "" {
-		d.add(at, path, []error{ErrInvalidPath, ErrSchema}, "%s", msg)
+		d.Add(at, path, []error{ErrInvalidPath, ErrSchema}, "%s", msg)
 	}
 }
 
 func (d *decoder) hooks(e entry, path string) map[string][]Hook {
-	n, ok := d.resolve(e.value, path)
+	n, ok := d.Resolve(e.Value, path)
 	if !ok {
 		return nil
 	}
 	out := map[string][]Hook{}
 	fields := make([]field, len(HookEvents))
 	for i, event := range HookEvents {
-		fields[i] = field{name: event, decode: func(e entry, p string) {
+		fields[i] = field{Name: event, Decode: func(e entry, p string) {
 			if hooks := d.eventHooks(e, p); hooks != nil {
 				out[event] = hooks
 			}
 		}}
 	}
-	d.object(n, path, e.at, fields, hookRefused)
+	d.Object(n, path, e.At, fields, hookRefused)
 	if len(out) == 0 {
 		return nil
 	}
@@ -251,30 +195,30 @@ func (d *decoder) eventHooks(e entry, path string) []Hook {
 	}
 	var out []Hook
 	for i, item := range items {
-		p := index(path, i)
-		at := posOf(item)
-		n, ok := d.resolve(item, p)
+		p := yamldoc.Index(path, i)
+		at := yamldoc.PosOf(item)
+		n, ok := d.Resolve(item, p)
 		if !ok {
 			continue
 		}
 		h := Hook{Timeout: DefaultTimeout}
-		d.object(n, p, at, []field{
-			{name: "location", required: true, decode: func(e entry, p string) {
+		d.Object(n, p, at, []field{
+			{Name: "location", Required: true, Decode: func(e entry, p string) {
 				if text, ok := d.str(e, p, "a path in the bundle"); ok {
 					h.Location = text
-					d.pathProblem(e.at, p, LocationProblem(text))
+					d.pathProblem(e.At, p, LocationProblem(text))
 				}
 			}},
-			{name: "timeout", decode: func(e entry, p string) {
+			{Name: "timeout", Decode: func(e entry, p string) {
 				if t, ok := d.timeout(e, p); ok {
 					h.Timeout = t
 				}
 			}},
-			{name: "runas", decode: func(e entry, p string) {
+			{Name: "runas", Decode: func(e entry, p string) {
 				if text, ok := d.str(e, p, "a user name"); ok {
 					h.RunAs = text
 					if !userName.MatchString(text) {
-						d.add(e.at, p, []error{ErrSchema}, "invalid user name %q: use letters, digits, ., _ and -, starting with a letter or _, at most 32", text)
+						d.Add(e.At, p, []error{ErrSchema}, "invalid user name %q: use letters, digits, ., _ and -, starting with a letter or _, at most 32", text)
 					}
 				}
 			}},
@@ -289,23 +233,23 @@ func (d *decoder) eventHooks(e entry, path string) []Hook {
 var userName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9._-]{0,31}$`)
 
 func (d *decoder) timeout(e entry, path string) (int, bool) {
-	n, ok := d.resolve(e.value, path)
+	n, ok := d.Resolve(e.Value, path)
 	if !ok {
 		return 0, false
 	}
-	f, isNum := number(n)
+	f, isNum := yamldoc.Number(n)
 	if !isNum {
-		d.mustBe(e.at, path, "a number of seconds", n)
+		d.MustBe(e.At, path, "a number of seconds", n)
 		return 0, false
 	}
 	text := n.GetToken().Value
 	switch {
 	case f != math.Trunc(f):
-		d.add(e.at, path, []error{ErrSchema}, "must be a whole number of seconds, got %s", text)
+		d.Add(e.At, path, []error{ErrSchema}, "must be a whole number of seconds, got %s", text)
 	case f < 1:
-		d.add(e.at, path, []error{ErrSchema}, "must be at least 1 second, got %s", text)
+		d.Add(e.At, path, []error{ErrSchema}, "must be at least 1 second, got %s", text)
 	case f > MaxTimeout:
-		d.add(e.at, path, []error{ErrSchema}, "must be at most %d seconds, got %s", MaxTimeout, text)
+		d.Add(e.At, path, []error{ErrSchema}, "must be at most %d seconds, got %s", MaxTimeout, text)
 	default:
 		return int(f), true
 	}

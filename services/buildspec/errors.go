@@ -2,8 +2,8 @@ package buildspec
 
 import (
 	"errors"
-	"fmt"
-	"strings"
+
+	"github.com/gantry-ci/gantry/services/internal/yamldoc"
 )
 
 // Sentinel errors. Parse returns a *ParseError; each of its problems wraps one
@@ -33,58 +33,19 @@ var (
 	ErrInvalidPath = errors.New("invalid path or glob")
 )
 
-// Problem is one thing wrong with a buildspec, where it is and why.
-type Problem struct {
-	File   string
-	Line   int // 1-based; 0 when unknown
-	Column int // 1-based; 0 when unknown
-	// Path is the field, e.g. "phases.build.commands[2]"; empty for the whole
-	// document.
-	Path    string
-	Message string
-	// Errs are the sentinels the problem wraps.
-	Errs []error
-}
-
-// Error formats the problem as "file:line:column: path: message".
-func (p *Problem) Error() string {
-	var b strings.Builder
-	b.WriteString(p.File)
-	if p.Line > 0 {
-		fmt.Fprintf(&b, ":%d:%d", p.Line, p.Column)
-	}
-	b.WriteString(": ")
-	if p.Path != "" {
-		b.WriteString(p.Path)
-		b.WriteString(": ")
-	}
-	b.WriteString(p.Message)
-	return b.String()
-}
-
-// Unwrap returns the sentinels the problem wraps.
-func (p *Problem) Unwrap() []error { return p.Errs }
+// Problem is one thing wrong with a buildspec, where it is and why: "file:line:column:
+// path: message". It wraps the sentinels in its Errs.
+type Problem = yamldoc.Problem
 
 // ParseError holds every problem found in one buildspec, in file order.
-type ParseError struct {
-	File     string
-	Problems []*Problem
-}
+type ParseError = yamldoc.ParseError
 
-// Error prints one problem per line.
-func (e *ParseError) Error() string {
-	lines := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		lines[i] = p.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Unwrap returns the problems, so errors.Is and errors.As see each of them.
-func (e *ParseError) Unwrap() []error {
-	out := make([]error, len(e.Problems))
-	for i, p := range e.Problems {
-		out[i] = p
-	}
-	return out
+// sentinels are the errors the shared YAML checks wrap.
+var sentinels = yamldoc.Sentinels{
+	Syntax:       ErrSyntax,
+	TooLarge:     ErrTooLarge,
+	Schema:       ErrSchema,
+	UnknownField: ErrUnknownField,
+	MissingField: ErrMissingField,
+	Unsupported:  ErrUnsupported,
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/gantry-ci/gantry/services/internal/yamldoc"
 )
 
 // seg is one step of a field path: a mapping key or a list index.
@@ -209,13 +211,8 @@ func (l *locator) entry(n ast.Node, key string, depth int) *ast.MappingValueNode
 	if depth > 16 {
 		return nil
 	}
-	var values []*ast.MappingValueNode
-	switch m := n.(type) {
-	case *ast.MappingNode:
-		values = m.Values
-	case *ast.MappingValueNode:
-		values = []*ast.MappingValueNode{m}
-	default:
+	values, ok := yamldoc.MappingValues(n)
+	if !ok {
 		return nil
 	}
 	for _, mv := range values {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/schemas"
+	"github.com/gantry-ci/gantry/services/internal/yamldoc"
 )
 
 // Defaults and limits of the pipeline file.
@@ -111,8 +112,8 @@ func (c *checker) parse(data []byte) (events.Definition, bool) {
 		return events.Definition{}, false
 	}
 	if !utf8.Valid(data) {
-		line, col := invalidUTF8(data)
-		c.addAt(line, col, "file is not valid UTF-8", ErrSyntax)
+		at := yamldoc.InvalidUTF8(data)
+		c.addAt(at.Line, at.Col, "file is not valid UTF-8", ErrSyntax)
 		return events.Definition{}, false
 	}
 	// 1. YAML syntax, within the structure limits.
@@ -357,23 +358,4 @@ func applyDefaults(def *events.Definition) {
 			}
 		}
 	}
-}
-
-// invalidUTF8 returns the line and column (in runes) of the first byte that
-// is not UTF-8.
-func invalidUTF8(data []byte) (line, col int) {
-	line, col = 1, 1
-	for len(data) > 0 {
-		r, size := utf8.DecodeRune(data)
-		if r == utf8.RuneError && size <= 1 {
-			return line, col
-		}
-		if r == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-		data = data[size:]
-	}
-	return line, col
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/schemas"
+	"github.com/gantry-ci/gantry/services/internal/yamldoc"
 )
 
 // schemaInfo is the compiled pipeline schema and the facts the parser reads
@@ -315,31 +316,11 @@ func suggest(got string, allowed []string) string {
 		if lg == la || (len(lg) >= 4 && (strings.HasPrefix(la, lg) || strings.HasPrefix(lg, la))) {
 			return a
 		}
-		if d := editDistance(lg, la); d < bestDist {
+		if d := yamldoc.Distance(lg, la); d < bestDist {
 			best, bestDist = a, d
 		}
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // sourceText is a scalar as written in the file, for hints like quote it: "3".
