@@ -31,6 +31,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecideDrivesRunsToAnEnd$$' -fuzztime=$(FUZZTIME) ./services/decider
 	$(GO) test -run='^$$' -fuzz='^FuzzNext$$' -fuzztime=$(FUZZTIME) ./services/deployplan
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./services/appspec
+	$(GO) test -run='^$$' -fuzz='^FuzzDecide$$' -fuzztime=$(FUZZTIME) ./services/deploydecider
 
 bench: build
 	$(GO) run ./loadtest/cmd/loadtest noop

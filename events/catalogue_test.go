@@ -72,6 +72,7 @@ func samples() map[string]events.Payload {
 	testRef := events.ActionRef{Run: run, Stage: "Build", Action: "unit", Attempt: 1}
 	app := events.ArtifactRef{Name: "app", Key: events.ArtifactKey(pipeline, run, "app"), SHA256: digest("app"), Size: 18_874_368}
 	source := events.ArtifactRef{Name: "source", Key: events.ArtifactKey(pipeline, run, "source"), SHA256: digest("source"), Size: 2_411_520}
+	dep := events.RunIDForTrigger("deploy/"+run, sampleTime.UnixMilli())
 	return map[string]events.Payload{
 		events.TypeRunRequested: events.RunRequested{
 			Pipeline: pipeline, Run: run, Revision: 7, Definition: def,
@@ -109,6 +110,27 @@ func samples() map[string]events.Payload {
 			ActionRef: ref, Key: events.LogKey(pipeline, run, ref.Stage, ref.Action, ref.Attempt),
 			SHA256: digest("log"), Size: 1_048_576, Lines: 20_311, Truncated: true,
 		},
+		events.TypeDeploymentCreated: events.DeploymentCreated{
+			Deployment: dep, Group: "staging", Application: pipeline, Revision: app,
+			Config: events.DeploymentConfig{Name: "CodeDeployDefault.OneAtATime", Type: "MOST_CONCURRENCY", Value: 1},
+			Hosts:  []string{"web-1", "web-2", "web-3"},
+			HealthCheck: &events.HealthCheck{URL: "http://127.0.0.1:{{.Labels.port}}/healthz", ExpectedStatus: 200,
+				IntervalSeconds: 1, HealthyThreshold: 2, TimeoutSeconds: 60},
+			RollbackOf: events.RunIDForTrigger("deploy/previous", sampleTime.UnixMilli()-60_000),
+			Trigger:    &events.DeploymentTrigger{Pipeline: pipeline, Run: run, Stage: "Staging", Action: "deploy", Attempt: 1},
+		},
+		events.TypeDeployHostDispatched: events.DeployHostDispatched{Deployment: dep, Group: "staging", Host: "web-1"},
+		events.TypeDeployHostLifecycle: events.DeployHostLifecycle{Deployment: dep, Group: "staging", Host: "web-1",
+			Event: "ValidateService", Status: events.StepFailed, ExitCode: 1, Duration: 0.75,
+			LogTail: "curl: (7) Failed to connect to 127.0.0.1 port 8080"},
+		events.TypeDeployHostSucceeded: events.DeployHostSucceeded{Deployment: dep, Group: "staging", Host: "web-1"},
+		events.TypeDeployHostFailed: events.DeployHostFailed{Deployment: dep, Group: "staging", Host: "web-2",
+			Reason: "ValidateService: scripts/check.sh exited with status 1"},
+		events.TypeDeploymentSucceeded: events.DeploymentSucceeded{Deployment: dep, Group: "staging"},
+		events.TypeDeploymentFailed: events.DeploymentFailed{Deployment: dep, Group: "staging",
+			Reason: "1 of 3 hosts failed with 1 still to deploy"},
+		events.TypeDeploymentStopped: events.DeploymentStopped{Deployment: dep, Group: "staging",
+			Reason: "alarm on staging: error rate above 5%", Rollback: true},
 		events.TypeTestReported: events.TestReported{
 			ActionRef: testRef, Total: 412, Passed: 407, Failed: 2, Skipped: 3, Duration: 38.25,
 			Failures: []events.TestCase{
@@ -155,6 +177,22 @@ func idOf(p events.Payload) string {
 		return events.ActionID(p.ActionRef, "log-archived")
 	case events.TestReported:
 		return events.ActionID(p.ActionRef, "test-reported")
+	case events.DeploymentCreated:
+		return events.DeployID(p.Deployment, "created")
+	case events.DeployHostDispatched:
+		return events.DeployHostID(p.Deployment, p.Host, "dispatched")
+	case events.DeployHostLifecycle:
+		return events.DeployHostID(p.Deployment, p.Host, "lifecycle/"+p.Event+"/"+p.Status)
+	case events.DeployHostSucceeded:
+		return events.DeployHostID(p.Deployment, p.Host, "succeeded")
+	case events.DeployHostFailed:
+		return events.DeployHostID(p.Deployment, p.Host, "failed")
+	case events.DeploymentSucceeded:
+		return events.DeployID(p.Deployment, "succeeded")
+	case events.DeploymentFailed:
+		return events.DeployID(p.Deployment, "failed")
+	case events.DeploymentStopped:
+		return events.DeployID(p.Deployment, "stopped")
 	}
 	panic(fmt.Sprintf("idOf: no ID for %T", p))
 }
@@ -201,6 +239,22 @@ func idPattern(t string) string {
 		p = events.LogArchived{ActionRef: ref}
 	case events.TypeTestReported:
 		p = events.TestReported{ActionRef: ref}
+	case events.TypeDeploymentCreated:
+		p = events.DeploymentCreated{Deployment: "<deployment>"}
+	case events.TypeDeployHostDispatched:
+		p = events.DeployHostDispatched{Deployment: "<deployment>", Host: "<host>"}
+	case events.TypeDeployHostLifecycle:
+		p = events.DeployHostLifecycle{Deployment: "<deployment>", Host: "<host>", Event: "<event>", Status: "<status>"}
+	case events.TypeDeployHostSucceeded:
+		p = events.DeployHostSucceeded{Deployment: "<deployment>", Host: "<host>"}
+	case events.TypeDeployHostFailed:
+		p = events.DeployHostFailed{Deployment: "<deployment>", Host: "<host>"}
+	case events.TypeDeploymentSucceeded:
+		p = events.DeploymentSucceeded{Deployment: "<deployment>"}
+	case events.TypeDeploymentFailed:
+		p = events.DeploymentFailed{Deployment: "<deployment>"}
+	case events.TypeDeploymentStopped:
+		p = events.DeploymentStopped{Deployment: "<deployment>"}
 	default:
 		panic("idPattern: unknown type " + t)
 	}
@@ -220,6 +274,9 @@ func sampleEvent(t testing.TB, p events.Payload) events.Event {
 // runOf finds the run a payload belongs to; every payload names one.
 func runOf(p events.Payload) string {
 	v := reflect.ValueOf(p)
+	if f := v.FieldByName("Deployment"); f.IsValid() {
+		return f.String()
+	}
 	if f := v.FieldByName("Run"); f.IsValid() {
 		return f.String()
 	}
@@ -263,7 +320,7 @@ func TestCatalogueRoundTrip(t *testing.T) {
 				!out.Time.Equal(in.Time) || out.DataSchema != events.SchemaURI(typ) || out.SpecVersion != events.SpecVersion {
 				t.Errorf("envelope changed in a round trip:\n got %+v\nwant %+v", out.Envelope, in.Envelope)
 			}
-			if !strings.HasPrefix(out.ID, "run/"+runOf(p)+"/") {
+			if !strings.HasPrefix(out.ID, "run/"+runOf(p)+"/") && !strings.HasPrefix(out.ID, "deploy/"+runOf(p)+"/") {
 				t.Errorf("ID %q does not start with the run", out.ID)
 			}
 		})
@@ -427,6 +484,8 @@ func (ss *schemaSet) compare(gt reflect.Type, s map[string]any, path string) []s
 		}
 	}
 	switch gt.Kind() {
+	case reflect.Pointer:
+		return ss.compare(gt.Elem(), s, path)
 	case reflect.String:
 		wantType("string")
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
@@ -970,6 +1029,10 @@ func renderCatalogue(ss *schemaSet) []byte {
 	w("a publisher sends `Nats-Expected-Last-Subject-Sequence` with the last sequence it folded, so two ")
 	w("replicas of a decider can never fork a run. `%s` matches every run of a pipeline.\n\n", events.PipelineEvents("<pipeline>"))
 
+	w("A deployment's events go to the stream `%s`, subject `%s`, one subject per deployment, ", events.StreamDeploys, events.DeploySubject("<group>", "<deployment>"))
+	w("appended to with the same deduplication and optimistic concurrency; for them the envelope's `subject` is the ")
+	w("deployment ID, and their IDs start with `deploy/<deployment>/` (`DeployID`, `DeployHostID`). ")
+	w("See [deploy.md](deploy.md).\n\n")
 	w("## Event IDs\n\n")
 	w("Each event's `id` names its fact deterministically and is sent as the `Nats-Msg-Id` header, so a fact ")
 	w("published twice (a redelivered message, a service that died after publishing and before acking) is ")

@@ -89,6 +89,22 @@ func newPayload(t string) (any, error) {
 		return &LogArchived{}, nil
 	case TypeTestReported:
 		return &TestReported{}, nil
+	case TypeDeploymentCreated:
+		return &DeploymentCreated{}, nil
+	case TypeDeployHostDispatched:
+		return &DeployHostDispatched{}, nil
+	case TypeDeployHostLifecycle:
+		return &DeployHostLifecycle{}, nil
+	case TypeDeployHostSucceeded:
+		return &DeployHostSucceeded{}, nil
+	case TypeDeployHostFailed:
+		return &DeployHostFailed{}, nil
+	case TypeDeploymentSucceeded:
+		return &DeploymentSucceeded{}, nil
+	case TypeDeploymentFailed:
+		return &DeploymentFailed{}, nil
+	case TypeDeploymentStopped:
+		return &DeploymentStopped{}, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownType, t)
 }
@@ -126,6 +142,22 @@ func deref(p any) Payload {
 	case *LogArchived:
 		return *v
 	case *TestReported:
+		return *v
+	case *DeploymentCreated:
+		return *v
+	case *DeployHostDispatched:
+		return *v
+	case *DeployHostLifecycle:
+		return *v
+	case *DeployHostSucceeded:
+		return *v
+	case *DeployHostFailed:
+		return *v
+	case *DeploymentSucceeded:
+		return *v
+	case *DeploymentFailed:
+		return *v
+	case *DeploymentStopped:
 		return *v
 	}
 	return nil

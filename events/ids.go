@@ -43,3 +43,18 @@ func RunIDForTrigger(triggerID string, unixMilli int64) string {
 	u[8] = (u[8] & 0x3f) | 0x80 // RFC 4122 variant
 	return u.String()
 }
+
+// DeployID names a fact of a deployment: deploy/<deployment>/<fact>.
+func DeployID(deployment, fact string) string { return "deploy/" + deployment + "/" + fact }
+
+// DeployHostID names a fact of one host of a deployment:
+// deploy/<deployment>/host/<host>/<fact>.
+func DeployHostID(deployment, host, fact string) string {
+	return "deploy/" + deployment + "/host/" + host + "/" + fact
+}
+
+// DeployCommandID is the Nats-Msg-Id of the agent command that a
+// host.dispatched event sends.
+func DeployCommandID(deployment, host string) string {
+	return DeployHostID(deployment, host, "command")
+}

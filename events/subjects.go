@@ -69,3 +69,34 @@ func LogKey(pipeline, run, stage, action string, attempt int) string {
 
 // CmdSubject is the request/reply subject of a command verb.
 func CmdSubject(verb string) string { return "gantry.cmd." + verb }
+
+// Deployment streams, buckets and subjects.
+const (
+	StreamDeploys = "GANTRY_DEPLOYS"
+	StreamAgents  = "GANTRY_AGENTS"
+	StreamAlarms  = "GANTRY_ALARMS"
+
+	BucketAgents       = "agents"
+	BucketDeployGroups = "deploygroups"
+
+	SubjectDeploysAll = "gantry.deploys.>"
+	SubjectAgentsAll  = "gantry.agents.>"
+	SubjectAlarmsAll  = "gantry.alarms.>"
+)
+
+// DeploySubject is the subject of one deployment's event log.
+func DeploySubject(group, deployment string) string {
+	return "gantry.deploys." + group + "." + deployment
+}
+
+// GroupDeploys matches every deployment of one deployment group.
+func GroupDeploys(group string) string { return "gantry.deploys." + group + ".*" }
+
+// AgentSubject carries the commands of one host's agent.
+func AgentSubject(group, host string) string { return "gantry.agents." + group + "." + host }
+
+// AlarmSubject is where alarms of a deployment group are raised.
+func AlarmSubject(group string) string { return "gantry.alarms." + group }
+
+// AgentKey is a host's key in the agents bucket.
+func AgentKey(group, host string) string { return group + "." + host }

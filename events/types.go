@@ -251,3 +251,146 @@ type ActionDef struct {
 	Configuration  map[string]string `json:"configuration,omitempty"`
 	TimeoutSeconds int               `json:"timeoutSeconds,omitempty"`
 }
+
+// Deployment event types. A deployment's events go to its own subject on
+// the GANTRY_DEPLOYS stream, gantry.deploys.<group>.<deployment>; the
+// CloudEvents subject is the deployment ID.
+const (
+	TypeDeploymentCreated    = "dev.gantry.deployment.created"
+	TypeDeployHostDispatched = "dev.gantry.deployment.host.dispatched"
+	TypeDeployHostLifecycle  = "dev.gantry.deployment.host.lifecycle"
+	TypeDeployHostSucceeded  = "dev.gantry.deployment.host.succeeded"
+	TypeDeployHostFailed     = "dev.gantry.deployment.host.failed"
+	TypeDeploymentSucceeded  = "dev.gantry.deployment.succeeded"
+	TypeDeploymentFailed     = "dev.gantry.deployment.failed"
+	TypeDeploymentStopped    = "dev.gantry.deployment.stopped"
+)
+
+func init() {
+	Types = append(Types,
+		TypeDeploymentCreated, TypeDeployHostDispatched, TypeDeployHostLifecycle,
+		TypeDeployHostSucceeded, TypeDeployHostFailed,
+		TypeDeploymentSucceeded, TypeDeploymentFailed, TypeDeploymentStopped,
+	)
+}
+
+// DeploymentConfig is a deployment configuration as the log records it (the
+// deployplan package's Config): the minimum number of healthy hosts.
+type DeploymentConfig struct {
+	Name  string `json:"name,omitempty"`
+	Type  string `json:"type"`
+	Value int    `json:"value"`
+}
+
+// DeploymentTrigger names the pipeline action that asked for a deployment.
+type DeploymentTrigger struct {
+	Pipeline string `json:"pipeline"`
+	Run      string `json:"run"`
+	Stage    string `json:"stage"`
+	Action   string `json:"action"`
+	Attempt  int    `json:"attempt"`
+}
+
+// HealthCheck is the HTTP check an agent runs after ValidateService. URL is
+// a Go template over the host ({{.Host}}, {{.Labels.port}}).
+type HealthCheck struct {
+	URL              string `json:"url"`
+	ExpectedStatus   int    `json:"expectedStatus,omitempty"`
+	IntervalSeconds  int    `json:"intervalSeconds,omitempty"`
+	HealthyThreshold int    `json:"healthyThreshold,omitempty"`
+	TimeoutSeconds   int    `json:"timeoutSeconds,omitempty"`
+}
+
+// DeploymentCreated opens a deployment. It carries everything the deploy
+// service and the agents need, so the log alone decides the deployment.
+type DeploymentCreated struct {
+	Deployment  string             `json:"deployment"`
+	Group       string             `json:"group"`
+	Application string             `json:"application"`
+	Revision    ArtifactRef        `json:"revision"`
+	Config      DeploymentConfig   `json:"config"`
+	Hosts       []string           `json:"hosts"`
+	HealthCheck *HealthCheck       `json:"healthCheck,omitempty"`
+	RollbackOf  string             `json:"rollbackOf,omitempty"`
+	Trigger     *DeploymentTrigger `json:"trigger,omitempty"`
+}
+
+func (DeploymentCreated) EventType() string { return TypeDeploymentCreated }
+
+// DeployHostDispatched records that a host's agent was sent the deployment.
+type DeployHostDispatched struct {
+	Deployment string `json:"deployment"`
+	Group      string `json:"group"`
+	Host       string `json:"host"`
+}
+
+func (DeployHostDispatched) EventType() string { return TypeDeployHostDispatched }
+
+// Lifecycle step statuses.
+const (
+	StepStarted   = "started"
+	StepSucceeded = "succeeded"
+	StepFailed    = "failed"
+	StepSkipped   = "skipped"
+)
+
+// DeployHostLifecycle is the start or end of one lifecycle event on a host.
+type DeployHostLifecycle struct {
+	Deployment string  `json:"deployment"`
+	Group      string  `json:"group"`
+	Host       string  `json:"host"`
+	Event      string  `json:"event"`
+	Status     string  `json:"status"`
+	ExitCode   int     `json:"exitCode"`
+	Duration   float64 `json:"durationSeconds"`
+	LogTail    string  `json:"logTail,omitempty"`
+}
+
+func (DeployHostLifecycle) EventType() string { return TypeDeployHostLifecycle }
+
+// DeployHostSucceeded ends a host's part: installed, validated, healthy.
+type DeployHostSucceeded struct {
+	Deployment string `json:"deployment"`
+	Group      string `json:"group"`
+	Host       string `json:"host"`
+}
+
+func (DeployHostSucceeded) EventType() string { return TypeDeployHostSucceeded }
+
+// DeployHostFailed ends a host's part with the reason.
+type DeployHostFailed struct {
+	Deployment string `json:"deployment"`
+	Group      string `json:"group"`
+	Host       string `json:"host"`
+	Reason     string `json:"reason"`
+}
+
+func (DeployHostFailed) EventType() string { return TypeDeployHostFailed }
+
+// DeploymentSucceeded ends a deployment that met its minimum healthy hosts.
+type DeploymentSucceeded struct {
+	Deployment string `json:"deployment"`
+	Group      string `json:"group"`
+}
+
+func (DeploymentSucceeded) EventType() string { return TypeDeploymentSucceeded }
+
+// DeploymentFailed ends a deployment with the reason.
+type DeploymentFailed struct {
+	Deployment string `json:"deployment"`
+	Group      string `json:"group"`
+	Reason     string `json:"reason"`
+}
+
+func (DeploymentFailed) EventType() string { return TypeDeploymentFailed }
+
+// DeploymentStopped ends a deployment on request or alarm; Rollback asks
+// the rollback service to redeploy the last known good revision.
+type DeploymentStopped struct {
+	Deployment string `json:"deployment"`
+	Group      string `json:"group"`
+	Reason     string `json:"reason"`
+	Rollback   bool   `json:"rollback,omitempty"`
+}
+
+func (DeploymentStopped) EventType() string { return TypeDeploymentStopped }

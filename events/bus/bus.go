@@ -44,6 +44,8 @@ type Config struct {
 	// Off by default: on one file-storage server the server's batch staging
 	// cost more than the round trips it saved (make bench, same machine).
 	AtomicBatches bool
+	// AgentTTL is how long an agent's heartbeat entry lives without renewal.
+	AgentTTL time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -58,6 +60,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TaskAckWait == 0 {
 		c.TaskAckWait = 30 * time.Second
+	}
+	if c.AgentTTL == 0 {
+		c.AgentTTL = 5 * time.Minute
 	}
 	if c.LogMaxAge == 0 {
 		c.LogMaxAge = 7 * 24 * time.Hour
@@ -142,6 +147,24 @@ func (b *Bus) Provision(ctx context.Context, cfg Config) error {
 			MaxAge: 30 * 24 * time.Hour, Replicas: cfg.Replicas,
 			Description: "messages refused by a consumer, with the reason",
 		},
+		{
+			Name: events.StreamDeploys, Subjects: []string{events.SubjectDeploysAll},
+			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+			Duplicates: cfg.DuplicateWindow, Replicas: cfg.Replicas,
+			AllowDirect: true, Description: "Gantry deployment event log: one subject per deployment",
+		},
+		{
+			Name: events.StreamAgents, Subjects: []string{events.SubjectAgentsAll},
+			Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
+			Duplicates: cfg.DuplicateWindow, Replicas: cfg.Replicas,
+			Description: "deploy commands, one subject and durable consumer per agent",
+		},
+		{
+			Name: events.StreamAlarms, Subjects: []string{events.SubjectAlarmsAll},
+			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+			Duplicates: cfg.DuplicateWindow, Replicas: cfg.Replicas, MaxAge: 30 * 24 * time.Hour,
+			Description: "alarms raised on deployment groups; an alarm stops the group's deployment",
+		},
 	}
 	for _, sc := range streams {
 		if err := b.ensureStream(ctx, sc); err != nil {
@@ -151,6 +174,8 @@ func (b *Bus) Provision(ctx context.Context, cfg Config) error {
 	kvs := []jetstream.KeyValueConfig{
 		{Bucket: events.BucketPipelines, History: 64, Replicas: cfg.Replicas, Description: "pipeline definitions, with history"},
 		{Bucket: events.BucketRuns, History: 1, Replicas: cfg.Replicas, Description: "projection of folded runs"},
+		{Bucket: events.BucketAgents, History: 1, Replicas: cfg.Replicas, TTL: cfg.AgentTTL, Description: "agent heartbeats by <group>.<host>; a missing or stale entry is a dead agent"},
+		{Bucket: events.BucketDeployGroups, History: 16, Replicas: cfg.Replicas, Description: "deployment group documents"},
 	}
 	for _, kc := range kvs {
 		if _, err := b.js.KeyValue(ctx, kc.Bucket); err == nil {

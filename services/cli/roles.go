@@ -19,6 +19,9 @@ func roleCmds(g *globals) []*cobra.Command {
 		stack.RoleBuild:     "Run a build worker: run buildspecs of build actions",
 		stack.RoleTest:      "Run a test worker: run test buildspecs and report JUnit results",
 	}
+	short[stack.RoleDeployService] = "Run the deploy service: fold deployments, dispatch agents, fail hosts of dead agents, stop on alarms"
+	short[stack.RoleRollbackService] = "Run the rollback service: roll failed deployments back to the last known good revision"
+	short[stack.RoleDeployWorker] = "Run a deploy worker: pipeline actions of type deploy create a deployment and wait for it"
 	var out []*cobra.Command
 	for _, name := range stack.AllRoles {
 		var o stack.RoleOptions
@@ -48,6 +51,9 @@ work through durable consumers. Stop with SIGINT or SIGTERM.`,
 		c.Flags().StringVar(&o.WorkDir, "work-dir", "", "directory for task workspaces (workers only; default a temp dir)")
 		c.Flags().StringVar(&o.ReposDir, "repos-dir", ".", "base of relative repository paths (source only)")
 		c.Flags().StringVar(&o.Worker, "name", "", "worker name in events (default host-pid-random)")
+		if name == stack.RoleDeployService {
+			c.Flags().DurationVar(&o.HeartbeatTimeout, "heartbeat-timeout", 30*time.Second, "fail an in-progress host whose agent has not heartbeated for this long")
+		}
 		c.Flags().DurationVar(&o.AckWait, "ack-wait", 30*time.Second, "how long a task stays with a worker that stopped heartbeating (workers only)")
 		out = append(out, c)
 	}

@@ -105,6 +105,7 @@ announced in --data-dir, or open the data directory themselves.`,
 		devCmd(g), demoCmd(g), junitCmd(g),
 	)
 	root.AddCommand(roleCmds(g)...)
+	root.AddCommand(deployCmds(g)...)
 	return root
 }
 

@@ -10,7 +10,9 @@ import (
 
 	"github.com/gantry-ci/gantry/services/build"
 	"github.com/gantry-ci/gantry/services/conductor"
+	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/projection"
+	"github.com/gantry-ci/gantry/services/rollback"
 	"github.com/gantry-ci/gantry/services/source"
 	"github.com/gantry-ci/gantry/services/worker"
 )
@@ -35,6 +37,9 @@ type RoleOptions struct {
 	Worker string
 	// AckWait is how long a task stays with a worker that went silent.
 	AckWait time.Duration
+	// HeartbeatTimeout fails an in-progress host whose agent went silent
+	// this long (deploy service only; default 30s).
+	HeartbeatTimeout time.Duration
 }
 
 // Role names, as the CLI spells them.
@@ -45,10 +50,20 @@ const (
 	RoleSource    = "source"
 	RoleBuild     = "build"
 	RoleTest      = "test"
+	// RoleDeployService is the deploy service (CodeDeploy): it folds
+	// deployments, dispatches agents and fails hosts of dead agents. Not
+	// "deploy", which is the CLI verb for deployments.
+	RoleDeployService = "deploy-service"
+	// RoleRollbackService rolls failed deployments back; not "rollback",
+	// the CLI verb.
+	RoleRollbackService = "rollback-service"
+	// RoleDeployWorker runs pipeline actions of type deploy (task kind deploy).
+	RoleDeployWorker = "deploy-worker"
 )
 
 // AllRoles is what `gantry dev` runs.
-var AllRoles = []string{RoleConductor, RoleProjector, RoleTriggers, RoleSource, RoleBuild, RoleTest}
+var AllRoles = []string{RoleConductor, RoleProjector, RoleTriggers, RoleSource, RoleBuild, RoleTest,
+	RoleDeployService, RoleRollbackService, RoleDeployWorker}
 
 // NewRole builds a role on a connection.
 func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, error) {
@@ -72,6 +87,19 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 		return workerRole(c, name, log, o, &build.Handler{Validator: c.Validator})
 	case RoleTest:
 		return workerRole(c, name, log, o, &build.Handler{Validator: c.Validator, Tests: true})
+	case RoleDeployService:
+		s, err := deploy.New(deploy.Options{Bus: c.Bus, Log: log, HeartbeatTimeout: o.HeartbeatTimeout})
+		if err != nil {
+			return Role{}, err
+		}
+		return Role{name, s.Run}, nil
+	case RoleRollbackService:
+		r := &rollback.Service{Bus: c.Bus, Log: log}
+		return Role{name, r.Run}, nil
+	case RoleDeployWorker:
+		r, err := workerRole(c, deploy.TaskKind, log, o, &deploy.Action{Bus: c.Bus})
+		r.Name = name
+		return r, err
 	}
 	return Role{}, fmt.Errorf("unknown role %q (roles: %v)", name, AllRoles)
 }

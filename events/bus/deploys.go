@@ -1,0 +1,173 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gantry-ci/gantry/events"
+)
+
+// ErrNoDeployment is returned when a deployment's subject holds no events.
+var ErrNoDeployment = errors.New("deployment not found")
+
+// Deploys is the deployment event log, GANTRY_DEPLOYS: one subject per
+// deployment, gantry.deploys.<group>.<deployment>, appended to with the
+// same deduplication and optimistic concurrency as the run log.
+type Deploys struct {
+	b *Bus
+	s jetstream.Stream
+}
+
+// Deploys binds the deployment stream (provisioned by Provision).
+func (b *Bus) Deploys(ctx context.Context) (*Deploys, error) {
+	s, err := b.js.Stream(ctx, events.StreamDeploys)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", events.StreamDeploys, err)
+	}
+	return &Deploys{b: b, s: s}, nil
+}
+
+// Stream is the underlying stream.
+func (d *Deploys) Stream() jetstream.Stream { return d.s }
+
+// Append validates and publishes a deployment event to its deployment's
+// subject (the event's CloudEvents subject is the deployment ID). With
+// expect set the publish succeeds only if the subject's last sequence is
+// *expect, else ErrConflict.
+func (d *Deploys) Append(ctx context.Context, group string, e events.Event, expect *uint64) (seq uint64, dup bool, err error) {
+	data, err := d.b.codec.Encode(e)
+	if err != nil {
+		return 0, false, err
+	}
+	subject := events.DeploySubject(group, e.Subject)
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	msg.Header.Set(HeaderType, e.Type)
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(e.ID)}
+	if expect != nil {
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(*expect))
+	}
+	ack, err := d.b.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, false, fmt.Errorf("%w: append %s to %s", ErrConflict, e.ID, subject)
+		}
+		return 0, false, fmt.Errorf("append %s to %s: %w", e.ID, subject, err)
+	}
+	return ack.Sequence, ack.Duplicate, nil
+}
+
+// Read returns a deployment's events stored after sequence `after`, in
+// order. Events that fail to decode are skipped (the deploy service
+// dead-letters them when it consumes them).
+func (d *Deploys) Read(ctx context.Context, group, deployment string, after uint64) ([]events.Event, error) {
+	subject := events.DeploySubject(group, deployment)
+	var out []events.Event
+	next := after + 1
+	for {
+		m, err := d.s.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("read %s from %d: %w", subject, next, err)
+		}
+		next = m.Sequence + 1
+		e, err := d.b.codec.Decode(m.Data)
+		if err != nil {
+			continue
+		}
+		e.Seq = m.Sequence
+		out = append(out, e)
+	}
+}
+
+// Find returns the group a deployment belongs to, from its first event.
+func (d *Deploys) Find(ctx context.Context, deployment string) (string, error) {
+	m, err := d.s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject("gantry.deploys.*."+deployment))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return "", fmt.Errorf("%w: %s (list deployments with `gantry deploy list`)", ErrNoDeployment, deployment)
+	}
+	if err != nil {
+		return "", fmt.Errorf("find deployment %s: %w", deployment, err)
+	}
+	parts := strings.Split(m.Subject, ".")
+	if len(parts) != 4 {
+		return "", fmt.Errorf("find deployment %s: unexpected subject %s", deployment, m.Subject)
+	}
+	return parts[2], nil
+}
+
+// Scan delivers every stored event matching filter (e.g.
+// events.GroupDeploys(group) or events.SubjectDeploysAll) in stream order,
+// up to the stream's last sequence at the time of the call, then returns.
+// Events that fail to decode are skipped.
+func (d *Deploys) Scan(ctx context.Context, filter string, fn func(events.Event)) error {
+	info, err := d.s.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("deploy stream info: %w", err)
+	}
+	last := info.State.LastSeq
+	if last == 0 {
+		return nil
+	}
+	cons, err := d.s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", filter, err)
+	}
+	// The filter may match nothing up to last: ask for the newest
+	// matching message first so we know where to stop.
+	lm, err := d.s.GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", filter, err)
+	}
+	stop := lm.Sequence
+	it, err := cons.Messages()
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	cancel := context.AfterFunc(ctx, it.Stop)
+	defer cancel()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return err
+		}
+		if e, err := d.b.codec.Decode(m.Data()); err == nil {
+			e.Seq = meta.Sequence.Stream
+			fn(e)
+		}
+		if meta.Sequence.Stream >= stop {
+			return nil
+		}
+	}
+}
+
+// Watch delivers a deployment's events from the first, in order, then live,
+// until ctx ends or fn returns false.
+func (d *Deploys) Watch(ctx context.Context, group, deployment string, fn func(events.Event) bool) error {
+	cons, err := d.s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.DeploySubject(group, deployment)}, DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("watch deployment %s: %w", deployment, err)
+	}
+	return d.b.drive(ctx, cons, fn)
+}

@@ -1,0 +1,223 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/bus"
+	"github.com/gantry-ci/gantry/services/agent"
+	"github.com/gantry-ci/gantry/services/deploydecider"
+)
+
+// Source is the CloudEvents source of events the deploy service and the
+// CLI append.
+const Source = deploydecider.Source
+
+// Request asks for a deployment.
+type Request struct {
+	Group    string
+	Revision events.ArtifactRef
+	// ID is the deployment ID; empty means a new UUIDv7. Deterministic IDs
+	// (a pipeline action, a rollback) make a repeated request name the same
+	// deployment, which the expected-sequence check then refuses.
+	ID         string
+	RollbackOf string
+	Trigger    *events.DeploymentTrigger
+	// LiveWithin drops agents whose heartbeat is older (default 1 minute).
+	LiveWithin time.Duration
+	Now        time.Time
+}
+
+// Agents lists the live agents of a group that match its selector, sorted
+// by host name.
+func Agents(ctx context.Context, js jetstream.JetStream, g Group, liveWithin time.Duration, now time.Time) ([]agent.Info, error) {
+	kv, err := js.KeyValue(ctx, events.BucketAgents)
+	if err != nil {
+		return nil, fmt.Errorf("agents bucket: %w", err)
+	}
+	lister, err := kv.ListKeysFiltered(ctx, g.Name+".*")
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []agent.Info
+	for k := range lister.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		if liveWithin > 0 && now.Sub(e.Created()) > liveWithin {
+			continue
+		}
+		info, err := agent.DecodeInfo(e.Value())
+		if err != nil {
+			continue
+		}
+		match := true
+		for lk, lv := range g.Selector {
+			if info.Labels[lk] != lv {
+				match = false
+			}
+		}
+		if match {
+			out = append(out, info)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host })
+	return out, nil
+}
+
+// Create appends a deployment's created event (with expected last subject
+// sequence 0) after resolving the group's hosts. It returns the event.
+func Create(ctx context.Context, b *bus.Bus, req Request) (events.DeploymentCreated, error) {
+	if req.Now.IsZero() {
+		req.Now = time.Now()
+	}
+	if req.LiveWithin == 0 {
+		req.LiveWithin = time.Minute
+	}
+	js := b.JetStream()
+	g, err := GetGroup(ctx, js, req.Group)
+	if err != nil {
+		return events.DeploymentCreated{}, err
+	}
+	cfg, err := g.Config()
+	if err != nil {
+		return events.DeploymentCreated{}, err
+	}
+	agents, err := Agents(ctx, js, g, req.LiveWithin, req.Now)
+	if err != nil {
+		return events.DeploymentCreated{}, err
+	}
+	if len(agents) == 0 {
+		return events.DeploymentCreated{}, fmt.Errorf("%w: %s (selector %v; start agents with `gantry agent --group %s`)", ErrNoAgents, g.Name, g.Selector, g.Name)
+	}
+	if req.ID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return events.DeploymentCreated{}, err
+		}
+		req.ID = id.String()
+	}
+	if err := events.CheckName("deployment", req.ID); err != nil {
+		return events.DeploymentCreated{}, err
+	}
+	c := events.DeploymentCreated{
+		Deployment: req.ID, Group: g.Name, Application: g.Application, Revision: req.Revision,
+		Config:      events.DeploymentConfig{Name: strings.TrimPrefix(cfg.Name, "CodeDeployDefault."), Type: string(cfg.Type), Value: cfg.Value},
+		HealthCheck: g.HealthCheck, RollbackOf: req.RollbackOf, Trigger: req.Trigger,
+	}
+	for _, a := range agents {
+		c.Hosts = append(c.Hosts, a.Host)
+	}
+	e, err := events.New(events.DeployID(req.ID, "created"), Source, req.ID, req.Now, c)
+	if err != nil {
+		return events.DeploymentCreated{}, err
+	}
+	d, err := b.Deploys(ctx)
+	if err != nil {
+		return events.DeploymentCreated{}, err
+	}
+	zero := uint64(0)
+	if _, dup, err := d.Append(ctx, g.Name, e, &zero); err != nil {
+		return events.DeploymentCreated{}, err
+	} else if dup {
+		return c, fmt.Errorf("%w: deployment %s exists", bus.ErrConflict, req.ID)
+	}
+	return c, nil
+}
+
+// Stop appends deployment.stopped to a deployment that has not ended.
+func Stop(ctx context.Context, b *bus.Bus, deployment, reason string, rollback bool) error {
+	d, err := b.Deploys(ctx)
+	if err != nil {
+		return err
+	}
+	group, err := d.Find(ctx, deployment)
+	if err != nil {
+		return err
+	}
+	for range 16 {
+		evs, err := d.Read(ctx, group, deployment, 0)
+		if err != nil {
+			return err
+		}
+		st := deploydecider.Fold(deploydecider.State{}, evs...)
+		if st.Phase.Ended() {
+			return fmt.Errorf("%w: %s is %s", ErrEnded, deployment, st.Phase)
+		}
+		e, err := events.New(events.DeployID(deployment, "stopped"), Source, deployment, time.Now(),
+			events.DeploymentStopped{Deployment: deployment, Group: group, Reason: reason, Rollback: rollback})
+		if err != nil {
+			return err
+		}
+		expect := st.LastSeq
+		_, _, err = d.Append(ctx, group, e, &expect)
+		if errors.Is(err, bus.ErrConflict) {
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("stop %s: the deployment kept moving", deployment)
+}
+
+// Load folds a deployment from the log.
+func Load(ctx context.Context, b *bus.Bus, deployment string) (deploydecider.State, error) {
+	d, err := b.Deploys(ctx)
+	if err != nil {
+		return deploydecider.State{}, err
+	}
+	group, err := d.Find(ctx, deployment)
+	if err != nil {
+		return deploydecider.State{}, err
+	}
+	evs, err := d.Read(ctx, group, deployment, 0)
+	if err != nil {
+		return deploydecider.State{}, err
+	}
+	return deploydecider.Fold(deploydecider.State{}, evs...), nil
+}
+
+// List folds every deployment (of one group, or all when group is empty),
+// in creation order.
+func List(ctx context.Context, b *bus.Bus, group string) ([]deploydecider.State, error) {
+	d, err := b.Deploys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	filter := events.SubjectDeploysAll
+	if group != "" {
+		filter = events.GroupDeploys(group)
+	}
+	byID := map[string]*deploydecider.State{}
+	var order []string
+	err = d.Scan(ctx, filter, func(e events.Event) {
+		s, ok := byID[e.Subject]
+		if !ok {
+			s = &deploydecider.State{}
+			byID[e.Subject] = s
+			order = append(order, e.Subject)
+		}
+		*s = deploydecider.Evolve(*s, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []deploydecider.State
+	for _, id := range order {
+		if s := byID[id]; s.Phase != "" {
+			out = append(out, *s)
+		}
+	}
+	return out, nil
+}

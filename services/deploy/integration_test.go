@@ -1,0 +1,714 @@
+package deploy_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/bus"
+	"github.com/gantry-ci/gantry/events/natstest"
+	"github.com/gantry-ci/gantry/services/agent"
+	"github.com/gantry-ci/gantry/services/artifact"
+	"github.com/gantry-ci/gantry/services/deploy"
+	"github.com/gantry-ci/gantry/services/deploydecider"
+	"github.com/gantry-ci/gantry/services/deployplan"
+	"github.com/gantry-ci/gantry/services/rollback"
+	"github.com/gantry-ci/gantry/services/worker"
+)
+
+// serverBin is this test binary: started with GANTRY_TEST_HTTP_DIR set it
+// is the tiny file server that the test revisions' ApplicationStart hook
+// runs in the background (python3 starts in seconds on a loaded machine).
+var serverBin string
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("GANTRY_TEST_HTTP_DIR"); dir != "" {
+		err := http.ListenAndServe(os.Getenv("GANTRY_TEST_HTTP_ADDR"), http.FileServer(http.Dir(dir)))
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		panic(err)
+	}
+	serverBin = exe
+	os.Exit(m.Run())
+}
+
+// world is one test's server, services and agents.
+type world struct {
+	t      *testing.T
+	ctx    context.Context
+	bus    *bus.Bus
+	store  *artifact.Store
+	agents map[string]*testAgent
+	wg     sync.WaitGroup
+
+	heartbeatTimeout time.Duration
+	stopService      func()
+}
+
+// startService runs a deploy service until the returned stop is called or
+// the test ends.
+func (w *world) startService() (stop func()) {
+	w.t.Helper()
+	log := zerolog.New(zerolog.NewTestWriter(w.t)).Level(zerolog.WarnLevel)
+	svc, err := deploy.New(deploy.Options{Bus: w.bus, Log: log, HeartbeatTimeout: w.heartbeatTimeout, CheckEvery: 200 * time.Millisecond})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(w.ctx)
+	done := make(chan struct{})
+	w.wg.Go(func() { defer close(done); _ = svc.Run(ctx) })
+	return func() { cancel(); <-done }
+}
+
+type testAgent struct {
+	name, root string
+	port       int
+	cancel     context.CancelFunc
+	done       chan struct{}
+}
+
+func newWorld(t *testing.T, heartbeatTimeout time.Duration) *world {
+	t.Helper()
+	srv := natstest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	nc, err := bus.Connect(srv.ClientURL(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := events.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bus.New(nc, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Provision(ctx, bus.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := artifact.OpenStore(ctx, b.JetStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, ctx: ctx, bus: b, store: store, agents: map[string]*testAgent{}}
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	w.heartbeatTimeout = heartbeatTimeout
+	w.stopService = w.startService()
+	rb := &rollback.Service{Bus: b, Log: log}
+	w.wg.Go(func() { _ = rb.Run(ctx) })
+	t.Cleanup(func() {
+		cancel()
+		for _, a := range w.agents {
+			a.cancel()
+			<-a.done
+			killServer(a)
+		}
+		w.wg.Wait()
+		nc.Close()
+	})
+	return w
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (w *world) startAgent(name string, labels map[string]string) *testAgent {
+	w.t.Helper()
+	root := w.t.TempDir()
+	port := freePort(w.t)
+	all := map[string]string{"port": strconv.Itoa(port), "server": serverBin}
+	for k, v := range labels {
+		all[k] = v
+	}
+	a, err := agent.New(agent.Options{Bus: w.bus, Log: zerolog.New(zerolog.NewTestWriter(w.t)).Level(zerolog.WarnLevel),
+		Group: "web", Name: name, Root: root, Labels: all, InstallRoot: filepath.Join(root, "fs"),
+		Heartbeat: 200 * time.Millisecond, AckWait: 3 * time.Second})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(w.ctx)
+	ta := &testAgent{name: name, root: root, port: port, cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(ta.done); _ = a.Run(ctx) }()
+	w.agents[name] = ta
+	return ta
+}
+
+// killServer stops the test HTTP server a deployment left running.
+func killServer(a *testAgent) {
+	b, err := os.ReadFile(filepath.Join(a.root, "fs", "app.pid"))
+	if err != nil {
+		return
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+const appspecYAML = `version: 0.0
+os: linux
+files:
+  - source: /www
+    destination: /srv/app
+file_exists_behavior: OVERWRITE
+hooks:
+  ApplicationStop:
+    - location: scripts/stop.sh
+      timeout: 10
+  BeforeInstall:
+    - location: scripts/before.sh
+      timeout: %d
+  ApplicationStart:
+    - location: scripts/start.sh
+      timeout: 10
+  ValidateService:
+    - location: scripts/validate.sh
+      timeout: 10
+`
+
+const stopSh = `#!/bin/sh
+pidf="$GANTRY_INSTALL_ROOT/app.pid"
+[ -f "$pidf" ] || exit 0
+pid=$(cat "$pidf")
+kill "$pid" 2>/dev/null
+i=0
+# Wait until it is gone or a zombie nobody reaps (no init in a container).
+while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+  case "$(sed 's/.*) //' /proc/$pid/stat 2>/dev/null)" in Z*|"") break;; esac
+  sleep 0.05; i=$((i+1))
+done
+rm -f "$pidf"
+echo "stopped $pid"
+`
+
+const startSh = `#!/bin/sh
+cd "$GANTRY_INSTALL_ROOT/srv/app" || exit 1
+GANTRY_TEST_HTTP_DIR="$PWD" GANTRY_TEST_HTTP_ADDR="127.0.0.1:$GANTRY_LABEL_PORT" "$GANTRY_LABEL_SERVER" >/dev/null 2>&1 &
+echo $! > "$GANTRY_INSTALL_ROOT/app.pid"
+echo "started $LIFECYCLE_EVENT of $APPLICATION_NAME $DEPLOYMENT_ID on $DEPLOYMENT_GROUP_NAME"
+`
+
+// bundle stores a revision whose /healthz answers version. validate is the
+// ValidateService script's body; before the BeforeInstall script's.
+func (w *world) bundle(version, before, validate string, beforeTimeout int) events.ArtifactRef {
+	w.t.Helper()
+	dir := w.t.TempDir()
+	files := map[string]string{
+		"appspec.yml":         fmt.Sprintf(appspecYAML, beforeTimeout),
+		"www/healthz":         version,
+		"scripts/stop.sh":     stopSh,
+		"scripts/start.sh":    startSh,
+		"scripts/before.sh":   "#!/bin/sh\n" + before + "\n",
+		"scripts/validate.sh": "#!/bin/sh\n" + validate + "\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			w.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	fs, err := artifact.DirFiles(dir)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ref, err := w.store.PutDir(w.ctx, "shop", "build-"+version, "app", fs)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return ref
+}
+
+func (w *world) applyGroup(cfg string, health bool) {
+	w.t.Helper()
+	g := deploy.Group{Name: "web", Application: "shop", DeploymentConfig: cfg,
+		AutoRollback: deploy.AutoRollback{Enabled: true, Events: []string{deploy.RollbackOnFailure}}}
+	if health {
+		g.HealthCheck = &events.HealthCheck{URL: "http://127.0.0.1:{{.Labels.port}}/healthz", ExpectedStatus: 200, HealthyThreshold: 1, TimeoutSeconds: 30}
+	}
+	if _, err := deploy.ApplyGroup(w.ctx, w.bus.JetStream(), g); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) create(rev events.ArtifactRef) string {
+	w.t.Helper()
+	c, err := deploy.Create(w.ctx, w.bus, deploy.Request{Group: "web", Revision: rev})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return c.Deployment
+}
+
+// wait polls a deployment until it ends.
+func (w *world) wait(id string, within time.Duration) deploydecider.State {
+	w.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st, err := deploy.Load(w.ctx, w.bus, id)
+		if err != nil && !errors.Is(err, bus.ErrNoDeployment) {
+			w.t.Fatal(err)
+		}
+		if st.Phase.Ended() {
+			return st
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("deployment %s did not end within %s: %+v", id, within, st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (w *world) serves(a *testAgent) string {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", a.port))
+	if err != nil {
+		return "down: " + err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func waitAgents(t *testing.T, w *world, n int) {
+	t.Helper()
+	g, err := deploy.GetGroup(w.ctx, w.bus.JetStream(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		as, err := deploy.Agents(w.ctx, w.bus.JetStream(), g, time.Minute, time.Now())
+		if err == nil && len(as) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d agents registered, want %d", len(as), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestDeployRollbackFiveAgents(t *testing.T) {
+	w := newWorld(t, 5*time.Second)
+	w.applyGroup("OneAtATime", true)
+	hosts := []string{"h1", "h2", "h3", "h4", "h5"}
+	for _, h := range hosts {
+		labels := map[string]string{}
+		if h == "h2" {
+			labels["badv2"] = "yes"
+		}
+		w.startAgent(h, labels)
+	}
+	waitAgents(t, w, 5)
+	v1 := w.bundle("v1", "true", "exit 0", 10)
+	v2 := w.bundle("v2", "true", `if [ "${GANTRY_LABEL_BADV2:-}" = yes ]; then echo "v2 does not validate here"; exit 3; fi`, 10)
+
+	d1 := w.create(v1)
+	st := w.wait(d1, 90*time.Second)
+	t.Logf("v1 took %s", st.Ended.Sub(st.Started))
+	for _, h := range st.Hosts {
+		for _, s := range h.Steps {
+			if s.Duration > 0.3 {
+				t.Logf("%s %s %s %.2fs", h.Name, s.Event, s.Status, s.Duration)
+			}
+		}
+	}
+	if st.Phase != deploydecider.Succeeded {
+		t.Fatalf("v1: %s: %s; hosts %+v", st.Phase, st.Reason, st.Statuses())
+	}
+	for _, h := range hosts {
+		if got := w.serves(w.agents[h]); got != "v1" {
+			t.Errorf("after v1, %s serves %q", h, got)
+		}
+	}
+
+	d2 := w.create(v2)
+	st = w.wait(d2, 90*time.Second)
+	if st.Phase != deploydecider.Failed {
+		t.Fatalf("v2: %s, want Failed", st.Phase)
+	}
+	want := map[string]deployplan.HostStatus{"h1": deployplan.Succeeded, "h2": deployplan.Failed,
+		"h3": deployplan.Skipped, "h4": deployplan.Skipped, "h5": deployplan.Skipped}
+	for h, s := range want {
+		if got := st.Host(h).Status; got != s {
+			t.Errorf("v2: %s is %s, want %s", h, got, s)
+		}
+	}
+	for _, h := range []string{"h3", "h4", "h5"} {
+		if n := len(st.Host(h).Steps); n != 0 {
+			t.Errorf("v2 touched %s: %d lifecycle events", h, n)
+		}
+	}
+	var failedStep *deploydecider.Step
+	for i, s := range st.Host("h2").Steps {
+		if s.Status == events.StepFailed {
+			failedStep = &st.Host("h2").Steps[i]
+		}
+	}
+	if failedStep == nil || failedStep.Event != "ValidateService" || failedStep.ExitCode != 3 || !strings.Contains(failedStep.LogTail, "does not validate") {
+		t.Errorf("h2's failed step: %+v", failedStep)
+	}
+
+	// The rollback service redeploys v1.
+	var rb deploydecider.State
+	deadline := time.Now().Add(10 * time.Second)
+	for rb.Phase == "" {
+		all, err := deploy.List(w.ctx, w.bus, "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range all {
+			if s.Created.RollbackOf == d2 {
+				rb = s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no rollback deployment was created")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if rb.Created.Revision != v1 {
+		t.Errorf("rollback deploys %s, want v1 %s", rb.Created.Revision.Key, v1.Key)
+	}
+	st = w.wait(rb.ID(), 120*time.Second)
+	if st.Phase != deploydecider.Succeeded {
+		t.Fatalf("rollback: %s: %s", st.Phase, st.Reason)
+	}
+	for _, h := range hosts {
+		if got := w.serves(w.agents[h]); got != "v1" {
+			t.Errorf("after the rollback, %s serves %q", h, got)
+		}
+	}
+	// A rollback is never rolled back, and there is exactly one.
+	all, err := deploy.List(w.ctx, w.bus, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 {
+		t.Errorf("%d deployments in the group, want 3 (v1, v2, rollback)", len(all))
+	}
+}
+
+func TestDeadAgentFailsItsHost(t *testing.T) {
+	w := newWorld(t, time.Second)
+	w.applyGroup("OneAtATime", false)
+	w.startAgent("h1", nil)
+	w.startAgent("h2", nil)
+	waitAgents(t, w, 2)
+	slow := w.bundle("slow", "echo $$ > \"$GANTRY_BUNDLE_DIR/../sleeper.pid\"; sleep 60", "exit 0", 120)
+	id := w.create(slow)
+	// Wait until h1 is inside BeforeInstall, then kill its agent.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := deploy.Load(w.ctx, w.bus, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := st.Host("h1"); h != nil && len(h.Steps) > 0 && h.Steps[len(h.Steps)-1].Event == "BeforeInstall" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("h1 never reached BeforeInstall: %+v", st.Host("h1"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a := w.agents["h1"]
+	a.cancel()
+	<-a.done
+	start := time.Now()
+	st := w.wait(id, 15*time.Second)
+	if st.Phase != deploydecider.Failed {
+		t.Fatalf("%s, want Failed", st.Phase)
+	}
+	h := st.Host("h1")
+	if h.Status != deployplan.Failed || !strings.Contains(h.Reason, "heartbeat") {
+		t.Errorf("h1: %s %q", h.Status, h.Reason)
+	}
+	t.Logf("deployment failed %s after the agent died", time.Since(start).Round(100*time.Millisecond))
+	// The hook's process group was killed with the agent.
+	if b, err := os.ReadFile(filepath.Join(a.root, "revisions", "sleeper.pid")); err == nil {
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if pid > 0 && alive(pid) {
+			t.Errorf("the hook %d still runs", pid)
+		}
+	}
+}
+
+func TestBadBundlesAreRefused(t *testing.T) {
+	w := newWorld(t, 5*time.Second)
+	w.applyGroup("AllAtOnce", false)
+	w.startAgent("h1", nil)
+	waitAgents(t, w, 1)
+	good := w.bundle("v1", "true", "exit 0", 10)
+	altered := good
+	altered.SHA256 = strings.Repeat("0", 64)
+
+	// A tarball with a ../ path, stored as is.
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	body := []byte("pwned")
+	_ = tw.WriteHeader(&tar.Header{Name: "../evil", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+	_, _ = tw.Write(body)
+	_ = tw.Close()
+	_ = gz.Close()
+	obj, err := w.store.Put(w.ctx, events.ArtifactKey("shop", "evil", "app"), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := obj.Ref("app")
+
+	for _, c := range []struct {
+		name string
+		ref  events.ArtifactRef
+		want string
+	}{
+		{"altered digest", altered, "digest mismatch"},
+		{"path escaping the bundle", evil, "unsafe path"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := w.wait(w.create(c.ref), 20*time.Second)
+			if st.Phase != deploydecider.Failed {
+				t.Fatalf("%s, want Failed", st.Phase)
+			}
+			h := st.Host("h1")
+			if h.Status != deployplan.Failed || !strings.Contains(h.Reason, c.want) {
+				t.Errorf("h1: %s %q, want a reason with %q", h.Status, h.Reason, c.want)
+			}
+			var saw bool
+			for _, s := range h.Steps {
+				if s.Event == "DownloadBundle" && s.Status == events.StepFailed && strings.Contains(s.LogTail, c.want) {
+					saw = true
+				}
+			}
+			if !saw {
+				t.Errorf("no failed DownloadBundle event with %q: %+v", c.want, h.Steps)
+			}
+			if _, err := os.Stat(filepath.Join(filepath.Dir(w.agents["h1"].root), "evil")); err == nil {
+				t.Error("the bundle wrote outside the revision directory")
+			}
+		})
+	}
+}
+
+func TestPipelineDeployAction(t *testing.T) {
+	w := newWorld(t, 5*time.Second)
+	w.applyGroup("AllAtOnce", true)
+	w.startAgent("h1", nil)
+	w.startAgent("h2", nil)
+	waitAgents(t, w, 2)
+	good := w.bundle("v7", "true", "exit 0", 10)
+	bad := w.bundle("v8", "true", "echo nope; exit 1", 10)
+
+	wk, err := worker.New(worker.Options{Bus: w.bus, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+		Kind: deploy.TaskKind, Pool: "default", Handler: &deploy.Action{Bus: w.bus}, WorkDir: t.TempDir(), AckWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.wg.Go(func() { _ = wk.Run(w.ctx) })
+
+	for _, c := range []struct {
+		name     string
+		rev      events.ArtifactRef
+		succeeds bool
+	}{{"succeeds with its deployment", good, true}, {"fails with its deployment", bad, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			run := events.RunIDForTrigger(c.name, time.Now().UnixMilli())
+			task := events.Task{ID: events.TaskID(run, "Prod", "deploy", 1), Pipeline: "shop", Run: run, Stage: "Prod",
+				Action: "deploy", Attempt: 1, Kind: deploy.TaskKind, Pool: "default",
+				Configuration: map[string]string{"group": "web"}, Inputs: []events.ArtifactRef{c.rev}}
+			data, err := json.Marshal(task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.bus.PublishTask(w.ctx, task, data); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
+			defer cancel()
+			var result events.Payload
+			err = w.bus.WatchRun(ctx, "shop", run, func(e events.Event) bool {
+				switch e.Payload.(type) {
+				case events.ActionSucceeded, events.ActionFailed:
+					result = e.Payload
+					return false
+				}
+				return true
+			})
+			if err != nil {
+				t.Fatalf("watch the run: %v", err)
+			}
+			id := deploy.DeploymentIDForTask(task)
+			st, err := deploy.Load(w.ctx, w.bus, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Created.Trigger == nil || st.Created.Trigger.Run != run || st.Created.Trigger.Action != "deploy" {
+				t.Errorf("deployment trigger %+v", st.Created.Trigger)
+			}
+			switch p := result.(type) {
+			case events.ActionSucceeded:
+				if !c.succeeds || p.Variables["DEPLOYMENT_ID"] != id || st.Phase != deploydecider.Succeeded {
+					t.Errorf("action succeeded with %v; deployment %s", p.Variables, st.Phase)
+				}
+			case events.ActionFailed:
+				if c.succeeds || !strings.Contains(p.Reason, "deployment failed") {
+					t.Errorf("action failed: %s", p.Reason)
+				}
+			}
+		})
+	}
+}
+
+func TestAlarmStopsDeploymentAndRollsBack(t *testing.T) {
+	w := newWorld(t, 5*time.Second)
+	g := deploy.Group{Name: "web", Application: "shop", DeploymentConfig: "OneAtATime", Alarms: []string{"error-rate"},
+		AutoRollback: deploy.AutoRollback{Enabled: true, Events: []string{deploy.RollbackOnAlarm}}}
+	if _, err := deploy.ApplyGroup(w.ctx, w.bus.JetStream(), g); err != nil {
+		t.Fatal(err)
+	}
+	w.startAgent("h1", nil)
+	w.startAgent("h2", nil)
+	waitAgents(t, w, 2)
+	v1 := w.bundle("v1", "true", "exit 0", 10)
+	if st := w.wait(w.create(v1), 60*time.Second); st.Phase != deploydecider.Succeeded {
+		t.Fatalf("v1: %s %s", st.Phase, st.Reason)
+	}
+	slow := w.bundle("slow", "sleep 2", "exit 0", 30)
+	id := w.create(slow)
+	// An alarm the group does not list changes nothing.
+	if err := deploy.RaiseAlarm(w.ctx, w.bus, deploy.Alarm{Group: "web", Name: "disk", Reason: "disk full"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := deploy.RaiseAlarm(w.ctx, w.bus, deploy.Alarm{Group: "web", Name: "error-rate", Reason: "5xx above 5%"}); err != nil {
+		t.Fatal(err)
+	}
+	st := w.wait(id, 15*time.Second)
+	t.Logf("stopped after %s", st.Ended.Sub(st.Started))
+	if st.Phase != deploydecider.Stopped || !st.Rollback || !strings.Contains(st.Reason, "error-rate") {
+		t.Fatalf("%s rollback=%v %q, want Stopped by the error-rate alarm with rollback", st.Phase, st.Rollback, st.Reason)
+	}
+	if got := st.Host("h2").Status; got != deployplan.Skipped {
+		t.Errorf("h2 is %s, want Skipped", got)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		all, err := deploy.List(w.ctx, w.bus, "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rb *deploydecider.State
+		for i := range all {
+			if all[i].Created.RollbackOf == id {
+				rb = &all[i]
+			}
+		}
+		if rb != nil && rb.Phase.Ended() {
+			t.Logf("rollback took %s", rb.Ended.Sub(rb.Started))
+			if rb.Phase != deploydecider.Succeeded || rb.Created.Revision != v1 {
+				t.Fatalf("rollback %s of %s", rb.Phase, rb.Created.Revision.Key)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no finished rollback")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, h := range []string{"h1", "h2"} {
+		// h1's hook was still running when the deployment stopped; the
+		// rollback waits for it, then both hosts serve v1.
+		deadline := time.Now().Add(10 * time.Second)
+		for w.serves(w.agents[h]) != "v1" && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := w.serves(w.agents[h]); got != "v1" {
+			t.Errorf("%s serves %q after the rollback", h, got)
+		}
+	}
+	// Stopping an ended deployment is refused.
+	if err := deploy.Stop(w.ctx, w.bus, id, "again", false); !errors.Is(err, deploy.ErrEnded) {
+		t.Errorf("Stop of an ended deployment: %v, want ErrEnded", err)
+	}
+}
+
+// alive reports whether a process runs: a killed child that nobody reaped
+// yet (a zombie) does not.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// TestRestartedServiceFailsDeadHost: the deploy service and an agent die
+// mid-deployment; a new deploy service learns the deployment from the log
+// and fails the dead agent's host, though no new event arrives.
+func TestRestartedServiceFailsDeadHost(t *testing.T) {
+	w := newWorld(t, time.Second)
+	w.applyGroup("OneAtATime", false)
+	w.startAgent("h1", nil)
+	w.startAgent("h2", nil)
+	waitAgents(t, w, 2)
+	id := w.create(w.bundle("slow", "sleep 60", "exit 0", 120))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := deploy.Load(w.ctx, w.bus, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := st.Host("h1"); h != nil && len(h.Steps) > 0 && h.Steps[len(h.Steps)-1].Event == "BeforeInstall" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("h1 never reached BeforeInstall: %+v", st.Host("h1"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.stopService()
+	a := w.agents["h1"]
+	a.cancel()
+	<-a.done
+	time.Sleep(2 * time.Second) // the heartbeat expires with no service watching
+	w.stopService = w.startService()
+	st := w.wait(id, 20*time.Second)
+	if st.Phase != deploydecider.Failed || st.Host("h1").Status != deployplan.Failed {
+		t.Fatalf("%s, h1 %s, want both failed", st.Phase, st.Host("h1").Status)
+	}
+}

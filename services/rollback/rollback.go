@@ -1,0 +1,184 @@
+// Package rollback is the rollback service (role `rollback`) and the
+// library behind `gantry rollback` and `gantry redeploy`. On a failed
+// deployment, or one stopped with rollback requested, of a group whose
+// autoRollback allows it, it finds the group's last known good revision by
+// folding the group's deployment log (gantry.deploys.<group>.*; never a
+// mutable table) and creates a new deployment of it that records
+// rollbackOf. A rollback is never rolled back.
+package rollback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/bus"
+	"github.com/gantry-ci/gantry/services/deploy"
+	"github.com/gantry-ci/gantry/services/deploydecider"
+)
+
+// Durable is the rollback service's consumer on GANTRY_DEPLOYS.
+const Durable = "rollback"
+
+// ErrNoGoodRevision: the group has no succeeded deployment to return to.
+var ErrNoGoodRevision = errors.New("no last known good revision")
+
+// LastKnownGood folds the group's deployment log and returns the created
+// event of the deployment that succeeded last (by the sequence of its
+// succeeded event), leaving out `except`.
+func LastKnownGood(ctx context.Context, b *bus.Bus, group, except string) (events.DeploymentCreated, error) {
+	states, err := deploy.List(ctx, b, group)
+	if err != nil {
+		return events.DeploymentCreated{}, err
+	}
+	var best *deploydecider.State
+	for i := range states {
+		s := &states[i]
+		if s.Phase != deploydecider.Succeeded || s.ID() == except {
+			continue
+		}
+		if best == nil || s.LastSeq > best.LastSeq {
+			best = s
+		}
+	}
+	if best == nil {
+		return events.DeploymentCreated{}, fmt.Errorf("%w in group %s", ErrNoGoodRevision, group)
+	}
+	return best.Created, nil
+}
+
+// RollbackID is the deterministic ID of the rollback of a deployment, so
+// that two rollback services (or a redelivery) create one rollback.
+func RollbackID(failed string, endedAt time.Time) string {
+	return events.RunIDForTrigger("rollback/"+failed, endedAt.UnixMilli())
+}
+
+// Rollback creates a deployment of the group's last known good revision
+// (or of deployment `to`'s revision when to is set) recording rollbackOf.
+func Rollback(ctx context.Context, b *bus.Bus, group, of, to, id string) (events.DeploymentCreated, error) {
+	var good events.DeploymentCreated
+	var err error
+	if to != "" {
+		st, lerr := deploy.Load(ctx, b, to)
+		if lerr != nil {
+			return events.DeploymentCreated{}, lerr
+		}
+		good = st.Created
+		if group == "" {
+			group = st.Group()
+		}
+	} else {
+		good, err = LastKnownGood(ctx, b, group, of)
+		if err != nil {
+			return events.DeploymentCreated{}, err
+		}
+	}
+	if of == "" {
+		of = good.Deployment
+	}
+	return deploy.Create(ctx, b, deploy.Request{Group: group, Revision: good.Revision, RollbackOf: of, ID: id})
+}
+
+// Redeploy creates a new deployment of a deployment's revision.
+func Redeploy(ctx context.Context, b *bus.Bus, deployment string) (events.DeploymentCreated, error) {
+	st, err := deploy.Load(ctx, b, deployment)
+	if err != nil {
+		return events.DeploymentCreated{}, err
+	}
+	return deploy.Create(ctx, b, deploy.Request{Group: st.Group(), Revision: st.Created.Revision})
+}
+
+// Service watches deployment ends.
+type Service struct {
+	Bus *bus.Bus
+	Log zerolog.Logger
+}
+
+// Run consumes until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	cons, err := s.Bus.JetStream().CreateOrUpdateConsumer(ctx, events.StreamDeploys, jetstream.ConsumerConfig{
+		Durable: Durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+		DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubject: events.SubjectDeploysAll,
+		Description: "the rollback service: failed deployments roll back to the last known good revision",
+	})
+	if err != nil {
+		return fmt.Errorf("rollback consumer: %w", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if err := s.handle(ctx, m); err != nil {
+			if ctx.Err() == nil {
+				s.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("rollback not handled; it will be redelivered")
+			}
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+		_ = m.Ack()
+	})
+	if err != nil {
+		return err
+	}
+	defer cc.Stop()
+	s.Log.Info().Msg("rollback service watching deployments")
+	<-ctx.Done()
+	return nil
+}
+
+func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
+	e, err := s.Bus.Codec().Decode(m.Data())
+	if err != nil {
+		return nil // the deploy service dead-letters it
+	}
+	var group, dep, trigger string
+	switch p := e.Payload.(type) {
+	case events.DeploymentFailed:
+		group, dep, trigger = p.Group, p.Deployment, deploy.RollbackOnFailure
+	case events.DeploymentStopped:
+		if !p.Rollback {
+			return nil
+		}
+		group, dep = p.Group, p.Deployment
+	default:
+		return nil
+	}
+	log := s.Log.With().Str("deployment", dep).Str("group", group).Logger()
+	if trigger != "" {
+		g, err := deploy.GetGroup(ctx, s.Bus.JetStream(), group)
+		if errors.Is(err, deploy.ErrNoGroup) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !g.RollsBackOn(trigger) {
+			return nil
+		}
+	}
+	st, err := deploy.Load(ctx, s.Bus, dep)
+	if err != nil {
+		return err
+	}
+	if st.Created.RollbackOf != "" {
+		log.Warn().Msg("a rollback failed; not rolling back a rollback")
+		return nil
+	}
+	c, err := Rollback(ctx, s.Bus, group, dep, "", RollbackID(dep, e.Time))
+	switch {
+	case errors.Is(err, ErrNoGoodRevision):
+		log.Warn().Err(err).Msg("nothing to roll back to")
+		return nil
+	case errors.Is(err, bus.ErrConflict):
+		return nil // already rolled back
+	case errors.Is(err, deploy.ErrNoAgents):
+		log.Warn().Err(err).Msg("cannot roll back")
+		return nil
+	case err != nil:
+		return err
+	}
+	log.Info().Str("rollback", c.Deployment).Str("revision", c.Revision.Key).Msg("rolling back to the last known good revision")
+	return nil
+}
