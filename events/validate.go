@@ -1,0 +1,388 @@
+package events
+
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// The value constraints of the run event schemas (schemas/events/*.json and
+// schemas/defs.json), checked on decoded payloads. They run after the shape
+// pass (fastcodec.go), which guarantees that required members were present
+// with their JSON types and that an optional member with a zero Go value was
+// absent; so an optional member is checked only when it is not zero.
+
+const (
+	namePat         = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+	sha256Pattern   = "^[0-9a-f]{64}$"
+	objectKeyPat    = "^[A-Za-z0-9][A-Za-z0-9_./-]*$"
+	varNamePattern  = "^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"
+	taskIDPattern   = "^run/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/stage/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/action/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/attempt/[1-9][0-9]*$"
+	maxVarNameBytes = 128
+)
+
+// first returns the first violation, as an error interface that is nil when
+// there is none.
+func first(errs ...*fieldError) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func firstOf(errs ...*fieldError) *fieldError {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+
+// isName matches ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ (defs name and runId).
+func isName(s string) bool {
+	if len(s) < 1 || len(s) > 64 || !alnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// isVarName matches ^[A-Za-z_][A-Za-z0-9_.-]{0,127}$ (variables and
+// configuration names).
+func isVarName(s string) bool {
+	if len(s) < 1 || len(s) > maxVarNameBytes {
+		return false
+	}
+	if c := s[0]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_') {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '_' && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// isObjectKey matches ^[A-Za-z0-9][A-Za-z0-9_./-]*$; the pattern admits
+// ASCII only, so bytes are characters for maxLength.
+func isObjectKey(s string) bool {
+	if len(s) < 1 || !alnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '_' && c != '.' && c != '/' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// isTaskID matches taskIDPattern: names hold no '/', so the ID splits into
+// exactly eight segments.
+func isTaskID(s string) bool {
+	parts := strings.Split(s, "/")
+	if len(parts) != 8 || parts[0] != "run" || parts[2] != "stage" || parts[4] != "action" || parts[6] != "attempt" {
+		return false
+	}
+	if !isName(parts[1]) || !isName(parts[3]) || !isName(parts[5]) {
+		return false
+	}
+	n := parts[7]
+	if len(n) < 1 || n[0] < '1' || n[0] > '9' {
+		return false
+	}
+	for i := 1; i < len(n); i++ {
+		if n[i] < '0' || n[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func patternError(field, got, pattern string) *fieldError {
+	return errorf("%s does not match pattern %s", quote(got), quote(pattern)).in(field)
+}
+
+func name(field, s string) *fieldError {
+	if !isName(s) {
+		return patternError(field, s, namePat)
+	}
+	return nil
+}
+
+func optName(field, s string) *fieldError {
+	if s == "" {
+		return nil
+	}
+	return name(field, s)
+}
+
+func sha(field, s string) *fieldError {
+	if !isSHA256(s) {
+		return patternError(field, s, sha256Pattern)
+	}
+	return nil
+}
+
+func objectKey(field, s string) *fieldError {
+	if n := utf8.RuneCountInString(s); n < 1 || n > 1024 {
+		if n < 1 {
+			return errorf("minLength: got %d, want 1", n).in(field)
+		}
+		return errorf("maxLength: got %d, want 1024", n).in(field)
+	}
+	if !isObjectKey(s) {
+		return patternError(field, s, objectKeyPat)
+	}
+	return nil
+}
+
+// text checks a string's length in characters, as JSON Schema counts them;
+// max 0 means no limit.
+func text(field, s string, minLen, maxLen int) *fieldError {
+	n := utf8.RuneCountInString(s)
+	if n < minLen {
+		return errorf("minLength: got %d, want %d", n, minLen).in(field)
+	}
+	if maxLen > 0 && n > maxLen {
+		return errorf("maxLength: got %d, want %d", n, maxLen).in(field)
+	}
+	return nil
+}
+
+func optText(field, s string, maxLen int) *fieldError {
+	if s == "" {
+		return nil
+	}
+	return text(field, s, 1, maxLen)
+}
+
+func atLeast[N int | int64](field string, v, minimum N) *fieldError {
+	if v < minimum {
+		return errorf("minimum: got %d, want %d", v, minimum).in(field)
+	}
+	return nil
+}
+
+func optAtLeast(field string, v, minimum int) *fieldError {
+	if v == 0 {
+		return nil
+	}
+	return atLeast(field, v, minimum)
+}
+
+func attempt(field string, v int) *fieldError { return atLeast(field, v, 1) }
+
+func vars(field string, m map[string]string) *fieldError {
+	// An empty map was refused by the shape pass (minProperties 1), so here
+	// it was absent.
+	for k := range m {
+		if !isVarName(k) {
+			return errorf("additional properties %s not allowed", quote(k)).in(field)
+		}
+	}
+	return nil
+}
+
+func names(field string, list []string, unique bool) *fieldError {
+	for i, s := range list {
+		if e := name(strconv.Itoa(i), s); e != nil {
+			return e.in(field)
+		}
+		if unique {
+			for j := 0; j < i; j++ {
+				if list[j] == s {
+					return errorf("uniqueItems: items at %d and %d are equal", j, i).in(field)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func minItems(field string, n int) *fieldError {
+	if n < 1 {
+		return errorf("minItems: got %d, want 1", n).in(field)
+	}
+	return nil
+}
+
+func (a ArtifactRef) check() *fieldError {
+	return firstOf(name("name", a.Name), objectKey("key", a.Key), sha("sha256", a.SHA256), atLeast("size", a.Size, 0))
+}
+
+func artifactRefs(field string, list []ArtifactRef) *fieldError {
+	for i, a := range list {
+		if e := a.check(); e != nil {
+			return e.in(strconv.Itoa(i)).in(field)
+		}
+	}
+	return nil
+}
+
+func (r ActionRef) check() *fieldError {
+	return firstOf(name("run", r.Run), name("stage", r.Stage), name("action", r.Action), attempt("attempt", r.Attempt))
+}
+
+func (t Trigger) check() *fieldError {
+	var kind *fieldError
+	switch t.Kind {
+	case "manual", "api", "webhook", "poll", "event":
+	default:
+		kind = errorf("value must be one of 'manual', 'api', 'webhook', 'poll', 'event'").in("kind")
+	}
+	return firstOf(text("id", t.ID, 1, 512), kind,
+		optText("commit", t.Commit, 0), optText("ref", t.Ref, 0), optText("actor", t.Actor, 0))
+}
+
+func (a ActionDef) check() *fieldError {
+	var order *fieldError
+	if a.RunOrder < 1 || a.RunOrder > 999 {
+		if a.RunOrder < 1 {
+			order = errorf("minimum: got %d, want 1", a.RunOrder).in("runOrder")
+		} else {
+			order = errorf("maximum: got %d, want 999", a.RunOrder).in("runOrder")
+		}
+	}
+	return firstOf(name("name", a.Name), name("type", a.Type), name("pool", a.Pool), order,
+		names("inputs", a.Inputs, true), names("outputs", a.Outputs, true),
+		vars("configuration", a.Configuration), optAtLeast("timeoutSeconds", a.TimeoutSeconds, 1))
+}
+
+func (d Definition) check() *fieldError {
+	if e := firstOf(name("name", d.Name), vars("variables", d.Variables), minItems("stages", len(d.Stages))); e != nil {
+		return e
+	}
+	for i, s := range d.Stages {
+		if e := firstOf(name("name", s.Name), minItems("actions", len(s.Actions))); e != nil {
+			return e.in(strconv.Itoa(i)).in("stages")
+		}
+		for j, a := range s.Actions {
+			if e := a.check(); e != nil {
+				return e.in(strconv.Itoa(j)).in("actions").in(strconv.Itoa(i)).in("stages")
+			}
+		}
+	}
+	return nil
+}
+
+func (t Task) check() *fieldError {
+	var id *fieldError
+	if !isTaskID(t.ID) {
+		id = patternError("id", t.ID, taskIDPattern)
+	}
+	return firstOf(id, name("pipeline", t.Pipeline), name("run", t.Run), name("stage", t.Stage),
+		name("action", t.Action), attempt("attempt", t.Attempt), name("kind", t.Kind), name("pool", t.Pool),
+		vars("configuration", t.Configuration), artifactRefs("inputs", t.Inputs),
+		names("outputs", t.Outputs, true), vars("variables", t.Variables),
+		optAtLeast("timeoutSeconds", t.TimeoutSeconds, 1))
+}
+
+func (c TestCase) check() *fieldError {
+	var d *fieldError
+	if c.Duration < 0 {
+		d = errorf("exclusiveMinimum: got %v, want 0", c.Duration).in("durationSeconds")
+	}
+	// A zero duration is absent: the shape pass refused 0 and anything
+	// negative by its text (a negative that decodes to -0 included).
+	return firstOf(optText("suite", c.Suite, 0), text("name", c.Name, 1, 0), optText("message", c.Message, 0), d)
+}
+
+func (p RunRequested) validate() error {
+	return first(name("pipeline", p.Pipeline), name("run", p.Run), p.Definition.check().in("definition"),
+		p.Trigger.check().in("trigger"), vars("variables", p.Variables))
+	// revision is a uint64: encoding/json refused anything below 0.
+}
+
+func (p RunStarted) validate() error   { return first(name("run", p.Run)) }
+func (p RunSucceeded) validate() error { return first(name("run", p.Run)) }
+func (p RunFailed) validate() error {
+	return first(name("run", p.Run), optName("stage", p.Stage), text("reason", p.Reason, 1, 0))
+}
+func (p StageStarted) validate() error {
+	return first(name("run", p.Run), name("stage", p.Stage), attempt("attempt", p.Attempt))
+}
+func (p StageSucceeded) validate() error {
+	return first(name("run", p.Run), name("stage", p.Stage), attempt("attempt", p.Attempt))
+}
+func (p StageFailed) validate() error {
+	return first(name("run", p.Run), name("stage", p.Stage), attempt("attempt", p.Attempt), text("reason", p.Reason, 1, 0))
+}
+func (p ActionDispatched) validate() error { return first(p.Task.check().in("task")) }
+func (p ActionStarted) validate() error {
+	return first(p.ActionRef.check(), text("worker", p.Worker, 1, 256))
+}
+func (p ActionHeartbeat) validate() error {
+	return first(p.ActionRef.check(), text("worker", p.Worker, 1, 256), atLeast("beat", p.Beat, 1))
+}
+func (p ActionSucceeded) validate() error {
+	return first(p.ActionRef.check(), optText("worker", p.Worker, 256),
+		artifactRefs("outputs", p.Outputs), vars("variables", p.Variables))
+}
+func (p ActionFailed) validate() error {
+	return first(p.ActionRef.check(), optText("worker", p.Worker, 256), text("reason", p.Reason, 1, 0))
+}
+func (p ArtifactStored) validate() error {
+	return first(p.ActionRef.check(), p.Artifact.check().in("artifact"))
+}
+func (p LogArchived) validate() error {
+	return first(p.ActionRef.check(), objectKey("key", p.Key), sha("sha256", p.SHA256),
+		atLeast("size", p.Size, 0), atLeast("lines", p.Lines, 0))
+}
+func (p TestReported) validate() error {
+	var d *fieldError
+	if p.Duration < 0 {
+		d = errorf("minimum: got %v, want 0", p.Duration).in("durationSeconds")
+	}
+	if e := first(p.ActionRef.check(), atLeast("total", p.Total, 0), atLeast("passed", p.Passed, 0),
+		atLeast("failed", p.Failed, 0), atLeast("skipped", p.Skipped, 0), d); e != nil {
+		return e
+	}
+	for i, c := range p.Failures {
+		if e := c.check(); e != nil {
+			return e.in(strconv.Itoa(i)).in("failures")
+		}
+	}
+	return nil
+}
+
+// Every payload with a fast path has a validate method.
+var (
+	_ validator = RunRequested{}
+	_ validator = RunStarted{}
+	_ validator = RunSucceeded{}
+	_ validator = RunFailed{}
+	_ validator = StageStarted{}
+	_ validator = StageSucceeded{}
+	_ validator = StageFailed{}
+	_ validator = ActionDispatched{}
+	_ validator = ActionStarted{}
+	_ validator = ActionHeartbeat{}
+	_ validator = ActionSucceeded{}
+	_ validator = ActionFailed{}
+	_ validator = ArtifactStored{}
+	_ validator = LogArchived{}
+	_ validator = TestReported{}
+)
