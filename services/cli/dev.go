@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,9 +23,15 @@ type local struct {
 	conn     *stack.Conn
 	srv      *natsd.Server
 	examples []stack.Example
+	// hosts are the in-process agents of each example deployment group.
+	hosts    map[string][]stack.LocalAgent
+	reposDir string
 	done     chan error
 	cancel   context.CancelFunc
 }
+
+// localHosts is how many agents `gantry dev` runs for each example group.
+const localHosts = 3
 
 func (l *local) stop() {
 	l.cancel()
@@ -78,8 +83,25 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 	if err := stack.ApplyExamples(ctx, conn, l.examples); err != nil {
 		return fail(err)
 	}
+	groups, err := stack.LoadGroups(dir)
+	if err != nil {
+		return fail(err)
+	}
+	if err := stack.ApplyGroups(ctx, conn, groups); err != nil {
+		return fail(err)
+	}
+	l.reposDir = reposDir
 	log := g.logger("dev")
 	var roles []stack.Role
+	l.hosts = map[string][]stack.LocalAgent{}
+	for _, gr := range groups {
+		hosts, agentRoles, err := stack.LocalAgents(conn, log, dataDir, gr.Name, localHosts)
+		if err != nil {
+			return fail(err)
+		}
+		l.hosts[gr.Name] = hosts
+		roles = append(roles, agentRoles...)
+	}
 	for _, name := range stack.AllRoles {
 		r, err := stack.NewRole(conn, name, log, stack.RoleOptions{
 			ReposDir: reposDir, WorkDir: filepath.Join(dataDir, "work"), Concurrency: concurrency})
@@ -167,101 +189,6 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 	return c
 }
 
-// Summary is what `gantry demo` prints.
-type Summary struct {
-	Run       string               `json:"run"`
-	Pipeline  string               `json:"pipeline"`
-	Status    run.Phase            `json:"status"`
-	Reason    string               `json:"reason,omitempty"`
-	Duration  string               `json:"duration"`
-	Stages    []StageSummary       `json:"stages"`
-	Artifacts []events.ArtifactRef `json:"artifacts"`
-	Tests     *events.TestReported `json:"tests,omitempty"`
-	DataDir   string               `json:"dataDir"`
-}
-
-// StageSummary is one stage of a demo run.
-type StageSummary struct {
-	Name     string    `json:"name"`
-	Status   run.Phase `json:"status"`
-	Duration string    `json:"duration"`
-}
-
-func demoCmd(g *globals) *cobra.Command {
-	var examples string
-	var keep bool
-	c := &cobra.Command{
-		Use:   "demo",
-		Short: "Run the example pipeline once, end to end, and print a summary",
-		Long: `Start everything in this process on an embedded NATS server, run the
-example pipeline to the end, and print a summary: the run, each stage's status
-and duration, the artifacts' digests. Exits 0 only if the run succeeded.
-Without --data-dir a temporary directory is used and removed afterwards.`,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			if !cmd.Flags().Changed("data-dir") && os.Getenv("GANTRY_DATA_DIR") == "" {
-				dir, err := os.MkdirTemp("", "gantry-demo-")
-				if err != nil {
-					return err
-				}
-				g.dataDir = dir
-				if !keep {
-					defer os.RemoveAll(dir)
-				}
-			}
-			l, err := startLocal(ctx, g, -1, examples, 2)
-			if err != nil {
-				return err
-			}
-			defer l.stop()
-			if len(l.examples) == 0 {
-				return errors.New("no example pipelines found")
-			}
-			name := l.examples[0].Pipeline.Name
-			runID, err := l.trigger(ctx, name)
-			if err != nil {
-				return err
-			}
-			if !g.json() {
-				fmt.Fprintf(g.stderr, "demo: run %s of %s\n", runID, name)
-			}
-			p, err := findRun(ctx, l.conn, runID)
-			if err != nil {
-				return err
-			}
-			var st run.State
-			err = l.conn.Bus.WatchRun(ctx, p, runID, func(e events.Event) bool {
-				st = run.Evolve(st, e)
-				if !g.json() {
-					fmt.Fprintln(g.stderr, describe(e))
-				}
-				return !st.Done()
-			})
-			if err != nil {
-				return err
-			}
-			if err := waitProjected(ctx, l.conn, st); err != nil {
-				return err
-			}
-			s := summarize(st, g.dataDir)
-			if g.json() {
-				if err := g.printJSON(s); err != nil {
-					return err
-				}
-			} else {
-				printSummary(g, s)
-			}
-			if st.Phase != run.Succeeded {
-				return ExitError{Code: 1}
-			}
-			return nil
-		},
-	}
-	c.Flags().StringVar(&examples, "examples", "", "examples directory (default: examples/ here or above)")
-	c.Flags().BoolVar(&keep, "keep", false, "keep the temporary data directory")
-	return c
-}
-
 // waitProjected waits until the runs projection caught up with the run, so
 // the data directory left behind is consistent for `state rebuild --verify`.
 func waitProjected(ctx context.Context, conn *stack.Conn, st run.State) error {
@@ -290,37 +217,4 @@ func waitProjected(ctx context.Context, conn *stack.Conn, st run.State) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("the runs projection did not catch up with run %s", st.Run)
-}
-
-func summarize(st run.State, dataDir string) Summary {
-	s := Summary{Run: st.Run, Pipeline: st.Pipeline, Status: st.Phase, Reason: st.Reason,
-		Duration: dur(st.StartedAt, st.EndedAt, time.Now()), DataDir: dataDir}
-	for _, stg := range st.Stages {
-		s.Stages = append(s.Stages, StageSummary{stg.Name, stg.Phase, dur(stg.StartedAt, stg.EndedAt, time.Now())})
-		for _, a := range stg.Actions {
-			if a.Report != nil {
-				s.Tests = a.Report
-			}
-		}
-	}
-	for _, name := range slices.Sorted(mapsKeys(st.Artifacts)) {
-		s.Artifacts = append(s.Artifacts, st.Artifacts[name])
-	}
-	return s
-}
-
-func printSummary(g *globals, s Summary) {
-	fmt.Fprintf(g.stdout, "\nrun %s of %s: %s in %s\n", s.Run, s.Pipeline, s.Status, s.Duration)
-	if s.Reason != "" {
-		fmt.Fprintf(g.stdout, "  reason: %s\n", s.Reason)
-	}
-	for _, st := range s.Stages {
-		fmt.Fprintf(g.stdout, "  %s %-10s %-10s %s\n", mark(st.Status), st.Name, st.Status, st.Duration)
-	}
-	for _, a := range s.Artifacts {
-		fmt.Fprintf(g.stdout, "  artifact %-8s %8d bytes  sha256:%s\n", a.Name, a.Size, a.SHA256)
-	}
-	if s.Tests != nil {
-		fmt.Fprintf(g.stdout, "  tests: %d total, %d passed, %d failed, %d skipped\n", s.Tests.Total, s.Tests.Passed, s.Tests.Failed, s.Tests.Skipped)
-	}
 }

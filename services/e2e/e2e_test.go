@@ -75,8 +75,22 @@ func TestExamplePipelineOnSeparateProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.services("30s")
+	e.deployServices()
+	ports := e.agents("hello-dev", 3)
+	if _, code := e.gantry("deploy", "group", "apply", "-f", "../../examples/hello/deploygroup.yaml"); code != 0 {
+		t.Fatal("group apply failed")
+	}
 	if _, code := e.gantry("pipeline", "apply", "-f", "../../examples/hello/pipeline.yaml"); code != 0 {
 		t.Fatal("apply failed")
+	}
+	// Wait for the agents to register.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, _ := e.gantry("deploy", "group", "list", "-o", "json")
+		if strings.Count(out, `"host"`) >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	out, code := e.gantry("run", "start", "hello", "--watch")
 	if code != 0 {
@@ -101,6 +115,14 @@ func TestExamplePipelineOnSeparateProcesses(t *testing.T) {
 	}
 	if out, code := e.gantry("logs", runID, "Build/compile"); code != 0 || !strings.Contains(out, "built hello") {
 		t.Fatalf("logs: %d %s", code, out)
+	}
+	// Every host serves the version the run built.
+	version := st.Action("Build", "compile").Variables["APP_VERSION"]
+	for host, port := range ports {
+		got, err := get(fmt.Sprintf("http://127.0.0.1:%d/version", port))
+		if err != nil || got != version {
+			t.Fatalf("%s serves %q (%v), want %q", host, got, err, version)
+		}
 	}
 }
 
@@ -395,16 +417,47 @@ func TestDemoThenOfflineRebuild(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo failed: %s", out)
 	}
+	type summary struct {
+		Run, Status, Version string
+		Stages               []struct{ Name, Status string }
+		Artifacts            []events.ArtifactRef
+	}
 	var s struct {
-		Run, Status string
-		Stages      []struct{ Name, Status string }
-		Artifacts   []events.ArtifactRef
+		Passed                               bool
+		Good                                 summary
+		Broken                               *summary
+		FailedDeployment, RollbackDeployment string
+		Deployments                          []struct{ ID, Phase, RollbackOf string }
+		Hosts                                []struct{ Host, URL, Serves string }
 	}
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("demo output %q: %v", out, err)
 	}
-	if s.Status != "Succeeded" || len(s.Stages) != 3 || len(s.Artifacts) != 2 {
+	if !s.Passed || s.Good.Status != "Succeeded" || len(s.Good.Stages) != 4 || len(s.Good.Artifacts) != 2 || s.Good.Version == "" {
 		t.Fatalf("demo summary: %s", out)
+	}
+	// The broken revision failed in Deploy, its deployment failed, the
+	// rollback succeeded, and every host serves the good version again.
+	if s.Broken == nil || s.Broken.Status != "Failed" || s.Broken.Version == s.Good.Version {
+		t.Fatalf("broken run: %s", out)
+	}
+	phases := map[string]string{}
+	for _, d := range s.Deployments {
+		phases[d.ID] = d.Phase
+		if d.ID == s.RollbackDeployment && d.RollbackOf != s.FailedDeployment {
+			t.Fatalf("rollback %s rolls back %q, want %s", d.ID, d.RollbackOf, s.FailedDeployment)
+		}
+	}
+	if phases[s.FailedDeployment] != "Failed" || phases[s.RollbackDeployment] != "Succeeded" || len(s.Deployments) != 3 {
+		t.Fatalf("deployments: %s", out)
+	}
+	if len(s.Hosts) != 3 {
+		t.Fatalf("hosts: %s", out)
+	}
+	for _, h := range s.Hosts {
+		if h.Serves != s.Good.Version {
+			t.Fatalf("%s serves %q, want %q", h.Host, h.Serves, s.Good.Version)
+		}
 	}
 	out, code = e.gantry("state", "rebuild", "--verify", "--data-dir", dir, "--nats", "")
 	if code != 0 || !strings.Contains(out, "verified") {

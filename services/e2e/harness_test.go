@@ -5,9 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -246,6 +250,59 @@ func (e *env) services(ackWait string) map[string]*proc {
 	ps["build"] = e.start("build", "build", "--name", "build-1", "--ack-wait", ackWait)
 	ps["test"] = e.start("test", "test", "--ack-wait", ackWait)
 	return ps
+}
+
+// deployServices starts the CD roles as processes.
+func (e *env) deployServices() {
+	for _, r := range []string{"deploy-service", "rollback-service", "deploy-worker"} {
+		e.start(r, r)
+	}
+}
+
+// agents starts n agent processes of a group, each with its own root and a
+// free port label, and returns their ports; their services are stopped when
+// the test ends.
+func (e *env) agents(group string, n int) map[string]int {
+	e.t.Helper()
+	ports := map[string]int{}
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("%s-%d", group, i)
+		root := e.t.TempDir()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ports[name] = port
+		e.start("agent "+name, "agent", "--group", group, "--name", name, "--root", root,
+			"--install-root", filepath.Join(root, "fs"), "--label", "port="+strconv.Itoa(port), "--heartbeat", "500ms")
+		e.t.Cleanup(func() { stopPidFile(filepath.Join(root, "fs", "hello", "hello.pid")) })
+	}
+	return ports
+}
+
+// stopPidFile stops a service a deployment started in the background.
+func stopPidFile(path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+}
+
+// get returns the body of a GET, trimmed.
+func get(url string) (string, error) {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b)), err
 }
 
 func count(evs []events.Event, typ, idSuffix string) int {
