@@ -30,6 +30,12 @@ import (
 var gantryBin string
 
 func TestMain(m *testing.M) {
+	// Re-executed by a deployed bundle's ApplicationStart as its HTTP server.
+	if root := os.Getenv("GANTRY_E2E_SERVE_DIR"); root != "" {
+		err := http.ListenAndServe(os.Getenv("GANTRY_E2E_SERVE_ADDR"), http.FileServer(http.Dir(root)))
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "gantry-e2e-bin-")
 	if err != nil {
 		panic(err)
@@ -268,12 +274,7 @@ func (e *env) agents(group string, n int) map[string]int {
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("%s-%d", group, i)
 		root := e.t.TempDir()
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
+		port := e.agentsPorts(1)[0]
 		ports[name] = port
 		e.start("agent "+name, "agent", "--group", group, "--name", name, "--root", root,
 			"--install-root", filepath.Join(root, "fs"), "--label", "port="+strconv.Itoa(port), "--heartbeat", "500ms")
@@ -316,3 +317,18 @@ func count(evs []events.Event, typ, idSuffix string) int {
 }
 
 var _ = nats.Connect
+
+// agentsPorts returns n free loopback ports.
+func (e *env) agentsPorts(n int) []int {
+	e.t.Helper()
+	var out []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+		l.Close()
+	}
+	return out
+}
