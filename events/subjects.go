@@ -78,6 +78,8 @@ const (
 
 	BucketAgents       = "agents"
 	BucketDeployGroups = "deploygroups"
+	// BucketDeployments is the projection of folded deployments, as runs is of runs.
+	BucketDeployments = "deployments"
 
 	SubjectDeploysAll = "gantry.deploys.>"
 	SubjectAgentsAll  = "gantry.agents.>"

@@ -176,6 +176,7 @@ func (b *Bus) Provision(ctx context.Context, cfg Config) error {
 		{Bucket: events.BucketRuns, History: 1, Replicas: cfg.Replicas, Description: "projection of folded runs"},
 		{Bucket: events.BucketAgents, History: 1, Replicas: cfg.Replicas, TTL: cfg.AgentTTL, Description: "agent heartbeats by <group>.<host>; a missing or stale entry is a dead agent"},
 		{Bucket: events.BucketDeployGroups, History: 16, Replicas: cfg.Replicas, Description: "deployment group documents"},
+		{Bucket: events.BucketDeployments, History: 1, Replicas: cfg.Replicas, Description: "projection of folded deployments"},
 	}
 	for _, kc := range kvs {
 		if _, err := b.js.KeyValue(ctx, kc.Bucket); err == nil {
@@ -275,18 +276,27 @@ func runOf(e events.Event) string { return e.Subject }
 // to decode are skipped here: the conductor dead-letters them when it
 // consumes them, and the fold must not depend on them.
 func (b *Bus) ReadRun(ctx context.Context, pipeline, run string, after uint64) ([]events.Event, error) {
+	evs, _, err := b.ReadRunTip(ctx, pipeline, run, after)
+	return evs, err
+}
+
+// ReadRunTip is ReadRun that also returns the run subject's last sequence,
+// counting messages that did not decode: the sequence an append must
+// expect, which the events alone cannot tell when refused messages sit at
+// the end of the run's subject.
+func (b *Bus) ReadRunTip(ctx context.Context, pipeline, run string, after uint64) ([]events.Event, uint64, error) {
 	subject := events.RunSubject(pipeline, run)
 	var out []events.Event
-	next := after + 1
+	tip := after
 	for {
-		m, err := b.events.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
+		m, err := b.events.GetMsg(ctx, tip+1, jetstream.WithGetMsgSubject(subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out, nil
+			return out, tip, nil
 		}
 		if err != nil {
-			return out, fmt.Errorf("read %s from %d: %w", subject, next, err)
+			return out, tip, fmt.Errorf("read %s from %d: %w", subject, tip+1, err)
 		}
-		next = m.Sequence + 1
+		tip = m.Sequence
 		e, err := b.codec.Decode(m.Data)
 		if err != nil {
 			continue

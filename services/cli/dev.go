@@ -14,6 +14,7 @@ import (
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/natsd"
 	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/projection"
 	"github.com/gantry-ci/gantry/services/source"
 	"github.com/gantry-ci/gantry/services/stack"
 )
@@ -201,6 +202,9 @@ func waitProjected(ctx context.Context, conn *stack.Conn, st run.State) error {
 		return err
 	}
 	deadline := time.Now().Add(15 * time.Second)
+	if err := waitConsumer(ctx, conn, events.StreamDeploys, projection.DeployDurable, deadline); err != nil {
+		return err
+	}
 	for time.Now().Before(deadline) {
 		info, err := conn.Bus.JetStream().Consumer(ctx, events.StreamEvents, "projector")
 		if err == nil {
@@ -217,4 +221,29 @@ func waitProjected(ctx context.Context, conn *stack.Conn, st run.State) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("the runs projection did not catch up with run %s", st.Run)
+}
+
+// waitConsumer waits until a durable consumer has acked everything its
+// stream holds now.
+func waitConsumer(ctx context.Context, conn *stack.Conn, stream, durable string, deadline time.Time) error {
+	js := conn.Bus.JetStream()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return err
+	}
+	for time.Now().Before(deadline) {
+		c, err := js.Consumer(ctx, stream, durable)
+		if err == nil {
+			ci, err := c.Info(ctx)
+			if err == nil && ci.AckFloor.Stream >= info.State.LastSeq {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("consumer %s of %s did not catch up", durable, stream)
 }

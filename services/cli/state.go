@@ -13,10 +13,12 @@ func stateCmd(g *globals) *cobra.Command {
 	var verify bool
 	rebuild := &cobra.Command{
 		Use:   "rebuild [--verify]",
-		Short: "Throw the runs projection away and rebuild it from the event log",
-		Long: `Fold every run from the event log and rewrite the runs projection. With
---verify, first compare every run's rebuilt state with the live one and exit
-non-zero if any differs. Works offline on a data directory (--data-dir).`,
+		Short: "Throw the runs and deployments projections away and rebuild them from the logs",
+		Long: `Fold every run from the event log and every deployment (with each host's
+state) from the deployment log, and rewrite the runs and deployments
+projections. With --verify, first compare every rebuilt state with the live
+one and exit non-zero if any differs. Works offline on a data directory
+(--data-dir).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			conn, err := g.open(cmd.Context(), "gantry-cli", false)
 			if err != nil {
@@ -32,16 +34,20 @@ non-zero if any differs. Works offline on a data directory (--data-dir).`,
 					return err
 				}
 			} else {
-				fmt.Fprintf(g.stdout, "rebuilt %d runs from %d events in %s (%.0f events/s)", rep.Runs, rep.Events, rep.Duration.Round(1e6), rep.EventsPerSec)
+				fmt.Fprintf(g.stdout, "rebuilt %d runs and %d deployments from %d events in %s (%.0f events/s)", rep.Runs, rep.Deployments, rep.Events, rep.Duration.Round(1e6), rep.EventsPerSec)
 				if rep.Skipped > 0 {
 					fmt.Fprintf(g.stdout, "; %d undecodable events skipped (see the GANTRY_DLQ stream)", rep.Skipped)
 				}
 				fmt.Fprintln(g.stdout)
 				for _, m := range rep.Mismatches {
+					if m.Deployment != "" {
+						fmt.Fprintf(g.stdout, "MISMATCH deployment %s: %s\n", m.Deployment, m.Reason)
+						continue
+					}
 					fmt.Fprintf(g.stdout, "MISMATCH run %s: %s\n", m.Run, m.Reason)
 				}
 				if verify && rep.Verified {
-					fmt.Fprintln(g.stdout, "verified: every run's live state equals its state rebuilt from the log")
+					fmt.Fprintln(g.stdout, "verified: every run's and deployment's live state equals its state rebuilt from the log")
 				}
 			}
 			if verify && !rep.Verified {

@@ -63,7 +63,15 @@ type shard struct {
 type entry struct {
 	st        run.State
 	published map[string]bool
+	// tip is the run subject's last sequence as far as this conductor
+	// knows, counting refused (undecodable) messages the fold skips: the
+	// sequence the next append must expect.
+	tip uint64
 }
+
+// expectFor is the sequence the run's next append must expect, given the
+// state being decided on.
+func (en *entry) expectFor(st run.State) uint64 { return max(st.LastSeq, en.tip) }
 
 // maxEnded bounds each shard's memory of ended runs.
 const maxEnded = 4096
@@ -220,6 +228,7 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 	if st.Run == "" {
 		return nil // no run.requested for this subject: nothing to conduct
 	}
+	en.tip = max(en.tip, seq)
 	if d, ok := e.Payload.(events.ActionDispatched); ok && !en.published[d.Task.ID] {
 		if a := st.Action(d.Task.Stage, d.Task.Action); a != nil && a.Attempt == d.Task.Attempt && a.Phase == run.Dispatched {
 			if err := c.publishTask(ctx, d.Task); err != nil {
@@ -247,11 +256,12 @@ func (c *Conductor) advance(ctx context.Context, pipeline string, en *entry, st 
 		if len(chain) == 0 {
 			return st, nil
 		}
-		seqs, err := b.AppendChain(ctx, pipeline, chain, st.LastSeq)
+		seqs, err := b.AppendChain(ctx, pipeline, chain, en.expectFor(st))
 		for i, seq := range seqs { // what was appended, even if the rest was refused
 			e := chain[i]
 			e.Seq = seq
 			st = run.Evolve(st, e)
+			en.tip = max(en.tip, seq)
 			logDecision(log, e)
 		}
 		for _, e := range chain[:len(seqs)] {
@@ -264,11 +274,12 @@ func (c *Conductor) advance(ctx context.Context, pipeline string, en *entry, st 
 		}
 		if errors.Is(err, bus.ErrConflict) {
 			// Someone appended first: fold what we missed and decide again.
-			more, err := b.ReadRun(ctx, pipeline, st.Run, st.LastSeq)
+			more, tip, err := b.ReadRunTip(ctx, pipeline, st.Run, en.expectFor(st))
 			if err != nil {
 				return st, err
 			}
 			st = run.Fold(st, more...)
+			en.tip = max(en.tip, tip)
 			continue
 		}
 		if err != nil {

@@ -169,3 +169,37 @@ func validSequence(def events.Definition, evs []events.Event) error {
 	}
 	return nil
 }
+
+// Refused messages at the end of a run's subject (here right after
+// run.requested, before any conductor runs) are skipped by the fold but
+// still move the subject's last sequence: the conductor must expect that
+// sequence, not the fold's, or it could never append again.
+func TestRefusedMessagesDoNotWedgeTheRun(t *testing.T) {
+	srv := natstest.Start(t)
+	b := newBus(t, srv.ClientURL())
+	def := noopDef("wedge", 1)
+	id := events.RunIDForTrigger("wedge", time.Now().UnixMilli())
+	request(t, b, def, id)
+	for _, g := range []string{`{not json`, `{"specversion":"1.0"}`} {
+		if _, err := b.JetStream().Publish(context.Background(), events.RunSubject(def.Name, id), []byte(g)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	c, err := conductor.New(conductor.Options{Bus: newBus(t, srv.ClientURL()), Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, ctx, &wg, c.Run)
+	w, err := worker.New(worker.Options{Bus: newBus(t, srv.ClientURL()), Log: zerolog.Nop(), Kind: "noop",
+		Handler: worker.HandlerFunc(func(ctx context.Context, t *worker.Task) (worker.Result, error) { return worker.Result{}, nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, ctx, &wg, w.Run)
+	if st := waitDone(t, b, def.Name, id, 20*time.Second); st.Phase != run.Succeeded {
+		t.Fatalf("run %s: %s", st.Phase, st.Reason)
+	}
+}
