@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,6 +68,7 @@ func newWeb(t *testing.T, group, config string, n int, heartbeatTimeout string) 
 	e := newEnv(t)
 	e.start("deploy-service", "deploy-service", "--heartbeat-timeout", heartbeatTimeout)
 	e.start("rollback-service", "rollback-service")
+	e.start("projector", "projector")
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -245,6 +247,24 @@ func TestDeployAndRollbackOnFiveAgentProcesses(t *testing.T) {
 		if got := w.serves(h); got != "v1" {
 			t.Fatalf("after the rollback %s serves %q, want v1", h, got)
 		}
+	}
+	// Every deployment and host state rebuilt from the log equals the live
+	// projection.
+	var out string
+	var code int
+	for range 50 { // the projector may still be catching up
+		out, code = w.gantry("state", "rebuild", "--verify", "-o", "json")
+		if code == 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var rep struct {
+		Deployments int
+		Verified    bool
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || !rep.Verified || rep.Deployments != 3 {
+		t.Fatalf("rebuild --verify: %d %s %v", code, out, err)
 	}
 }
 

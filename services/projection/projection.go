@@ -34,8 +34,23 @@ type cached struct {
 	rev uint64
 }
 
-// Run consumes until ctx ends.
+// Run keeps both projections, runs and deployments, until ctx ends.
 func (p *Projector) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		err := p.runDeploys(ctx)
+		cancel()
+		errc <- err
+	}()
+	err := p.runRuns(ctx)
+	cancel()
+	return errors.Join(err, <-errc)
+}
+
+// runRuns folds the run log into the runs bucket.
+func (p *Projector) runRuns(ctx context.Context) error {
 	js := p.Bus.JetStream()
 	kv, err := js.KeyValue(ctx, events.BucketRuns)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -16,15 +17,18 @@ import (
 	"github.com/gantry-ci/gantry/events/run"
 )
 
-// Mismatch is one run whose live projection differs from the log's fold.
+// Mismatch is one run or deployment whose live projection differs from the
+// log's fold.
 type Mismatch struct {
-	Run    string `json:"run"`
-	Reason string `json:"reason"`
+	Run        string `json:"run,omitempty"`
+	Deployment string `json:"deployment,omitempty"`
+	Reason     string `json:"reason"`
 }
 
 // Report is what Rebuild did.
 type Report struct {
 	Runs         int           `json:"runs"`
+	Deployments  int           `json:"deployments"`
 	Events       int           `json:"events"`
 	Skipped      int           `json:"skipped"`
 	Duration     time.Duration `json:"-"`
@@ -99,59 +103,86 @@ func FoldAll(ctx context.Context, b *bus.Bus) (map[string]run.State, int, int, e
 	return states, n, skipped, nil
 }
 
-// Rebuild folds the whole log, compares every run with the live projection
-// when verify is set, then throws the projection away and writes the rebuilt
-// states.
+// Rebuild folds the whole run log and the whole deployment log, compares
+// every run and deployment with the live projections when verify is set,
+// then throws the projections away and writes the rebuilt states.
 func Rebuild(ctx context.Context, b *bus.Bus, verify bool) (Report, error) {
 	start := time.Now()
-	states, n, skipped, err := FoldAll(ctx, b)
+	runs, n, skipped, err := FoldAll(ctx, b)
 	if err != nil {
 		return Report{}, err
 	}
-	rep := Report{Runs: len(states), Events: n, Skipped: skipped}
+	deploys, dn, err := FoldAllDeploys(ctx, b)
+	if err != nil {
+		return Report{}, err
+	}
+	rep := Report{Runs: len(runs), Deployments: len(deploys), Events: n + dn, Skipped: skipped}
 	rep.Duration = time.Since(start)
 	if rep.Duration > 0 {
-		rep.EventsPerSec = float64(n) / rep.Duration.Seconds()
+		rep.EventsPerSec = float64(rep.Events) / rep.Duration.Seconds()
 	}
-	kv, err := b.JetStream().KeyValue(ctx, events.BucketRuns)
+	js := b.JetStream()
+	runsKV, err := js.KeyValue(ctx, events.BucketRuns)
 	if err != nil {
 		return rep, fmt.Errorf("runs bucket: %w", err)
 	}
+	deploysKV, err := js.KeyValue(ctx, events.BucketDeployments)
+	if err != nil {
+		return rep, fmt.Errorf("deployments bucket: %w", err)
+	}
 	if verify {
-		rep.Mismatches, err = compare(ctx, kv, states)
+		m1, err := compare(ctx, runsKV, runs, func(id, why string) Mismatch { return Mismatch{Run: id, Reason: why} })
 		if err != nil {
 			return rep, err
 		}
+		m2, err := compare(ctx, deploysKV, deploys, func(id, why string) Mismatch { return Mismatch{Deployment: id, Reason: why} })
+		if err != nil {
+			return rep, err
+		}
+		rep.Mismatches = append(m1, m2...)
 		rep.Verified = len(rep.Mismatches) == 0
 	}
-	keys, err := kv.ListKeys(ctx)
-	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
-		return rep, fmt.Errorf("list runs: %w", err)
+	if err := rewrite(ctx, runsKV, runs); err != nil {
+		return rep, err
 	}
-	for k := range keysOf(keys) {
-		if err := kv.Purge(ctx, k); err != nil {
-			return rep, fmt.Errorf("drop projection of %s: %w", k, err)
-		}
-	}
-	for id, st := range states {
-		v, err := json.Marshal(st)
-		if err != nil {
-			return rep, err
-		}
-		if _, err := kv.Put(ctx, id, v); err != nil {
-			return rep, fmt.Errorf("write projection of %s: %w", id, err)
-		}
+	if err := rewrite(ctx, deploysKV, deploys); err != nil {
+		return rep, err
 	}
 	rep.Written = true
 	return rep, nil
 }
 
-func compare(ctx context.Context, kv jetstream.KeyValue, states map[string]run.State) ([]Mismatch, error) {
+// rewrite throws a bucket's entries away and writes the rebuilt states.
+func rewrite[S any](ctx context.Context, kv jetstream.KeyValue, states map[string]S) error {
+	keys, err := kv.ListKeys(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		return fmt.Errorf("list %s: %w", kv.Bucket(), err)
+	}
+	for k := range keysOf(keys) {
+		if err := kv.Purge(ctx, k); err != nil {
+			return fmt.Errorf("drop projection of %s: %w", k, err)
+		}
+	}
+	for id, st := range states {
+		v, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		if _, err := kv.Put(ctx, id, v); err != nil {
+			return fmt.Errorf("write projection of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// compare lists what differs, byte for byte, between a bucket and the
+// states folded from the log.
+func compare[S any](ctx context.Context, kv jetstream.KeyValue, states map[string]S, mismatch func(id, why string) Mismatch) ([]Mismatch, error) {
 	var out []Mismatch
 	live := map[string][]byte{}
 	keys, err := kv.ListKeys(ctx)
 	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil, fmt.Errorf("list runs: %w", err)
+		return nil, fmt.Errorf("list %s: %w", kv.Bucket(), err)
 	}
 	for k := range keysOf(keys) {
 		e, err := kv.Get(ctx, k)
@@ -160,35 +191,32 @@ func compare(ctx context.Context, kv jetstream.KeyValue, states map[string]run.S
 		}
 		live[k] = e.Value()
 	}
-	for id, st := range states {
-		want, err := json.Marshal(st)
+	for _, id := range slices.Sorted(maps.Keys(states)) {
+		want, err := json.Marshal(states[id])
 		if err != nil {
 			return nil, err
 		}
 		got, ok := live[id]
 		switch {
 		case !ok:
-			out = append(out, Mismatch{Run: id, Reason: "missing from the live projection"})
+			out = append(out, mismatch(id, "missing from the live projection"))
 		case !bytes.Equal(got, want):
-			var g run.State
+			var g struct {
+				LastSeq uint64 `json:"lastSeq"`
+			}
 			_ = json.Unmarshal(got, &g)
-			out = append(out, Mismatch{Run: id, Reason: fmt.Sprintf("live state differs from the log's fold (live at seq %d, log at seq %d)", g.LastSeq, st.LastSeq)})
+			var w struct {
+				LastSeq uint64 `json:"lastSeq"`
+			}
+			_ = json.Unmarshal(want, &w)
+			out = append(out, mismatch(id, fmt.Sprintf("live state differs from the log's fold (live at seq %d, log at seq %d)", g.LastSeq, w.LastSeq)))
 		}
 	}
-	for id := range live {
+	for _, id := range slices.Sorted(maps.Keys(live)) {
 		if _, ok := states[id]; !ok {
-			out = append(out, Mismatch{Run: id, Reason: "in the live projection but not in the log"})
+			out = append(out, mismatch(id, "in the live projection but not in the log"))
 		}
 	}
-	slices.SortFunc(out, func(a, b Mismatch) int {
-		if a.Run < b.Run {
-			return -1
-		}
-		if a.Run > b.Run {
-			return 1
-		}
-		return 0
-	})
 	return out, nil
 }
 

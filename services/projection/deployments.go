@@ -1,0 +1,148 @@
+package projection
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/bus"
+	"github.com/gantry-ci/gantry/services/deploydecider"
+)
+
+// DeployDurable is the deployments projector's consumer on GANTRY_DEPLOYS.
+const DeployDurable = "deploy-projector"
+
+type cachedDeploy struct {
+	st  deploydecider.State
+	rev uint64
+}
+
+// runDeploys folds the deployment log into the deployments bucket, as the
+// run projector does for runs.
+func (p *Projector) runDeploys(ctx context.Context) error {
+	js := p.Bus.JetStream()
+	kv, err := js.KeyValue(ctx, events.BucketDeployments)
+	if err != nil {
+		return fmt.Errorf("deployments bucket: %w", err)
+	}
+	d, err := p.Bus.Deploys(ctx)
+	if err != nil {
+		return err
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamDeploys, jetstream.ConsumerConfig{
+		Durable: DeployDurable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+		FilterSubject: events.SubjectDeploysAll, Description: "projector: folds deployments into the deployments bucket",
+	})
+	if err != nil {
+		return fmt.Errorf("deploy projector consumer: %w", err)
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("deploy projector consume: %w", err)
+	}
+	stop := context.AfterFunc(ctx, msgs.Stop)
+	defer stop()
+	cache := map[string]*cachedDeploy{}
+	for {
+		m, err := msgs.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			p.Log.Warn().Err(err).Msg("deploy projector next")
+			continue
+		}
+		if err := p.handleDeploy(ctx, kv, d, cache, m); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			p.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("deployment projection not written; will retry")
+			_ = m.NakWithDelay(250 * time.Millisecond)
+			continue
+		}
+		_ = m.Ack()
+	}
+}
+
+func (p *Projector) handleDeploy(ctx context.Context, kv jetstream.KeyValue, d *bus.Deploys, cache map[string]*cachedDeploy, m jetstream.Msg) error {
+	meta, err := m.Metadata()
+	if err != nil {
+		return err
+	}
+	parts := strings.Split(m.Subject(), ".")
+	if len(parts) != 4 {
+		return nil
+	}
+	group, id := parts[2], parts[3]
+	c := cache[id]
+	if c == nil {
+		c = &cachedDeploy{}
+		if e, err := kv.Get(ctx, id); err == nil {
+			if json.Unmarshal(e.Value(), &c.st) == nil {
+				c.rev = e.Revision()
+			} else {
+				c.st = deploydecider.State{}
+			}
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return err
+		}
+		cache[id] = c
+	}
+	if c.st.LastSeq >= meta.Sequence.Stream {
+		return nil
+	}
+	evs, err := d.Read(ctx, group, id, c.st.LastSeq)
+	if err != nil {
+		return err
+	}
+	next := deploydecider.Fold(c.st, evs...)
+	if next.ID() == "" || (c.rev != 0 && next.LastSeq == c.st.LastSeq) {
+		return nil
+	}
+	b, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	var rev uint64
+	if c.rev == 0 {
+		rev, err = kv.Create(ctx, id, b)
+	} else {
+		rev, err = kv.Update(ctx, id, b, c.rev)
+	}
+	if err != nil {
+		delete(cache, id)
+		return fmt.Errorf("write projection of deployment %s: %w", id, err)
+	}
+	c.st, c.rev = next, rev
+	return nil
+}
+
+// FoldAllDeploys folds every deployment in the log.
+func FoldAllDeploys(ctx context.Context, b *bus.Bus) (map[string]deploydecider.State, int, error) {
+	d, err := b.Deploys(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	states := map[string]deploydecider.State{}
+	n := 0
+	// A deployment event's CloudEvents subject is its deployment ID.
+	err = d.Scan(ctx, events.SubjectDeploysAll, func(e events.Event) {
+		states[e.Subject] = deploydecider.Evolve(states[e.Subject], e)
+		n++
+	})
+	if err != nil {
+		return nil, n, err
+	}
+	for k, st := range states {
+		if st.ID() == "" {
+			delete(states, k)
+		}
+	}
+	return states, n, nil
+}
