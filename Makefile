@@ -33,8 +33,10 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./services/appspec
 	$(GO) test -run='^$$' -fuzz='^FuzzDecide$$' -fuzztime=$(FUZZTIME) ./services/deploydecider
 
+# Load benchmarks: JSON reports with same-run NATS baselines (see loadtest/README.md).
 bench: build
 	$(GO) run ./loadtest/cmd/loadtest noop
+	$(GO) run ./loadtest/cmd/loadtest deploy
 
 lint:
 	@test -z "$$(gofmt -l events schemas services loadtest examples)" || (gofmt -l events schemas services loadtest examples; exit 1)

@@ -2,6 +2,7 @@
 //
 //	loadtest noop [-runs 1000] [-stages 3] [-concurrency 64] [-inflight 200] [-o json|table]
 //	              [-cpuprofile file] [-memprofile file] [-trace file] [-pub-sync 5000] [-pub-async 100000]
+//	loadtest deploy [-hosts 20] [-runs 5] [-pub-sync 1000] [-execs 200] [-timeout 2m] [-back-to-back]
 //
 // It exits 1 when a run failed or did not finish, 2 on bad usage.
 package main
@@ -14,17 +15,23 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/gantry-ci/gantry/loadtest/deploy"
 	"github.com/gantry-ci/gantry/loadtest/noop"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	// The deploy benchmark's hooks start this binary as their application.
+	deploy.MaybeServe()
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, "usage: loadtest noop [flags]   (loadtest noop -h lists the flags)")
+		fmt.Fprintln(stderr, "usage: loadtest noop|deploy [flags]   (loadtest noop -h lists the flags)")
 		if len(args) == 0 {
 			return 2
 		}
@@ -33,8 +40,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "noop":
 		return runNoop(args[1:], stdout, stderr)
+	case "deploy":
+		return runDeploy(args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "loadtest: unknown benchmark %q (known: noop)\n", args[0])
+		fmt.Fprintf(stderr, "loadtest: unknown benchmark %q (known: noop, deploy)\n", args[0])
 		return 2
 	}
 }
@@ -116,6 +125,55 @@ func runNoop(args []string, stdout, stderr io.Writer) int {
 	}
 	if !rep.OK() {
 		fmt.Fprintf(stderr, "loadtest noop: %d of %d runs did not succeed\n", rep.FailedRuns, rep.Runs)
+		return 1
+	}
+	return 0
+}
+
+func runDeploy(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("loadtest deploy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg deploy.Config
+	fs.IntVar(&cfg.Hosts, "hosts", 20, "agents in the deployment group")
+	fs.IntVar(&cfg.Runs, "runs", 5, "deployments, one after the other")
+	fs.IntVar(&cfg.PubSync, "pub-sync", 1000, "sync JetStream publishes for the NATS baseline (negative skips)")
+	fs.IntVar(&cfg.Execs, "execs", 200, "executions of a trivial hook script for the exec baseline (negative skips)")
+	fs.DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "bound on each deployment")
+	fs.BoolVar(&cfg.BackToBack, "back-to-back", false, "start each deployment as soon as the previous ended, without waiting for the deploy service to consume its events")
+	logLevel := fs.String("log-level", "warn", "level of the services' and agents' logs on stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "loadtest deploy: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "loadtest deploy: %v\n", err)
+		return 2
+	}
+	lvl, err := zerolog.ParseLevel(*logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadtest deploy: -log-level: %v\n", err)
+		return 2
+	}
+	cfg.Log = zerolog.New(stderr).Level(lvl).With().Timestamp().Logger()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := deploy.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadtest deploy: %v\n", err)
+		return 1
+	}
+	if err := rep.WriteJSON(stdout); err != nil {
+		fmt.Fprintf(stderr, "loadtest deploy: %v\n", err)
+		return 1
+	}
+	if !rep.OK() {
+		fmt.Fprintf(stderr, "loadtest deploy: %d of %d deployments succeeded\n", rep.RunsSucceeded, rep.Runs)
 		return 1
 	}
 	return 0
