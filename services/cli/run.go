@@ -17,6 +17,8 @@ import (
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/deploy"
+	"github.com/gantry-ci/gantry/services/deploydecider"
 	"github.com/gantry-ci/gantry/services/source"
 	"github.com/gantry-ci/gantry/services/stack"
 )
@@ -131,37 +133,114 @@ func findRun(ctx context.Context, conn *stack.Conn, id string) (string, error) {
 // it prints each event's envelope as a JSON line instead.
 func watchRun(ctx context.Context, g *globals, conn *stack.Conn, pipeline, id string) error {
 	var st run.State
-	tty := isTerminal(g.stdout)
+	tty := isTerminal(g.stdout) && !g.json()
 	lastLines := 0
-	err := conn.Bus.WatchRun(ctx, pipeline, id, func(e events.Event) bool {
-		st = run.Evolve(st, e)
-		switch {
-		case g.json():
-			b, _ := json.Marshal(e.Envelope)
-			fmt.Fprintln(g.stdout, string(b))
-		case tty:
-			if lastLines > 0 {
-				fmt.Fprintf(g.stdout, "\x1b[%dA\x1b[J", lastLines)
-			}
-			var sb strings.Builder
-			renderRun(&sb, st, time.Now())
-			lastLines = strings.Count(sb.String(), "\n")
-			io.WriteString(g.stdout, sb.String())
-		default:
-			fmt.Fprintln(g.stdout, describe(e))
+	redraw := func() {
+		if lastLines > 0 {
+			fmt.Fprintf(g.stdout, "\x1b[%dA\x1b[J", lastLines)
 		}
-		return !st.Done()
-	})
-	if err != nil {
-		return err
+		var sb strings.Builder
+		renderRun(&sb, st, time.Now())
+		renderDeploys(&sb, deployProgress(ctx, conn, st))
+		lastLines = strings.Count(sb.String(), "\n")
+		io.WriteString(g.stdout, sb.String())
+	}
+	// Run events arrive on one goroutine; a ticker redraws in between, so
+	// a deploy action's hosts (whose events are on the deployment's own
+	// subject) and the durations move on a terminal.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	evc := make(chan events.Event, 64)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- conn.Bus.WatchRun(wctx, pipeline, id, func(e events.Event) bool {
+			select {
+			case evc <- e:
+				return true
+			case <-wctx.Done():
+				return false
+			}
+		})
+	}()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for !st.Done() {
+		select {
+		case e := <-evc:
+			st = run.Evolve(st, e)
+			switch {
+			case g.json():
+				b, _ := json.Marshal(e.Envelope)
+				fmt.Fprintln(g.stdout, string(b))
+			case tty:
+				redraw()
+			default:
+				fmt.Fprintln(g.stdout, describe(e))
+			}
+		case <-tick.C:
+			if tty && st.Run != "" {
+				redraw()
+			}
+		case err := <-errc:
+			if err != nil {
+				return err
+			}
+			return errors.New("the run's event stream ended before the run did")
+		}
 	}
 	if !g.json() && !tty {
 		renderRun(g.stdout, st, time.Now())
+		renderDeploys(g.stdout, deployProgress(ctx, conn, st))
 	}
 	if st.Phase != run.Succeeded {
 		return ExitError{Code: 1}
 	}
 	return nil
+}
+
+// deployProgress finds the deployments the run's deploy actions created, by
+// the group each action names and the trigger each deployment records.
+func deployProgress(ctx context.Context, conn *stack.Conn, st run.State) []deploydecider.State {
+	var out []deploydecider.State
+	for si, sd := range st.Definition.Stages {
+		for _, ad := range sd.Actions {
+			group := ad.Configuration["group"]
+			if ad.Type != "deploy" || group == "" || si >= len(st.Stages) || st.Stages[si].Phase == run.NotStarted {
+				continue
+			}
+			all, err := deploy.List(ctx, conn.Bus, group)
+			if err != nil {
+				continue
+			}
+			for _, d := range all {
+				if t := d.Created.Trigger; t != nil && t.Run == st.Run && t.Stage == sd.Name && t.Action == ad.Name {
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// renderDeploys draws each deployment with a line per host and its last
+// lifecycle step.
+func renderDeploys(w io.Writer, ds []deploydecider.State) {
+	for _, d := range ds {
+		fmt.Fprintf(w, "  deployment %s to %s (%s): %s\n", d.ID(), d.Group(), d.Created.Config.Name, d.Phase)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, h := range d.Hosts {
+			step := ""
+			if n := len(h.Steps); n > 0 {
+				step = fmt.Sprintf("%s %s", h.Steps[n-1].Event, h.Steps[n-1].Status)
+			}
+			extra := step
+			if h.Reason != "" {
+				extra = firstLine(h.Reason)
+			}
+			fmt.Fprintf(tw, "      %s\t%s\t%s\n", h.Name, h.Status, extra)
+		}
+		tw.Flush()
+	}
 }
 
 // describe is one line per event for logs and non-terminal watchers.
@@ -374,6 +453,7 @@ func runShowCmd(g *globals) *cobra.Command {
 				return g.printJSON(st)
 			}
 			renderRun(g.stdout, st, time.Now())
+			renderDeploys(g.stdout, deployProgress(cmd.Context(), conn, st))
 			if len(st.Artifacts) > 0 {
 				fmt.Fprintln(g.stdout, "  artifacts:")
 				for _, name := range slices.Sorted(mapsKeys(st.Artifacts)) {
