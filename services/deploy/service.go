@@ -78,6 +78,9 @@ type Service struct {
 	mu      sync.Mutex
 	// active maps deployments seen in progress to their group.
 	active map[string]string
+	// folded caches each active deployment's state, so an event costs a
+	// read of what is new rather than of the whole log.
+	folded map[string]deploydecider.State
 }
 
 // New checks options; it does no I/O.
@@ -215,11 +218,12 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	if d, ok := e.Payload.(events.DeployHostDispatched); ok {
 		republish = d.Host
 	}
-	return s.advanceRepublish(ctx, group, dep, republish)
+	return s.advanceRepublish(ctx, group, dep, republish, false)
 }
 
+// advance is the ticker's path: it also fails hosts whose agent went silent.
 func (s *Service) advance(ctx context.Context, group, dep string) error {
-	return s.advanceRepublish(ctx, group, dep, "")
+	return s.advanceRepublish(ctx, group, dep, "", true)
 }
 
 // dead returns the in-progress hosts whose agent's heartbeat expired.
@@ -251,14 +255,29 @@ func (s *Service) dead(ctx context.Context, st deploydecider.State) (map[string]
 // advanceRepublish folds a deployment, republishes the command of host
 // `republish` if it is still in progress, then decides and appends until
 // the deployment waits.
-func (s *Service) advanceRepublish(ctx context.Context, group, dep, republish string) error {
+//
+// Agent liveness (a KV read per in-progress host) is checked only on the
+// ticker's path, checkDead: the event path would pay it on every lifecycle
+// event of every host.
+func (s *Service) advanceRepublish(ctx context.Context, group, dep, republish string, checkDead bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	evs, err := s.deploys.Read(ctx, group, dep, 0)
+	if s.folded == nil {
+		s.folded = map[string]deploydecider.State{}
+	}
+	st := s.folded[dep]
+	evs, err := s.deploys.Read(ctx, group, dep, st.LastSeq)
 	if err != nil {
 		return err
 	}
-	st := deploydecider.Fold(deploydecider.State{}, evs...)
+	st = deploydecider.Fold(st, evs...)
+	defer func() {
+		if st.Phase.Ended() {
+			delete(s.folded, dep)
+		} else if st.Phase != "" {
+			s.folded[dep] = st
+		}
+	}()
 	if st.Phase == "" {
 		return nil
 	}
@@ -276,15 +295,21 @@ func (s *Service) advanceRepublish(ctx context.Context, group, dep, republish st
 			return nil
 		}
 		s.active[dep] = group
-		dead, err := s.dead(ctx, st)
-		if err != nil {
-			return err
+		var dead map[string]bool
+		if checkDead {
+			if dead, err = s.dead(ctx, st); err != nil {
+				return err
+			}
 		}
 		out := deploydecider.Decide(st, deploydecider.Inputs{Now: s.o.Now(), Dead: dead})
 		if len(out) == 0 {
 			return nil
 		}
 		stale := false
+		// Commands go out after the whole decision is appended, so agents'
+		// lifecycle events do not land between our appends and make every
+		// later dispatch of the batch conflict.
+		var send []string
 		for _, e := range out {
 			expect := st.LastSeq
 			seq, dup, err := s.deploys.Append(ctx, group, e, &expect)
@@ -299,9 +324,12 @@ func (s *Service) advanceRepublish(ctx context.Context, group, dep, republish st
 			st = deploydecider.Evolve(st, e)
 			log.Info().Str("type", e.Type).Str("id", e.ID).Msg("appended")
 			if d, ok := e.Payload.(events.DeployHostDispatched); ok {
-				if err := s.sendCommand(ctx, st.Created, d.Host); err != nil {
-					return err
-				}
+				send = append(send, d.Host)
+			}
+		}
+		for _, h := range send {
+			if err := s.sendCommand(ctx, st.Created, h); err != nil {
+				return err
 			}
 		}
 		if stale {
