@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -216,7 +217,7 @@ func demoRun(ctx context.Context, g *globals, l *local, name string) (run.State,
 	if err != nil {
 		return st, err
 	}
-	return st, waitProjected(ctx, l.conn, st)
+	return st, waitProjected(ctx, l.conn)
 }
 
 // waitRollback finds the deployment the run's deploy action made and the
@@ -312,7 +313,7 @@ func summarize(st run.State) Summary {
 			}
 		}
 	}
-	for _, name := range slices.Sorted(mapsKeys(st.Artifacts)) {
+	for _, name := range slices.Sorted(maps.Keys(st.Artifacts)) {
 		s.Artifacts = append(s.Artifacts, st.Artifacts[name])
 	}
 	return s
@@ -371,7 +372,7 @@ func printDemo(g *globals, rep DemoReport) {
 
 // group is the first example deployment group and its local hosts.
 func (l *local) group() (string, []stack.LocalAgent) {
-	names := slices.Sorted(mapsKeys(l.hosts))
+	names := slices.Sorted(maps.Keys(l.hosts))
 	if len(names) == 0 {
 		return "", nil
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/natsd"
-	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/projection"
 	"github.com/gantry-ci/gantry/services/source"
 	"github.com/gantry-ci/gantry/services/stack"
@@ -190,37 +188,15 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 	return c
 }
 
-// waitProjected waits until the runs projection caught up with the run, so
-// the data directory left behind is consistent for `state rebuild --verify`.
-func waitProjected(ctx context.Context, conn *stack.Conn, st run.State) error {
-	kv, err := conn.Bus.JetStream().KeyValue(ctx, events.BucketRuns)
-	if err != nil {
-		return err
-	}
-	last, err := conn.Bus.LastSeq(ctx)
-	if err != nil {
-		return err
-	}
+// waitProjected waits until both projectors have acked everything the logs
+// hold now (they ack only after writing), so the data directory left behind
+// is consistent for `state rebuild --verify`.
+func waitProjected(ctx context.Context, conn *stack.Conn) error {
 	deadline := time.Now().Add(15 * time.Second)
-	if err := waitConsumer(ctx, conn, events.StreamDeploys, projection.DeployDurable, deadline); err != nil {
+	if err := waitConsumer(ctx, conn, events.StreamEvents, projection.Durable, deadline); err != nil {
 		return err
 	}
-	for time.Now().Before(deadline) {
-		info, err := conn.Bus.JetStream().Consumer(ctx, events.StreamEvents, "projector")
-		if err == nil {
-			ci, err := info.Info(ctx)
-			if err == nil && ci.AckFloor.Stream >= last {
-				if e, err := kv.Get(ctx, st.Run); err == nil {
-					var got run.State
-					if json.Unmarshal(e.Value(), &got) == nil && got.LastSeq >= st.LastSeq {
-						return nil
-					}
-				}
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("the runs projection did not catch up with run %s", st.Run)
+	return waitConsumer(ctx, conn, events.StreamDeploys, projection.DeployDurable, deadline)
 }
 
 // waitConsumer waits until a durable consumer has acked everything its

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -456,7 +457,7 @@ func runShowCmd(g *globals) *cobra.Command {
 			renderDeploys(g.stdout, deployProgress(cmd.Context(), conn, st))
 			if len(st.Artifacts) > 0 {
 				fmt.Fprintln(g.stdout, "  artifacts:")
-				for _, name := range slices.Sorted(mapsKeys(st.Artifacts)) {
+				for _, name := range slices.Sorted(maps.Keys(st.Artifacts)) {
 					a := st.Artifacts[name]
 					fmt.Fprintf(g.stdout, "    %s  %d bytes  sha256:%s\n", name, a.Size, a.SHA256)
 				}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gantry-ci/gantry/events"
@@ -464,6 +463,3 @@ func TestDemoThenOfflineRebuild(t *testing.T) {
 		t.Fatalf("offline rebuild --verify: %d %s", code, out)
 	}
 }
-
-var _ = fmt.Sprint
-var _ = nats.Connect

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/events/natstest"
@@ -315,8 +313,6 @@ func count(evs []events.Event, typ, idSuffix string) int {
 	}
 	return n
 }
-
-var _ = nats.Connect
 
 // agentsPorts returns n free loopback ports.
 func (e *env) agentsPorts(n int) []int {

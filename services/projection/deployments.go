@@ -42,32 +42,8 @@ func (p *Projector) runDeploys(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("deploy projector consumer: %w", err)
 	}
-	msgs, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("deploy projector consume: %w", err)
-	}
-	stop := context.AfterFunc(ctx, msgs.Stop)
-	defer stop()
 	cache := map[string]*cachedDeploy{}
-	for {
-		m, err := msgs.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
-			}
-			p.Log.Warn().Err(err).Msg("deploy projector next")
-			continue
-		}
-		if err := p.handleDeploy(ctx, kv, d, cache, m); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			p.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("deployment projection not written; will retry")
-			_ = m.NakWithDelay(250 * time.Millisecond)
-			continue
-		}
-		_ = m.Ack()
-	}
+	return p.consume(ctx, cons, "deployment", func(m jetstream.Msg) error { return p.handleDeploy(ctx, kv, d, cache, m) })
 }
 
 func (p *Projector) handleDeploy(ctx context.Context, kv jetstream.KeyValue, d *bus.Deploys, cache map[string]*cachedDeploy, m jetstream.Msg) error {

@@ -65,9 +65,15 @@ func (p *Projector) runRuns(ctx context.Context) error {
 		return fmt.Errorf("projector consumer: %w", err)
 	}
 	cache := map[string]*cached{}
+	return p.consume(ctx, cons, "run", func(m jetstream.Msg) error { return p.handle(ctx, kv, cache, m) })
+}
+
+// consume hands each message of a projector's consumer to handle, acking
+// what was written and asking again later for what was not, until ctx ends.
+func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer, what string, handle func(jetstream.Msg) error) error {
 	msgs, err := cons.Messages(jetstream.PullMaxMessages(512))
 	if err != nil {
-		return fmt.Errorf("projector consume: %w", err)
+		return fmt.Errorf("%s projector consume: %w", what, err)
 	}
 	stop := context.AfterFunc(ctx, msgs.Stop)
 	defer stop()
@@ -77,14 +83,14 @@ func (p *Projector) runRuns(ctx context.Context) error {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
-			p.Log.Warn().Err(err).Msg("projector next")
+			p.Log.Warn().Err(err).Str("projection", what).Msg("projector next")
 			continue
 		}
-		if err := p.handle(ctx, kv, cache, m); err != nil {
+		if err := handle(m); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			p.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("projection not written; will retry")
+			p.Log.Warn().Err(err).Str("projection", what).Str("subject", m.Subject()).Msg("projection not written; will retry")
 			_ = m.NakWithDelay(250 * time.Millisecond)
 			continue
 		}
