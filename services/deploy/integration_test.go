@@ -28,23 +28,19 @@ import (
 	"github.com/gantry-ci/gantry/services/agent"
 	"github.com/gantry-ci/gantry/services/artifact"
 	"github.com/gantry-ci/gantry/services/deploy"
+	"github.com/gantry-ci/gantry/services/deploy/deploytest"
 	"github.com/gantry-ci/gantry/services/deploydecider"
 	"github.com/gantry-ci/gantry/services/deployplan"
 	"github.com/gantry-ci/gantry/services/rollback"
 	"github.com/gantry-ci/gantry/services/worker"
 )
 
-// serverBin is this test binary: started with GANTRY_TEST_HTTP_DIR set it
-// is the tiny file server that the test revisions' ApplicationStart hook
-// runs in the background (python3 starts in seconds on a loaded machine).
+// serverBin is this test binary, which deploytest.MaybeServe turns into
+// the file server the test revisions' ApplicationStart hook runs.
 var serverBin string
 
 func TestMain(m *testing.M) {
-	if dir := os.Getenv("GANTRY_TEST_HTTP_DIR"); dir != "" {
-		err := http.ListenAndServe(os.Getenv("GANTRY_TEST_HTTP_ADDR"), http.FileServer(http.Dir(dir)))
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	deploytest.MaybeServe()
 	exe, err := os.Executable()
 	if err != nil {
 		panic(err)
@@ -163,7 +159,7 @@ func (w *world) startAgent(name string, labels map[string]string) *testAgent {
 
 // killServer stops the test HTTP server a deployment left running.
 func killServer(a *testAgent) {
-	b, err := os.ReadFile(filepath.Join(a.root, "fs", "app.pid"))
+	b, err := os.ReadFile(deploytest.PidFile(filepath.Join(a.root, "fs")))
 	if err != nil {
 		return
 	}
@@ -172,76 +168,12 @@ func killServer(a *testAgent) {
 	}
 }
 
-const appspecYAML = `version: 0.0
-os: linux
-files:
-  - source: /www
-    destination: /srv/app
-file_exists_behavior: OVERWRITE
-hooks:
-  ApplicationStop:
-    - location: scripts/stop.sh
-      timeout: 10
-  BeforeInstall:
-    - location: scripts/before.sh
-      timeout: %d
-  ApplicationStart:
-    - location: scripts/start.sh
-      timeout: 10
-  ValidateService:
-    - location: scripts/validate.sh
-      timeout: 10
-`
-
-const stopSh = `#!/bin/sh
-pidf="$GANTRY_INSTALL_ROOT/app.pid"
-[ -f "$pidf" ] || exit 0
-pid=$(cat "$pidf")
-kill "$pid" 2>/dev/null
-i=0
-# Wait until it is gone or a zombie nobody reaps (no init in a container).
-while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
-  case "$(sed 's/.*) //' /proc/$pid/stat 2>/dev/null)" in Z*|"") break;; esac
-  sleep 0.05; i=$((i+1))
-done
-rm -f "$pidf"
-echo "stopped $pid"
-`
-
-const startSh = `#!/bin/sh
-cd "$GANTRY_INSTALL_ROOT/srv/app" || exit 1
-GANTRY_TEST_HTTP_DIR="$PWD" GANTRY_TEST_HTTP_ADDR="127.0.0.1:$GANTRY_LABEL_PORT" "$GANTRY_LABEL_SERVER" >/dev/null 2>&1 &
-echo $! > "$GANTRY_INSTALL_ROOT/app.pid"
-echo "started $LIFECYCLE_EVENT of $APPLICATION_NAME $DEPLOYMENT_ID on $DEPLOYMENT_GROUP_NAME"
-`
-
 // bundle stores a revision whose /healthz answers version. validate is the
 // ValidateService script's body; before the BeforeInstall script's.
 func (w *world) bundle(version, before, validate string, beforeTimeout int) events.ArtifactRef {
 	w.t.Helper()
-	dir := w.t.TempDir()
-	files := map[string]string{
-		"appspec.yml":         fmt.Sprintf(appspecYAML, beforeTimeout),
-		"www/healthz":         version,
-		"scripts/stop.sh":     stopSh,
-		"scripts/start.sh":    startSh,
-		"scripts/before.sh":   "#!/bin/sh\n" + before + "\n",
-		"scripts/validate.sh": "#!/bin/sh\n" + validate + "\n",
-	}
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			w.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
-			w.t.Fatal(err)
-		}
-	}
-	fs, err := artifact.DirFiles(dir)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	ref, err := w.store.PutDir(w.ctx, "shop", "build-"+version, "app", fs)
+	rev := deploytest.Revision{Version: version, Before: before, Validate: validate, BeforeTimeout: beforeTimeout}
+	ref, err := rev.Store(w.ctx, w.store, w.t.TempDir(), "shop", "build-"+version, "app")
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -14,45 +14,10 @@ import (
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/services/artifact"
 	"github.com/gantry-ci/gantry/services/deploy"
+	"github.com/gantry-ci/gantry/services/deploy/deploytest"
 	"github.com/gantry-ci/gantry/services/deploydecider"
 	"github.com/gantry-ci/gantry/services/deployplan"
 )
-
-// A bundle whose ApplicationStart serves www/ (with its version) on the
-// host's port, using this test binary as the server.
-const webAppspec = `version: 0.0
-os: linux
-files:
-  - source: /www
-    destination: /srv/app
-file_exists_behavior: OVERWRITE
-hooks:
-  ApplicationStop:
-    - location: scripts/stop.sh
-      timeout: 10
-  BeforeInstall:
-    - location: scripts/before.sh
-      timeout: 60
-  ApplicationStart:
-    - location: scripts/start.sh
-      timeout: 10
-  ValidateService:
-    - location: scripts/validate.sh
-      timeout: 10
-`
-
-const webStop = `#!/bin/sh
-pidf="$GANTRY_INSTALL_ROOT/app.pid"
-[ -f "$pidf" ] || exit 0
-kill "$(cat "$pidf")" 2>/dev/null
-rm -f "$pidf"
-`
-
-const webStart = `#!/bin/sh
-cd "$GANTRY_INSTALL_ROOT/srv/app" || exit 1
-GANTRY_E2E_SERVE_DIR="$PWD" GANTRY_E2E_SERVE_ADDR="127.0.0.1:$GANTRY_LABEL_PORT" "$GANTRY_LABEL_SERVER" >/dev/null 2>&1 &
-echo $! > "$GANTRY_INSTALL_ROOT/app.pid"
-`
 
 // web is a deployment world: the CD services and n agents, all processes.
 type web struct {
@@ -82,7 +47,7 @@ func newWeb(t *testing.T, group, config string, n int, heartbeatTimeout string) 
 		w.procs[name] = e.start("agent "+name, "agent", "--group", group, "--name", name, "--root", root,
 			"--install-root", filepath.Join(root, "fs"), "--label", "port="+strconv.Itoa(port), "--label", "server="+self,
 			"--heartbeat", "300ms")
-		t.Cleanup(func() { stopPidFile(filepath.Join(root, "fs", "app.pid")) })
+		t.Cleanup(func() { stopPidFile(deploytest.PidFile(filepath.Join(root, "fs"))) })
 	}
 	f := filepath.Join(t.TempDir(), "group.yaml")
 	doc := fmt.Sprintf(`name: %s
@@ -131,29 +96,12 @@ func freePort(t *testing.T) int {
 // bodies of the BeforeInstall and ValidateService scripts.
 func (w *web) revision(version, before, validate string) events.ArtifactRef {
 	w.t.Helper()
-	dir := w.t.TempDir()
-	for name, body := range map[string]string{
-		"appspec.yml": webAppspec, "www/version": version,
-		"scripts/stop.sh": webStop, "scripts/start.sh": webStart,
-		"scripts/before.sh": "#!/bin/sh\n" + before + "\n", "scripts/validate.sh": "#!/bin/sh\n" + validate + "\n",
-	} {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			w.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
-			w.t.Fatal(err)
-		}
-	}
-	files, err := artifact.DirFiles(dir)
-	if err != nil {
-		w.t.Fatal(err)
-	}
 	store, err := artifact.OpenStore(context.Background(), w.bus.JetStream())
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	ref, err := store.PutDir(context.Background(), "web", "build-"+version, "app", files)
+	rev := deploytest.Revision{Version: version, Before: before, Validate: validate}
+	ref, err := rev.Store(context.Background(), store, w.t.TempDir(), "web", "build-"+version, "app")
 	if err != nil {
 		w.t.Fatal(err)
 	}

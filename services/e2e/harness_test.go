@@ -22,18 +22,15 @@ import (
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/events/natstest"
 	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/deploy/deploytest"
 	"github.com/gantry-ci/gantry/services/stack"
 )
 
 var gantryBin string
 
 func TestMain(m *testing.M) {
-	// Re-executed by a deployed bundle's ApplicationStart as its HTTP server.
-	if root := os.Getenv("GANTRY_E2E_SERVE_DIR"); root != "" {
-		err := http.ListenAndServe(os.Getenv("GANTRY_E2E_SERVE_ADDR"), http.FileServer(http.Dir(root)))
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	// Re-executed by a deployed test revision's ApplicationStart as its server.
+	deploytest.MaybeServe()
 	dir, err := os.MkdirTemp("", "gantry-e2e-bin-")
 	if err != nil {
 		panic(err)
