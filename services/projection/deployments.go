@@ -2,8 +2,6 @@ package projection
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -17,11 +15,6 @@ import (
 
 // DeployDurable is the deployments projector's consumer on GANTRY_DEPLOYS.
 const DeployDurable = "deploy-projector"
-
-type cachedDeploy struct {
-	st  deploydecider.State
-	rev uint64
-}
 
 // runDeploys folds the deployment log into the deployments bucket, as the
 // run projector does for runs.
@@ -42,11 +35,11 @@ func (p *Projector) runDeploys(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("deploy projector consumer: %w", err)
 	}
-	cache := map[string]*cachedDeploy{}
-	return p.consume(ctx, cons, "deployment", func(m jetstream.Msg) error { return p.handleDeploy(ctx, kv, d, cache, m) })
+	deploys := newBucket[deploydecider.State](kv)
+	return p.consume(ctx, cons, "deployment", func(m jetstream.Msg) error { return p.handleDeploy(ctx, deploys, d, m) })
 }
 
-func (p *Projector) handleDeploy(ctx context.Context, kv jetstream.KeyValue, d *bus.Deploys, cache map[string]*cachedDeploy, m jetstream.Msg) error {
+func (p *Projector) handleDeploy(ctx context.Context, deploys *bucket[deploydecider.State], d *bus.Deploys, m jetstream.Msg) error {
 	meta, err := m.Metadata()
 	if err != nil {
 		return err
@@ -56,19 +49,9 @@ func (p *Projector) handleDeploy(ctx context.Context, kv jetstream.KeyValue, d *
 		return nil
 	}
 	group, id := parts[2], parts[3]
-	c := cache[id]
-	if c == nil {
-		c = &cachedDeploy{}
-		if e, err := kv.Get(ctx, id); err == nil {
-			if json.Unmarshal(e.Value(), &c.st) == nil {
-				c.rev = e.Revision()
-			} else {
-				c.st = deploydecider.State{}
-			}
-		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return err
-		}
-		cache[id] = c
+	c, err := deploys.load(ctx, id)
+	if err != nil {
+		return err
 	}
 	if c.st.LastSeq >= meta.Sequence.Stream {
 		return nil
@@ -81,22 +64,7 @@ func (p *Projector) handleDeploy(ctx context.Context, kv jetstream.KeyValue, d *
 	if next.ID() == "" || (c.rev != 0 && next.LastSeq == c.st.LastSeq) {
 		return nil
 	}
-	b, err := json.Marshal(next)
-	if err != nil {
-		return err
-	}
-	var rev uint64
-	if c.rev == 0 {
-		rev, err = kv.Create(ctx, id, b)
-	} else {
-		rev, err = kv.Update(ctx, id, b, c.rev)
-	}
-	if err != nil {
-		delete(cache, id)
-		return fmt.Errorf("write projection of deployment %s: %w", id, err)
-	}
-	c.st, c.rev = next, rev
-	return nil
+	return deploys.store(ctx, id, c, next)
 }
 
 // FoldAllDeploys folds every deployment in the log.

@@ -29,9 +29,65 @@ type Projector struct {
 	Log zerolog.Logger
 }
 
-type cached struct {
-	st  run.State
+// entry is a projected state and the bucket revision it was written at.
+type entry[S any] struct {
+	st  S
 	rev uint64
+}
+
+// bucket caches a projection bucket's entries and writes them with
+// compare-and-set on the revision, so several projectors can run.
+type bucket[S any] struct {
+	kv    jetstream.KeyValue
+	cache map[string]*entry[S]
+}
+
+func newBucket[S any](kv jetstream.KeyValue) *bucket[S] {
+	return &bucket[S]{kv: kv, cache: map[string]*entry[S]{}}
+}
+
+// load returns the cached entry of key, reading the bucket on a miss; an
+// entry that does not decode starts again from the zero state.
+func (b *bucket[S]) load(ctx context.Context, key string) (*entry[S], error) {
+	if e, ok := b.cache[key]; ok {
+		return e, nil
+	}
+	e := &entry[S]{}
+	kve, err := b.kv.Get(ctx, key)
+	switch {
+	case err == nil:
+		if json.Unmarshal(kve.Value(), &e.st) == nil {
+			e.rev = kve.Revision()
+		} else {
+			var zero S
+			e.st = zero
+		}
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		return nil, err
+	}
+	b.cache[key] = e
+	return e, nil
+}
+
+// store writes next over e. On a conflict (another projector moved the key)
+// the cache entry is dropped, so the retry starts from the bucket.
+func (b *bucket[S]) store(ctx context.Context, key string, e *entry[S], next S) error {
+	v, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	var rev uint64
+	if e.rev == 0 {
+		rev, err = b.kv.Create(ctx, key, v)
+	} else {
+		rev, err = b.kv.Update(ctx, key, v, e.rev)
+	}
+	if err != nil {
+		delete(b.cache, key)
+		return fmt.Errorf("write projection of %s: %w", key, err)
+	}
+	e.st, e.rev = next, rev
+	return nil
 }
 
 // Run keeps both projections, runs and deployments, until ctx ends.
@@ -64,8 +120,8 @@ func (p *Projector) runRuns(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projector consumer: %w", err)
 	}
-	cache := map[string]*cached{}
-	return p.consume(ctx, cons, "run", func(m jetstream.Msg) error { return p.handle(ctx, kv, cache, m) })
+	runs := newBucket[run.State](kv)
+	return p.consume(ctx, cons, "run", func(m jetstream.Msg) error { return p.handle(ctx, runs, m) })
 }
 
 // consume hands each message of a projector's consumer to handle, acking
@@ -98,7 +154,7 @@ func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer, what s
 	}
 }
 
-func (p *Projector) handle(ctx context.Context, kv jetstream.KeyValue, cache map[string]*cached, m jetstream.Msg) error {
+func (p *Projector) handle(ctx context.Context, runs *bucket[run.State], m jetstream.Msg) error {
 	meta, err := m.Metadata()
 	if err != nil {
 		return err
@@ -109,19 +165,9 @@ func (p *Projector) handle(ctx context.Context, kv jetstream.KeyValue, cache map
 		return nil
 	}
 	pipeline, runID := parts[2], parts[3]
-	c := cache[runID]
-	if c == nil {
-		c = &cached{}
-		if e, err := kv.Get(ctx, runID); err == nil {
-			if json.Unmarshal(e.Value(), &c.st) == nil {
-				c.rev = e.Revision()
-			} else {
-				c.st = run.State{}
-			}
-		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return err
-		}
-		cache[runID] = c
+	c, err := runs.load(ctx, runID)
+	if err != nil {
+		return err
 	}
 	if c.st.LastSeq >= seq {
 		return nil
@@ -136,24 +182,11 @@ func (p *Projector) handle(ctx context.Context, kv jetstream.KeyValue, cache map
 	if c.rev != 0 && next.LastSeq == c.st.LastSeq {
 		return nil // only undecodable events since: the fold skips them too
 	}
-	b, err := json.Marshal(next)
-	if err != nil {
+	if err := runs.store(ctx, runID, c, next); err != nil {
 		return err
 	}
-	var rev uint64
-	if c.rev == 0 {
-		rev, err = kv.Create(ctx, runID, b)
-	} else {
-		rev, err = kv.Update(ctx, runID, b, c.rev)
-	}
-	if err != nil {
-		// Another projector moved it: drop the cache and try again from the bucket.
-		delete(cache, runID)
-		return fmt.Errorf("write projection of %s: %w", runID, err)
-	}
-	c.st, c.rev = next, rev
-	if next.Done() && len(cache) > 10000 {
-		delete(cache, runID)
+	if next.Done() && len(runs.cache) > 10000 {
+		delete(runs.cache, runID)
 	}
 	return nil
 }
