@@ -285,52 +285,26 @@ func (b *Bus) ReadRun(ctx context.Context, pipeline, run string, after uint64) (
 // expect, which the events alone cannot tell when refused messages sit at
 // the end of the run's subject.
 func (b *Bus) ReadRunTip(ctx context.Context, pipeline, run string, after uint64) ([]events.Event, uint64, error) {
-	subject := events.RunSubject(pipeline, run)
-	var out []events.Event
-	tip := after
-	for {
-		m, err := b.events.GetMsg(ctx, tip+1, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out, tip, nil
-		}
-		if err != nil {
-			return out, tip, fmt.Errorf("read %s from %d: %w", subject, tip+1, err)
-		}
-		tip = m.Sequence
-		e, err := b.codec.Decode(m.Data)
-		if err != nil {
-			continue
-		}
-		e.Seq = m.Sequence
-		out = append(out, e)
-	}
+	return b.readEvents(ctx, events.StreamEvents, events.RunSubject(pipeline, run), after, 0)
 }
 
 // ReadRunUntil reads a run's events after `after` up to and including `until`.
 func (b *Bus) ReadRunUntil(ctx context.Context, pipeline, run string, after, until uint64) ([]events.Event, error) {
-	subject := events.RunSubject(pipeline, run)
+	evs, _, err := b.readEvents(ctx, events.StreamEvents, events.RunSubject(pipeline, run), after, until)
+	return evs, err
+}
+
+// readEvents decodes what readSubject reads. Messages that do not decode
+// are skipped (the consumers dead-letter them) but still move the tip.
+func (b *Bus) readEvents(ctx context.Context, stream, subject string, after, until uint64) ([]events.Event, uint64, error) {
 	var out []events.Event
-	next := after + 1
-	for next <= until {
-		m, err := b.events.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out, nil
+	tip, err := readSubject(ctx, b.js, stream, subject, after, until, func(seq uint64, data []byte) {
+		if e, err := b.codec.Decode(data); err == nil {
+			e.Seq = seq
+			out = append(out, e)
 		}
-		if err != nil {
-			return out, fmt.Errorf("read %s from %d: %w", subject, next, err)
-		}
-		if m.Sequence > until {
-			return out, nil
-		}
-		next = m.Sequence + 1
-		e, err := b.codec.Decode(m.Data)
-		if err != nil {
-			continue
-		}
-		e.Seq = m.Sequence
-		out = append(out, e)
-	}
-	return out, nil
+	})
+	return out, tip, err
 }
 
 // PublishTask puts a task on its kind and pool's work queue; the task ID is

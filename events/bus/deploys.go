@@ -67,25 +67,16 @@ func (d *Deploys) Append(ctx context.Context, group string, e events.Event, expe
 // order. Events that fail to decode are skipped (the deploy service
 // dead-letters them when it consumes them).
 func (d *Deploys) Read(ctx context.Context, group, deployment string, after uint64) ([]events.Event, error) {
-	subject := events.DeploySubject(group, deployment)
-	var out []events.Event
-	next := after + 1
-	for {
-		m, err := d.s.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out, nil
-		}
-		if err != nil {
-			return out, fmt.Errorf("read %s from %d: %w", subject, next, err)
-		}
-		next = m.Sequence + 1
-		e, err := d.b.codec.Decode(m.Data)
-		if err != nil {
-			continue
-		}
-		e.Seq = m.Sequence
-		out = append(out, e)
-	}
+	evs, _, err := d.ReadTip(ctx, group, deployment, after)
+	return evs, err
+}
+
+// ReadTip is Read that also returns the deployment subject's last
+// sequence, counting messages that did not decode: the sequence an append
+// must expect, which the events alone cannot tell when a refused message
+// sits at the end of the subject.
+func (d *Deploys) ReadTip(ctx context.Context, group, deployment string, after uint64) ([]events.Event, uint64, error) {
+	return d.b.readEvents(ctx, events.StreamDeploys, events.DeploySubject(group, deployment), after, 0)
 }
 
 // Find returns the group a deployment belongs to, from its first event.

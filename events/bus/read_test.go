@@ -1,0 +1,158 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gantry-ci/gantry/events"
+)
+
+// TestReadRunInBatches reads a run longer than one batch, interleaved with
+// another run and holding messages that do not decode, and checks it
+// against a one-message-at-a-time read, and that it took a round trip per
+// batch rather than one per event.
+func TestReadRunInBatches(t *testing.T) {
+	b := newBus(t)
+	ctx := context.Background()
+	const other = "01a2154b-ea92-7634-ac3c-6b12b7b33cb6"
+	garbage := func(run string) {
+		t.Helper()
+		if _, err := b.JetStream().Publish(ctx, events.RunSubject("p", run), []byte("{not an event")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 1300
+	for i := range n {
+		for _, run := range []string{runID, other} {
+			if run == other && i%3 != 0 {
+				continue
+			}
+			e, err := events.New(events.RunID(run, fmt.Sprintf("x-%d", i)), "/test", run, time.Now(), events.RunStarted{Run: run})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := b.Append(ctx, "p", e, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 700 {
+			garbage(runID)
+		}
+	}
+	garbage(runID) // the tip is a message that does not decode
+	garbage(other)
+
+	// The reference: one direct get per message, as the bus used to read.
+	s, err := b.JetStream().Stream(ctx, events.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []uint64
+	var wantTip uint64
+	for next := uint64(1); ; {
+		m, err := s.GetMsg(ctx, next, jetstream.WithGetMsgSubject(events.RunSubject("p", runID)))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantTip, next = m.Sequence, m.Sequence+1
+		if _, err := b.Codec().Decode(m.Data); err == nil {
+			want = append(want, m.Sequence)
+		}
+	}
+	if len(want) != n {
+		t.Fatalf("reference read %d events, want %d", len(want), n)
+	}
+
+	var requests atomic.Int64
+	sub, err := b.Conn().Subscribe("$JS.API.DIRECT.GET."+events.StreamEvents, func(*nats.Msg) { requests.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := b.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	evs, tip, err := b.ReadRunTip(ctx, "p", runID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tip != wantTip {
+		t.Errorf("tip %d, want %d (the undecodable last message counts)", tip, wantTip)
+	}
+	if len(evs) != len(want) {
+		t.Fatalf("read %d events, want %d", len(evs), len(want))
+	}
+	for i, e := range evs {
+		if e.Seq != want[i] || e.Subject != runID {
+			t.Fatalf("event %d: seq %d subject %s, want seq %d subject %s", i, e.Seq, e.Subject, want[i], runID)
+		}
+	}
+	_ = b.Conn().Flush()
+	time.Sleep(50 * time.Millisecond) // let the counting subscriber catch up
+	if got, most := requests.Load(), int64((n+2+511)/512); got > most {
+		t.Errorf("read %d messages with %d requests, want at most %d", n+2, got, most)
+	}
+
+	// From the middle, up to a bound.
+	after, until := want[99], want[1099]
+	part, err := b.ReadRunUntil(ctx, "p", runID, after, until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(part) != 1000 || part[0].Seq != want[100] || part[len(part)-1].Seq != until {
+		t.Fatalf("ReadRunUntil(%d, %d): %d events from %d to %d", after, until, len(part), part[0].Seq, part[len(part)-1].Seq)
+	}
+	// Nothing after the tip, nothing on an empty subject: no error.
+	if evs, tip2, err := b.ReadRunTip(ctx, "p", runID, tip); err != nil || len(evs) != 0 || tip2 != tip {
+		t.Fatalf("after the tip: %d events, tip %d, %v", len(evs), tip2, err)
+	}
+	if evs, tip0, err := b.ReadRunTip(ctx, "p", "01a2154b-ea92-7634-ac3c-6b12b7b33cb7", 0); err != nil || len(evs) != 0 || tip0 != 0 {
+		t.Fatalf("empty run: %d events, tip %d, %v", len(evs), tip0, err)
+	}
+	// A cancelled read is an error, never a short log.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := b.ReadRunTip(cctx, "p", runID, 0); err == nil {
+		t.Fatal("cancelled read returned no error")
+	}
+}
+
+func TestDeploysReadTipCountsRefusedMessages(t *testing.T) {
+	b := newBus(t)
+	ctx := context.Background()
+	d, err := b.Deploys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dep = "01a2154b-ea92-7634-ac3c-6b12b7b33cb8"
+	e, err := events.New(events.DeployHostID(dep, "h1", "succeeded"), "/test", dep, time.Now(),
+		events.DeployHostSucceeded{Deployment: dep, Group: "g", Host: "h1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, _, err := d.Append(ctx, "g", e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := b.JetStream().Publish(ctx, events.DeploySubject("g", dep), []byte("garbage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, tip, err := d.ReadTip(ctx, "g", dep, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Seq != seq || tip != ack.Sequence {
+		t.Fatalf("ReadTip: %d events, first seq %d, tip %d; want 1 event at %d, tip %d", len(evs), evs[0].Seq, tip, seq, ack.Sequence)
+	}
+}
