@@ -148,7 +148,7 @@ func Stop(ctx context.Context, b *bus.Bus, deployment, reason string, rollback b
 		return err
 	}
 	for range 16 {
-		evs, err := d.Read(ctx, group, deployment, 0)
+		evs, tip, err := d.ReadTip(ctx, group, deployment, 0)
 		if err != nil {
 			return err
 		}
@@ -161,8 +161,9 @@ func Stop(ctx context.Context, b *bus.Bus, deployment, reason string, rollback b
 		if err != nil {
 			return err
 		}
-		expect := st.LastSeq
-		_, _, err = d.Append(ctx, group, e, &expect)
+		// The tip, not the last event: a refused message at the end of the
+		// subject must not make every stop conflict.
+		_, _, err = d.Append(ctx, group, e, &tip)
 		if errors.Is(err, bus.ErrConflict) {
 			continue
 		}

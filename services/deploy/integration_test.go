@@ -644,3 +644,65 @@ func TestRestartedServiceFailsDeadHost(t *testing.T) {
 		t.Fatalf("%s, h1 %s, want both failed", st.Phase, st.Host("h1").Status)
 	}
 }
+
+// TestRefusedMessageDoesNotWedgeDeployment: a message that is not an event
+// lands on a deployment's subject before the service decides anything. The
+// service dead-letters it and must still append its decisions after it
+// (expecting the subject's real tip, not its last event), and a stop must
+// still land.
+func TestRefusedMessageDoesNotWedgeDeployment(t *testing.T) {
+	w := newWorld(t, 5*time.Second)
+	w.applyGroup("AllAtOnce", false)
+	w.startAgent("h1", nil)
+	w.startAgent("h2", nil)
+	waitAgents(t, w, 2)
+	w.stopService()
+	id := w.create(w.bundle("v1", "exit 0", "exit 0", 0))
+	if _, err := w.bus.JetStream().Publish(w.ctx, events.DeploySubject("web", id), []byte(`{"not":"an event"}`)); err != nil {
+		t.Fatal(err)
+	}
+	w.stopService = w.startService()
+	if st := w.wait(id, 20*time.Second); st.Phase != deploydecider.Succeeded {
+		t.Fatalf("%s, want Succeeded: %+v", st.Phase, st)
+	}
+	dlq, err := w.bus.JetStream().Stream(w.ctx, events.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dlq.GetLastMsgForSubject(w.ctx, events.DLQSubject(events.StreamDeploys))
+	if err != nil {
+		t.Fatalf("the refused message is not in the dead-letter stream: %v", err)
+	}
+	if m.Header.Get(bus.HeaderOrigSubject) != events.DeploySubject("web", id) || m.Header.Get(bus.HeaderReason) == "" {
+		t.Errorf("dead letter headers %v", m.Header)
+	}
+
+	// A stop behind a refused message: the second deployment sleeps in
+	// BeforeInstall; garbage lands on its subject; Stop must still append.
+	id2 := w.create(w.bundle("slow", "sleep 30", "exit 0", 60))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := deploy.Load(w.ctx, w.bus, id2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := st.Host("h1"); h != nil && len(h.Steps) > 0 && h.Steps[len(h.Steps)-1].Event == "BeforeInstall" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("h1 never reached BeforeInstall: %+v", st.Host("h1"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.stopService()
+	if _, err := w.bus.JetStream().Publish(w.ctx, events.DeploySubject("web", id2), []byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	if err := deploy.Stop(w.ctx, w.bus, id2, "test stops it", false); err != nil {
+		t.Fatalf("stop behind a refused message: %v", err)
+	}
+	w.stopService = w.startService()
+	if st := w.wait(id2, 20*time.Second); st.Phase != deploydecider.Stopped {
+		t.Fatalf("%s, want Stopped", st.Phase)
+	}
+}

@@ -80,7 +80,16 @@ type Service struct {
 	active map[string]string
 	// folded caches each active deployment's state, so an event costs a
 	// read of what is new rather than of the whole log.
-	folded map[string]deploydecider.State
+	folded map[string]folded
+}
+
+// folded is a deployment's state and its subject's last sequence. The two
+// differ when refused messages (dead-lettered, never folded) sit at the end
+// of the subject; appends must expect the tip, or every decision after such
+// a message would conflict forever and the deployment would hang.
+type folded struct {
+	st  deploydecider.State
+	tip uint64
 }
 
 // New checks options; it does no I/O.
@@ -263,19 +272,19 @@ func (s *Service) advanceRepublish(ctx context.Context, group, dep, republish st
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.folded == nil {
-		s.folded = map[string]deploydecider.State{}
+		s.folded = map[string]folded{}
 	}
-	st := s.folded[dep]
-	evs, err := s.deploys.Read(ctx, group, dep, st.LastSeq)
+	f := s.folded[dep]
+	evs, tip, err := s.deploys.ReadTip(ctx, group, dep, f.tip)
 	if err != nil {
 		return err
 	}
-	st = deploydecider.Fold(st, evs...)
+	st := deploydecider.Fold(f.st, evs...)
 	defer func() {
 		if st.Phase.Ended() {
 			delete(s.folded, dep)
 		} else if st.Phase != "" {
-			s.folded[dep] = st
+			s.folded[dep] = folded{st: st, tip: tip}
 		}
 	}()
 	if st.Phase == "" {
@@ -311,7 +320,7 @@ func (s *Service) advanceRepublish(ctx context.Context, group, dep, republish st
 		// later dispatch of the batch conflict.
 		var send []string
 		for _, e := range out {
-			expect := st.LastSeq
+			expect := tip
 			seq, dup, err := s.deploys.Append(ctx, group, e, &expect)
 			if errors.Is(err, bus.ErrConflict) || dup {
 				stale = true
@@ -320,7 +329,7 @@ func (s *Service) advanceRepublish(ctx context.Context, group, dep, republish st
 			if err != nil {
 				return err
 			}
-			e.Seq = seq
+			e.Seq, tip = seq, seq
 			st = deploydecider.Evolve(st, e)
 			log.Info().Str("type", e.Type).Str("id", e.ID).Msg("appended")
 			if d, ok := e.Payload.(events.DeployHostDispatched); ok {
@@ -333,11 +342,11 @@ func (s *Service) advanceRepublish(ctx context.Context, group, dep, republish st
 			}
 		}
 		if stale {
-			more, err := s.deploys.Read(ctx, group, dep, st.LastSeq)
+			more, t, err := s.deploys.ReadTip(ctx, group, dep, tip)
 			if err != nil {
 				return err
 			}
-			st = deploydecider.Fold(st, more...)
+			st, tip = deploydecider.Fold(st, more...), t
 		}
 	}
 	return fmt.Errorf("deployment %s: decider did not settle", dep)
