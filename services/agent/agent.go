@@ -330,10 +330,16 @@ func (r *deployRun) hooks(ctx context.Context, event string, spec *appspec.Spec,
 	start := time.Now()
 	for _, h := range hs {
 		fmt.Fprintf(out, "== %s: %s\n", event, h.Location)
-		if h.RunAs != "" {
-			fmt.Fprintf(out, "note: runas %s is not supported by this agent; running as the agent's user\n", h.RunAs)
+		as, err := resolveRunAs(h.RunAs, r.cmd.Host, os.Geteuid(), lookupAccount)
+		if err != nil {
+			fmt.Fprintf(out, "%s: %v\n", h.Location, err)
+			r.step(ctx, event, events.StepFailed, 0, time.Since(start), tail(logPath, 2048))
+			return fmt.Errorf("%s: %s: %w", event, h.Location, err)
 		}
-		code, err := runScript(ctx, filepath.Join(bundle, filepath.FromSlash(h.Location)), bundle, r.env(event, bundle), h.TimeoutDuration(), out)
+		if as != nil {
+			fmt.Fprintf(out, "== running as %s (uid %d)\n", as.Name, as.Cred.Uid)
+		}
+		code, err := runScript(ctx, filepath.Join(bundle, filepath.FromSlash(h.Location)), bundle, r.env(event, bundle), as, h.TimeoutDuration(), out)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -28,7 +28,7 @@ func TestRunScriptTimeoutKillsProcessGroup(t *testing.T) {
 	}
 	defer out.Close()
 	start := time.Now()
-	code, err := runScript(context.Background(), script, dir, nil, 300*time.Millisecond, out)
+	code, err := runScript(context.Background(), script, dir, nil, nil, 300*time.Millisecond, out)
 	if !errors.Is(err, errTimeout) || code != -1 {
 		t.Fatalf("runScript: %d %v, want a timeout", code, err)
 	}
@@ -58,7 +58,7 @@ func TestRunScriptExitCodeAndShell(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, err := runScript(context.Background(), script, dir, []string{"LIFECYCLE_EVENT=AfterInstall"}, 5*time.Second, out)
+	code, err := runScript(context.Background(), script, dir, []string{"LIFECYCLE_EVENT=AfterInstall"}, nil, 5*time.Second, out)
 	out.Close()
 	if code != 7 || err == nil {
 		t.Fatalf("runScript: %d %v, want exit 7", code, err)

@@ -17,8 +17,9 @@ var errTimeout = errors.New("timed out")
 // runScript runs one hook script in its own process group, output to out (a
 // file, so that background processes the script leaves behind do not keep
 // a pipe open). On timeout or ctx done the whole group is killed. A script
-// that is not executable runs with /bin/sh.
-func runScript(ctx context.Context, script, dir string, env []string, timeout time.Duration, out *os.File) (int, error) {
+// that is not executable runs with /bin/sh. With as set the script runs as
+// that user, with its HOME, USER and LOGNAME; nil runs it as the agent.
+func runScript(ctx context.Context, script, dir string, env []string, as *hookUser, timeout time.Duration, out *os.File) (int, error) {
 	fi, err := os.Stat(script)
 	if err != nil {
 		return -1, fmt.Errorf("script %s: %w", script, err)
@@ -35,6 +36,10 @@ func runScript(ctx context.Context, script, dir string, env []string, timeout ti
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if as != nil {
+		cmd.SysProcAttr.Credential = as.Cred
+		cmd.Env = as.environ(env)
+	}
 	if err := cmd.Start(); err != nil {
 		return -1, fmt.Errorf("start %s: %w", script, err)
 	}
