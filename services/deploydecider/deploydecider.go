@@ -59,6 +59,10 @@ type State struct {
 	Started time.Time `json:"started"`
 	Ended   time.Time `json:"ended,omitzero"`
 	LastSeq uint64    `json:"lastSeq"`
+	// EndSeq is the stream sequence of the final event: which deployment
+	// ended last, which LastSeq cannot tell, since agents' late events
+	// follow the end.
+	EndSeq uint64 `json:"endSeq,omitempty"`
 }
 
 // ID is the deployment ID.
@@ -138,16 +142,16 @@ func Evolve(s State, e events.Event) State {
 		}
 	case events.DeploymentSucceeded:
 		if !s.Phase.Ended() {
-			s.Phase, s.Reason, s.Ended = Succeeded, "", e.Time
+			s.Phase, s.Reason, s.Ended, s.EndSeq = Succeeded, "", e.Time, e.Seq
 		}
 	case events.DeploymentFailed:
 		if !s.Phase.Ended() {
-			s.Phase, s.Reason, s.Ended = Failed, p.Reason, e.Time
+			s.Phase, s.Reason, s.Ended, s.EndSeq = Failed, p.Reason, e.Time, e.Seq
 			skipPending(&s)
 		}
 	case events.DeploymentStopped:
 		if !s.Phase.Ended() {
-			s.Phase, s.Reason, s.Rollback, s.Ended = Stopped, p.Reason, p.Rollback, e.Time
+			s.Phase, s.Reason, s.Rollback, s.Ended, s.EndSeq = Stopped, p.Reason, p.Rollback, e.Time, e.Seq
 			skipPending(&s)
 		}
 	}

@@ -186,3 +186,29 @@ func TestDecideIsIdempotent(t *testing.T) {
 		}
 	}
 }
+
+// TestEndSeqIsTheFinalEvent: EndSeq names the final event even when hosts'
+// events follow it, and a second final event does not move it.
+func TestEndSeqIsTheFinalEvent(t *testing.T) {
+	end := map[string]events.Payload{
+		"succeeded": events.DeploymentSucceeded{Deployment: dep, Group: "g"},
+		"failed":    events.DeploymentFailed{Deployment: dep, Group: "g", Reason: "r"},
+		"stopped":   events.DeploymentStopped{Deployment: dep, Group: "g", Reason: "r"},
+	}
+	for name, p := range end {
+		t.Run(name, func(t *testing.T) {
+			s := Fold(State{},
+				ev(t, 3, created(allAtOnce, "h1", "h2")),
+				ev(t, 5, dispatched("h1")),
+				ev(t, 8, p),
+				ev(t, 9, events.DeployHostLifecycle{Deployment: dep, Group: "g", Host: "h2", Event: "ValidateService", Status: events.StepSucceeded}),
+				ev(t, 12, events.DeploymentFailed{Deployment: dep, Group: "g", Reason: "late"}))
+			if s.EndSeq != 8 || s.LastSeq != 12 {
+				t.Fatalf("EndSeq %d LastSeq %d, want 8 and 12", s.EndSeq, s.LastSeq)
+			}
+			if in := Evolve(State{}, ev(t, 1, created(allAtOnce, "h1"))); in.EndSeq != 0 {
+				t.Fatalf("in progress: EndSeq %d", in.EndSeq)
+			}
+		})
+	}
+}

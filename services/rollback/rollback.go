@@ -29,27 +29,34 @@ const Durable = "rollback"
 var ErrNoGoodRevision = errors.New("no last known good revision")
 
 // LastKnownGood folds the group's deployment log and returns the created
-// event of the deployment that succeeded last (by the sequence of its
-// succeeded event), leaving out `except`.
+// event of the deployment that succeeded last, leaving out `except`.
 func LastKnownGood(ctx context.Context, b *bus.Bus, group, except string) (events.DeploymentCreated, error) {
 	states, err := deploy.List(ctx, b, group)
 	if err != nil {
 		return events.DeploymentCreated{}, err
 	}
+	best := lastSucceeded(states, except)
+	if best == nil {
+		return events.DeploymentCreated{}, fmt.Errorf("%w in group %s", ErrNoGoodRevision, group)
+	}
+	return best.Created, nil
+}
+
+// lastSucceeded picks, among folded deployments, the one whose succeeded
+// event is latest in the log (not the one with the latest event: hosts'
+// events may follow a deployment's end), leaving out `except`.
+func lastSucceeded(states []deploydecider.State, except string) *deploydecider.State {
 	var best *deploydecider.State
 	for i := range states {
 		s := &states[i]
 		if s.Phase != deploydecider.Succeeded || s.ID() == except {
 			continue
 		}
-		if best == nil || s.LastSeq > best.LastSeq {
+		if best == nil || s.EndSeq > best.EndSeq {
 			best = s
 		}
 	}
-	if best == nil {
-		return events.DeploymentCreated{}, fmt.Errorf("%w in group %s", ErrNoGoodRevision, group)
-	}
-	return best.Created, nil
+	return best
 }
 
 // RollbackID is the deterministic ID of the rollback of a deployment, so
