@@ -131,6 +131,9 @@ func samples() map[string]events.Payload {
 			Reason: "1 of 3 hosts failed with 1 still to deploy"},
 		events.TypeDeploymentStopped: events.DeploymentStopped{Deployment: dep, Group: "staging",
 			Reason: "alarm on staging: error rate above 5%", Rollback: true},
+		events.TypeDeploymentRollback: events.DeploymentRollback{Deployment: dep, Group: "staging",
+			RollbackDeployment: events.RunIDForTrigger("rollback/"+dep, sampleTime.UnixMilli()), Revision: app.Key,
+			Message: "rolling back to " + app.Key + ", the last revision that succeeded on staging"},
 		events.TypeTestReported: events.TestReported{
 			ActionRef: testRef, Total: 412, Passed: 407, Failed: 2, Skipped: 3, Duration: 38.25,
 			Failures: []events.TestCase{
@@ -193,6 +196,8 @@ func idOf(p events.Payload) string {
 		return events.DeployID(p.Deployment, "failed")
 	case events.DeploymentStopped:
 		return events.DeployID(p.Deployment, "stopped")
+	case events.DeploymentRollback:
+		return events.DeployID(p.Deployment, "rollback")
 	}
 	panic(fmt.Sprintf("idOf: no ID for %T", p))
 }
@@ -255,6 +260,8 @@ func idPattern(t string) string {
 		p = events.DeploymentFailed{Deployment: "<deployment>"}
 	case events.TypeDeploymentStopped:
 		p = events.DeploymentStopped{Deployment: "<deployment>"}
+	case events.TypeDeploymentRollback:
+		p = events.DeploymentRollback{Deployment: "<deployment>"}
 	default:
 		panic("idPattern: unknown type " + t)
 	}
@@ -1322,4 +1329,32 @@ func slug(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestDeploymentRollbackNamesBoth: a rollback answer names the rollback
+// deployment and its revision together, or neither.
+func TestDeploymentRollbackNamesBoth(t *testing.T) {
+	c := newCodec(t)
+	good := samples()[events.TypeDeploymentRollback].(events.DeploymentRollback)
+	for name, p := range map[string]events.DeploymentRollback{
+		"without revision":            {Deployment: good.Deployment, Group: good.Group, RollbackDeployment: good.RollbackDeployment, Message: "m"},
+		"without rollback deployment": {Deployment: good.Deployment, Group: good.Group, Revision: good.Revision, Message: "m"},
+	} {
+		e := sampleEvent(t, p)
+		raw, err := json.Marshal(e.Envelope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Decode(raw); !errors.Is(err, events.ErrInvalidEvent) {
+			t.Errorf("%s: Decode error = %v, want ErrInvalidEvent", name, err)
+		}
+	}
+	skipped := events.DeploymentRollback{Deployment: good.Deployment, Group: good.Group, Message: "nothing to roll back to"}
+	raw, err := json.Marshal(sampleEvent(t, skipped).Envelope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Decode(raw); err != nil {
+		t.Errorf("an answer without a rollback: %v", err)
+	}
 }

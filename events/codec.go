@@ -122,6 +122,8 @@ func newPayload(t string) (any, error) {
 		return &DeploymentFailed{}, nil
 	case TypeDeploymentStopped:
 		return &DeploymentStopped{}, nil
+	case TypeDeploymentRollback:
+		return &DeploymentRollback{}, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownType, t)
 }
@@ -175,6 +177,8 @@ func deref(p any) Payload {
 	case *DeploymentFailed:
 		return *v
 	case *DeploymentStopped:
+		return *v
+	case *DeploymentRollback:
 		return *v
 	}
 	return nil

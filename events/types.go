@@ -264,6 +264,7 @@ const (
 	TypeDeploymentSucceeded  = "dev.gantry.deployment.succeeded"
 	TypeDeploymentFailed     = "dev.gantry.deployment.failed"
 	TypeDeploymentStopped    = "dev.gantry.deployment.stopped"
+	TypeDeploymentRollback   = "dev.gantry.deployment.rollback"
 )
 
 func init() {
@@ -271,6 +272,7 @@ func init() {
 		TypeDeploymentCreated, TypeDeployHostDispatched, TypeDeployHostLifecycle,
 		TypeDeployHostSucceeded, TypeDeployHostFailed,
 		TypeDeploymentSucceeded, TypeDeploymentFailed, TypeDeploymentStopped,
+		TypeDeploymentRollback,
 	)
 }
 
@@ -394,3 +396,19 @@ type DeploymentStopped struct {
 }
 
 func (DeploymentStopped) EventType() string { return TypeDeploymentStopped }
+
+// DeploymentRollback is the rollback service's answer to a deployment that
+// ended asking for a rollback (failed with auto-rollback on, or stopped
+// with rollback requested), appended to that deployment after its end:
+// the rollback deployment it started, or, with RollbackDeployment empty,
+// why there is none (no earlier success, no live agents, the deployment
+// was itself a rollback). CodeDeploy's rollbackInfo.
+type DeploymentRollback struct {
+	Deployment         string `json:"deployment"`
+	Group              string `json:"group"`
+	RollbackDeployment string `json:"rollbackDeployment,omitempty"`
+	Revision           string `json:"revision,omitempty"`
+	Message            string `json:"message"`
+}
+
+func (DeploymentRollback) EventType() string { return TypeDeploymentRollback }

@@ -313,6 +313,11 @@ func deployShowCmd(g *globals) *cobra.Command {
 			if c.RollbackOf != "" {
 				fmt.Fprintf(g.stdout, "rollback of %s\n", c.RollbackOf)
 			}
+			if ri := st.RollbackInfo; ri != nil && ri.Deployment != "" {
+				fmt.Fprintf(g.stdout, "rolled back by %s: %s\n", ri.Deployment, ri.Message)
+			} else if ri != nil {
+				fmt.Fprintf(g.stdout, "not rolled back: %s\n", ri.Message)
+			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "\nHOST\tSTATUS\tLAST EVENT\tREASON")
 			for _, h := range st.Hosts {

@@ -348,6 +348,78 @@ func TestDeployRollbackFiveAgents(t *testing.T) {
 	if len(all) != 3 {
 		t.Errorf("%d deployments in the group, want 3 (v1, v2, rollback)", len(all))
 	}
+	// The failed deployment says which deployment rolled it back.
+	if ri := w.rollbackInfo(d2); ri.Deployment != rb.ID() || ri.Revision != v1.Key {
+		t.Errorf("v2's rollback info %+v, want deployment %s revision %s", ri, rb.ID(), v1.Key)
+	}
+}
+
+// rollbackInfo waits for the rollback service's answer on a deployment.
+func (w *world) rollbackInfo(id string) deploydecider.RollbackInfo {
+	w.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := deploy.Load(w.ctx, w.bus, id)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if st.RollbackInfo != nil {
+			return *st.RollbackInfo
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("deployment %s (%s) got no rollback answer", id, st.Phase)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRollbackOutcomesAreRecorded: a first deployment that fails has
+// nothing to roll back to; a rollback that fails is reported on itself and
+// not rolled back; both answers are events on the deployments.
+func TestRollbackOutcomesAreRecorded(t *testing.T) {
+	w := newWorld(t, 5*time.Second)
+	w.applyGroup("OneAtATime", false)
+	a := w.startAgent("h1", nil)
+	waitAgents(t, w, 1)
+
+	d0 := w.create(w.bundle("v0", "exit 0", "exit 3", 0))
+	if st := w.wait(d0, 30*time.Second); st.Phase != deploydecider.Failed {
+		t.Fatalf("v0: %s, want Failed", st.Phase)
+	}
+	if ri := w.rollbackInfo(d0); ri.Deployment != "" || !strings.Contains(ri.Message, "nothing to roll back to") {
+		t.Errorf("first failure: %+v, want nothing to roll back to", ri)
+	}
+
+	// v1 validates only while the host has no file named broken.
+	v1 := w.bundle("v1", "exit 0", `if [ -e "$GANTRY_BUNDLE_DIR/../../broken" ]; then echo host is broken; exit 4; fi`, 0)
+	d1 := w.create(v1)
+	if st := w.wait(d1, 30*time.Second); st.Phase != deploydecider.Succeeded {
+		t.Fatalf("v1: %s: %s", st.Phase, st.Reason)
+	}
+	if err := os.WriteFile(filepath.Join(a.root, "broken"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d2 := w.create(w.bundle("v2", "exit 0", "exit 3", 0))
+	if st := w.wait(d2, 30*time.Second); st.Phase != deploydecider.Failed {
+		t.Fatalf("v2: %s, want Failed", st.Phase)
+	}
+	ri := w.rollbackInfo(d2)
+	if ri.Deployment == "" || ri.Revision != v1.Key {
+		t.Fatalf("v2's rollback: %+v, want a deployment of %s", ri, v1.Key)
+	}
+	if st := w.wait(ri.Deployment, 30*time.Second); st.Phase != deploydecider.Failed {
+		t.Fatalf("the rollback: %s, want Failed (the host is broken)", st.Phase)
+	}
+	if rri := w.rollbackInfo(ri.Deployment); rri.Deployment != "" || !strings.Contains(rri.Message, "not rolled back again") {
+		t.Errorf("the failed rollback's answer: %+v", rri)
+	}
+	all, err := deploy.List(w.ctx, w.bus, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 4 {
+		t.Errorf("%d deployments, want 4 (v0, v1, v2, the rollback): a failed rollback was retried", len(all))
+	}
 }
 
 func TestDeadAgentFailsItsHost(t *testing.T) {

@@ -63,6 +63,16 @@ type State struct {
 	// ended last, which LastSeq cannot tell, since agents' late events
 	// follow the end.
 	EndSeq uint64 `json:"endSeq,omitempty"`
+	// RollbackInfo is the rollback service's answer after the end, if the
+	// deployment asked for a rollback.
+	RollbackInfo *RollbackInfo `json:"rollbackInfo,omitempty"`
+}
+
+// RollbackInfo says how an ended deployment was rolled back, or why not.
+type RollbackInfo struct {
+	Deployment string `json:"deployment,omitempty"`
+	Revision   string `json:"revision,omitempty"`
+	Message    string `json:"message"`
 }
 
 // ID is the deployment ID.
@@ -148,6 +158,10 @@ func Evolve(s State, e events.Event) State {
 		if !s.Phase.Ended() {
 			s.Phase, s.Reason, s.Ended, s.EndSeq = Failed, p.Reason, e.Time, e.Seq
 			skipPending(&s)
+		}
+	case events.DeploymentRollback:
+		if s.Phase.Ended() && s.RollbackInfo == nil {
+			s.RollbackInfo = &RollbackInfo{Deployment: p.RollbackDeployment, Revision: p.Revision, Message: p.Message}
 		}
 	case events.DeploymentStopped:
 		if !s.Phase.Ended() {

@@ -25,6 +25,9 @@ import (
 // Durable is the rollback service's consumer on GANTRY_DEPLOYS.
 const Durable = "rollback"
 
+// Source is the CloudEvents source of the rollback service's events.
+const Source = "/gantry/rollback"
+
 // ErrNoGoodRevision: the group has no succeeded deployment to return to.
 var ErrNoGoodRevision = errors.New("no last known good revision")
 
@@ -169,23 +172,61 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
+	if st.RollbackInfo != nil {
+		return nil // answered before a redelivery
+	}
 	if st.Created.RollbackOf != "" {
 		log.Warn().Msg("a rollback failed; not rolling back a rollback")
-		return nil
+		return s.record(ctx, group, dep, nil, fmt.Sprintf(
+			"this deployment rolled back %s and failed; a failed rollback is not rolled back again: fix the revision, or roll back by hand with `gantry rollback --group %s --to DEPLOYMENT`",
+			st.Created.RollbackOf, group))
 	}
-	c, err := Rollback(ctx, s.Bus, group, dep, "", RollbackID(dep, e.Time))
+	id := RollbackID(dep, e.Time)
+	c, err := Rollback(ctx, s.Bus, group, dep, "", id)
 	switch {
 	case errors.Is(err, ErrNoGoodRevision):
 		log.Warn().Err(err).Msg("nothing to roll back to")
-		return nil
+		return s.record(ctx, group, dep, nil, fmt.Sprintf("nothing to roll back to: no earlier deployment succeeded on %s", group))
 	case errors.Is(err, bus.ErrConflict):
-		return nil // already rolled back
+		// Created before a crash or by another rollback service: answer
+		// with the deployment that exists.
+		prev, lerr := deploy.Load(ctx, s.Bus, id)
+		if lerr != nil {
+			return lerr
+		}
+		return s.record(ctx, group, dep, &prev.Created, rolledBackTo(prev.Created, group))
 	case errors.Is(err, deploy.ErrNoAgents):
 		log.Warn().Err(err).Msg("cannot roll back")
-		return nil
+		return s.record(ctx, group, dep, nil, "cannot roll back: "+err.Error())
 	case err != nil:
 		return err
 	}
 	log.Info().Str("rollback", c.Deployment).Str("revision", c.Revision.Key).Msg("rolling back to the last known good revision")
+	return s.record(ctx, group, dep, &c, rolledBackTo(c, group))
+}
+
+func rolledBackTo(c events.DeploymentCreated, group string) string {
+	return fmt.Sprintf("rolling back to %s, the last revision that succeeded on %s", c.Revision.Key, group)
+}
+
+// record appends the answer to the deployment that asked for a rollback,
+// so that `gantry deploy show` says what became of it; its ID is fixed, so
+// a redelivery appends it once.
+func (s *Service) record(ctx context.Context, group, dep string, rb *events.DeploymentCreated, msg string) error {
+	p := events.DeploymentRollback{Deployment: dep, Group: group, Message: msg}
+	if rb != nil {
+		p.RollbackDeployment, p.Revision = rb.Deployment, rb.Revision.Key
+	}
+	e, err := events.New(events.DeployID(dep, "rollback"), Source, dep, time.Now(), p)
+	if err != nil {
+		return err
+	}
+	d, err := s.Bus.Deploys(ctx)
+	if err != nil {
+		return err
+	}
+	if _, _, err := d.Append(ctx, group, e, nil); err != nil {
+		return fmt.Errorf("record the rollback of %s: %w", dep, err)
+	}
 	return nil
 }
