@@ -118,6 +118,7 @@ func samples() map[string]events.Payload {
 				IntervalSeconds: 1, HealthyThreshold: 2, TimeoutSeconds: 60},
 			RollbackOf: events.RunIDForTrigger("deploy/previous", sampleTime.UnixMilli()-60_000),
 			Trigger:    &events.DeploymentTrigger{Pipeline: pipeline, Run: run, Stage: "Staging", Action: "deploy", Attempt: 1},
+			Variables:  map[string]string{"GANTRY_PIPELINE": pipeline, "GANTRY_RUN_ID": run, "VERSION": "1.4.2"},
 		},
 		events.TypeDeployHostDispatched: events.DeployHostDispatched{Deployment: dep, Group: "staging", Host: "web-1"},
 		events.TypeDeployHostLifecycle: events.DeployHostLifecycle{Deployment: dep, Group: "staging", Host: "web-1",

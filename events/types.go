@@ -315,6 +315,10 @@ type DeploymentCreated struct {
 	HealthCheck *HealthCheck       `json:"healthCheck,omitempty"`
 	RollbackOf  string             `json:"rollbackOf,omitempty"`
 	Trigger     *DeploymentTrigger `json:"trigger,omitempty"`
+	// Variables are the revision's: those of the run that built it. Every
+	// hook gets them in its environment, and a rollback or redeploy of the
+	// revision carries them along.
+	Variables map[string]string `json:"variables,omitempty"`
 }
 
 func (DeploymentCreated) EventType() string { return TypeDeploymentCreated }

@@ -15,8 +15,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -272,27 +274,30 @@ func (r *deployRun) revDir(dep string) string { return filepath.Join(r.a.o.Root,
 // lastFile records the deployment whose revision last succeeded here.
 func (r *deployRun) lastFile() string { return filepath.Join(r.a.o.Root, "last-succeeded") }
 
+// env is a hook's environment: the revision's variables, then the agent's
+// PATH and HOME, CodeDeploy's names and Gantry's. exec keeps the last of
+// duplicate names, so a revision variable cannot replace PATH or
+// DEPLOYMENT_ID.
 func (r *deployRun) env(event, bundle string) []string {
-	env := []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + os.Getenv("HOME"),
-		"APPLICATION_NAME=" + r.cmd.Application,
-		"DEPLOYMENT_ID=" + r.cmd.Deployment,
-		"DEPLOYMENT_GROUP_NAME=" + r.cmd.Group,
-		"LIFECYCLE_EVENT=" + event,
-		"GANTRY_HOST=" + r.cmd.Host,
-		"GANTRY_BUNDLE_DIR=" + bundle,
-		"GANTRY_INSTALL_ROOT=" + r.a.o.InstallRoot,
-		"GANTRY_REVISION_NAME=" + r.cmd.Revision.Name,
-		"GANTRY_REVISION_KEY=" + r.cmd.Revision.Key,
-		"GANTRY_REVISION_SHA256=" + r.cmd.Revision.SHA256,
+	env := make([]string, 0, len(r.cmd.Variables)+12+len(r.a.o.Labels))
+	for _, k := range slices.Sorted(maps.Keys(r.cmd.Variables)) {
+		env = append(env, k+"="+r.cmd.Variables[k])
 	}
-	keys := make([]string, 0, len(r.a.o.Labels))
-	for k := range r.a.o.Labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	env = append(env,
+		"PATH="+os.Getenv("PATH"),
+		"HOME="+os.Getenv("HOME"),
+		"APPLICATION_NAME="+r.cmd.Application,
+		"DEPLOYMENT_ID="+r.cmd.Deployment,
+		"DEPLOYMENT_GROUP_NAME="+r.cmd.Group,
+		"LIFECYCLE_EVENT="+event,
+		"GANTRY_HOST="+r.cmd.Host,
+		"GANTRY_BUNDLE_DIR="+bundle,
+		"GANTRY_INSTALL_ROOT="+r.a.o.InstallRoot,
+		"GANTRY_REVISION_NAME="+r.cmd.Revision.Name,
+		"GANTRY_REVISION_KEY="+r.cmd.Revision.Key,
+		"GANTRY_REVISION_SHA256="+r.cmd.Revision.SHA256,
+	)
+	for _, k := range slices.Sorted(maps.Keys(r.a.o.Labels)) {
 		env = append(env, "GANTRY_LABEL_"+envName(k)+"="+r.a.o.Labels[k])
 	}
 	return env

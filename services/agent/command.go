@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/gantry-ci/gantry/events"
 )
@@ -18,12 +19,26 @@ type Command struct {
 	Application string              `json:"application"`
 	Revision    events.ArtifactRef  `json:"revision"`
 	HealthCheck *events.HealthCheck `json:"healthCheck,omitempty"`
+	Variables   map[string]string   `json:"variables,omitempty"`
 }
 
 // CommandFor builds a host's command from a deployment's created event.
 func CommandFor(c events.DeploymentCreated, host string) Command {
 	return Command{Deployment: c.Deployment, Group: c.Group, Host: host, Application: c.Application,
-		Revision: c.Revision, HealthCheck: c.HealthCheck}
+		Revision: c.Revision, HealthCheck: c.HealthCheck, Variables: c.Variables}
+}
+
+// SetsVariable reports whether the agent sets a hook environment variable
+// itself, so that a revision variable of that name would never reach a
+// hook: PATH, HOME, CodeDeploy's names and GANTRY_HOST, GANTRY_BUNDLE_DIR,
+// GANTRY_INSTALL_ROOT, GANTRY_REVISION_* and GANTRY_LABEL_*.
+func SetsVariable(name string) bool {
+	switch name {
+	case "PATH", "HOME", "APPLICATION_NAME", "DEPLOYMENT_ID", "DEPLOYMENT_GROUP_NAME", "LIFECYCLE_EVENT",
+		"GANTRY_HOST", "GANTRY_BUNDLE_DIR", "GANTRY_INSTALL_ROOT":
+		return true
+	}
+	return strings.HasPrefix(name, "GANTRY_REVISION_") || strings.HasPrefix(name, "GANTRY_LABEL_")
 }
 
 // Validate checks the names that become paths and subjects.

@@ -308,3 +308,39 @@ func lifecycle(t *testing.T, r *deployRun) []events.DeployHostLifecycle {
 	}
 	return out
 }
+
+// TestHooksGetTheRevisionsVariables: a hook sees the revision's variables,
+// and none of them can replace PATH or the names CodeDeploy sets.
+func TestHooksGetTheRevisionsVariables(t *testing.T) {
+	r, bundle := hookRun(t)
+	r.cmd.Variables = map[string]string{"VERSION": "1.2.3", "GANTRY_RUN_ID": "01a2", "PATH": "/evil", "DEPLOYMENT_ID": "forged"}
+	body := "#!/bin/sh\necho \"version=$VERSION run=$GANTRY_RUN_ID id=$DEPLOYMENT_ID event=$LIFECYCLE_EVENT\"\ncase \"$PATH\" in /evil) echo path replaced ;; esac\n"
+	if err := os.WriteFile(filepath.Join(bundle, "env.sh"), []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := parseAppspec(t, "hooks:\n  AfterInstall:\n    - location: env.sh\n")
+	if err := r.hooks(context.Background(), appspec.AfterInstall, spec, bundle); err != nil {
+		t.Fatal(err)
+	}
+	got := lifecycle(t, r)
+	want := "== AfterInstall: env.sh\nversion=1.2.3 run=01a2 id=d-1 event=AfterInstall\n"
+	if len(got) != 2 || got[1].LogTail != want {
+		t.Fatalf("lifecycle %+v, want the log tail %q", got, want)
+	}
+}
+
+func TestSetsVariable(t *testing.T) {
+	r, bundle := hookRun(t)
+	env := r.env(appspec.AfterInstall, bundle)
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !SetsVariable(k) {
+			t.Errorf("the agent sets %s but SetsVariable says it does not", k)
+		}
+	}
+	for _, k := range []string{"VERSION", "GANTRY_RUN_ID", "GANTRY_PIPELINE", "APP_VERSION"} {
+		if SetsVariable(k) {
+			t.Errorf("SetsVariable(%s) = true; a revision variable of that name must reach hooks", k)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/bus"
+	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/agent"
+	"github.com/gantry-ci/gantry/services/decider"
 	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/deploydecider"
 	"github.com/gantry-ci/gantry/services/rollback"
@@ -130,18 +133,20 @@ func deployGroupListCmd(g *globals) *cobra.Command {
 }
 
 // findArtifact resolves RUN/NAME to the artifact a run stored.
-func findArtifact(ctx context.Context, b *bus.Bus, spec string) (events.ArtifactRef, error) {
+// findArtifact resolves RUN/NAME to the artifact a run stored and the
+// run's variables, which travel with the revision to every hook.
+func findArtifact(ctx context.Context, b *bus.Bus, spec string) (events.ArtifactRef, map[string]string, error) {
 	runID, name, ok := strings.Cut(spec, "/")
 	if !ok || runID == "" || name == "" {
-		return events.ArtifactRef{}, fmt.Errorf("--artifact %q: write it as RUN/NAME", spec)
+		return events.ArtifactRef{}, nil, fmt.Errorf("--artifact %q: write it as RUN/NAME", spec)
 	}
 	pipeline, err := b.FindRun(ctx, runID)
 	if err != nil {
-		return events.ArtifactRef{}, err
+		return events.ArtifactRef{}, nil, err
 	}
 	evs, err := b.ReadRun(ctx, pipeline, runID, 0)
 	if err != nil {
-		return events.ArtifactRef{}, err
+		return events.ArtifactRef{}, nil, err
 	}
 	var found *events.ArtifactRef
 	for _, e := range evs {
@@ -161,31 +166,44 @@ func findArtifact(ctx context.Context, b *bus.Bus, spec string) (events.Artifact
 		}
 	}
 	if found == nil {
-		return events.ArtifactRef{}, fmt.Errorf("run %s stored no artifact %q", runID, name)
+		return events.ArtifactRef{}, nil, fmt.Errorf("run %s stored no artifact %q (list them with `gantry run show %s`)", runID, name, runID)
 	}
-	return *found, nil
+	return *found, decider.RunVariables(run.Fold(run.State{}, evs...)), nil
 }
 
 func deployCreateCmd(g *globals) *cobra.Command {
 	var group, art string
+	var vars []string
 	var watch bool
 	c := &cobra.Command{
-		Use:     "create --group G --artifact RUN/NAME",
-		Short:   "Deploy a run's artifact (a bundle with appspec.yml) to a deployment group",
-		Example: `  gantry deploy create --group web --artifact 01a2.../app --watch`,
-		Args:    cobra.NoArgs,
+		Use:   "create --group G --artifact RUN/NAME",
+		Short: "Deploy a run's artifact (a bundle with appspec.yml) to a deployment group",
+		Long: `Deploy a run's artifact (a bundle with appspec.yml) to a deployment group.
+
+Every hook gets the run's variables in its environment (pipeline variables,
+variables exported by the run's actions, GANTRY_PIPELINE, GANTRY_RUN_ID,
+GANTRY_COMMIT, ...), with --var NAME=VALUE added or overriding; a rollback
+or redeploy of the revision carries them along.`,
+		Example: `  gantry deploy create --group web --artifact 01a2.../app --watch
+  gantry deploy create --group web --artifact 01a2.../app --var FEATURE_FLAGS=beta`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			extra, err := parseVars(vars)
+			if err != nil {
+				return err
+			}
 			conn, err := g.open(ctx, "gantry-cli", true)
 			if err != nil {
 				return err
 			}
 			defer conn.Close()
-			ref, err := findArtifact(ctx, conn.Bus, art)
+			ref, runVars, err := findArtifact(ctx, conn.Bus, art)
 			if err != nil {
 				return err
 			}
-			c, err := deploy.Create(ctx, conn.Bus, deploy.Request{Group: group, Revision: ref})
+			maps.Copy(runVars, extra)
+			c, err := deploy.Create(ctx, conn.Bus, deploy.Request{Group: group, Revision: ref, Variables: runVars})
 			if err != nil {
 				return err
 			}
@@ -194,6 +212,7 @@ func deployCreateCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&group, "group", "", "the deployment group")
 	c.Flags().StringVar(&art, "artifact", "", "the revision: RUN/NAME of an artifact a run stored")
+	c.Flags().StringArrayVar(&vars, "var", nil, "NAME=VALUE for every hook's environment (repeatable)")
 	c.Flags().BoolVar(&watch, "watch", false, "wait for the deployment to end; exit 1 unless it succeeded")
 	_ = c.MarkFlagRequired("group")
 	_ = c.MarkFlagRequired("artifact")

@@ -47,15 +47,9 @@ func runStartCmd(g *globals) *cobra.Command {
 			if t.ID == "" {
 				t.ID = uuid.Must(uuid.NewV7()).String()
 			}
-			if len(vars) > 0 {
-				t.Variables = map[string]string{}
-				for _, kv := range vars {
-					k, v, ok := strings.Cut(kv, "=")
-					if !ok || k == "" {
-						return fmt.Errorf("--var %q: write it as NAME=value", kv)
-					}
-					t.Variables[k] = v
-				}
+			var err error
+			if t.Variables, err = parseVars(vars); err != nil {
+				return err
 			}
 			conn, err := g.open(cmd.Context(), "gantry-cli", true)
 			if err != nil {
@@ -477,4 +471,21 @@ func foldRun(ctx context.Context, conn *stack.Conn, id string) (run.State, error
 		return run.State{}, err
 	}
 	return run.Fold(run.State{}, evs...), nil
+}
+
+// parseVars turns repeated --var NAME=value flags into a map, nil when
+// there are none.
+func parseVars(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--var %q: write it as NAME=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
 }

@@ -117,10 +117,22 @@ func dispatch(s run.State, st run.Stage, def events.ActionDef, attempt int, now 
 	return evs
 }
 
-// Variables are what an action sees: the pipeline's defaults, the run's
-// overrides, every variable exported by an action that succeeded earlier in
-// the run (in stage order), and Gantry's own GANTRY_* names.
+// Variables are what an action sees: the run's variables (RunVariables)
+// and the action's own GANTRY_STAGE, GANTRY_ACTION and GANTRY_ATTEMPT.
 func Variables(s run.State, stage, action string, attempt int) map[string]string {
+	vars := RunVariables(s)
+	vars["GANTRY_STAGE"] = stage
+	vars["GANTRY_ACTION"] = action
+	vars["GANTRY_ATTEMPT"] = strconv.Itoa(attempt)
+	return vars
+}
+
+// RunVariables are a run's variables as they stand: the pipeline's
+// defaults, the run's overrides, every variable exported by an action that
+// succeeded (in stage order), and GANTRY_PIPELINE, GANTRY_RUN_ID,
+// GANTRY_TRIGGER, GANTRY_COMMIT and GANTRY_REF. A revision the run built
+// is deployed with them.
+func RunVariables(s run.State) map[string]string {
 	vars := maps.Clone(s.Definition.Variables)
 	if vars == nil {
 		vars = map[string]string{}
@@ -135,9 +147,6 @@ func Variables(s run.State, stage, action string, attempt int) map[string]string
 	}
 	vars["GANTRY_PIPELINE"] = s.Pipeline
 	vars["GANTRY_RUN_ID"] = s.Run
-	vars["GANTRY_STAGE"] = stage
-	vars["GANTRY_ACTION"] = action
-	vars["GANTRY_ATTEMPT"] = strconv.Itoa(attempt)
 	vars["GANTRY_TRIGGER"] = s.Trigger.Kind
 	if s.Trigger.Commit != "" {
 		vars["GANTRY_COMMIT"] = s.Trigger.Commit

@@ -31,6 +31,8 @@ type Request struct {
 	ID         string
 	RollbackOf string
 	Trigger    *events.DeploymentTrigger
+	// Variables are the revision's, given to every hook.
+	Variables map[string]string
 	// LiveWithin drops agents whose heartbeat is older (default 1 minute).
 	LiveWithin time.Duration
 	Now        time.Time
@@ -116,6 +118,17 @@ func Create(ctx context.Context, b *bus.Bus, req Request) (events.DeploymentCrea
 		Deployment: req.ID, Group: g.Name, Application: g.Application, Revision: req.Revision,
 		Config:      events.DeploymentConfig{Name: strings.TrimPrefix(cfg.Name, "CodeDeployDefault."), Type: string(cfg.Type), Value: cfg.Value},
 		HealthCheck: g.HealthCheck, RollbackOf: req.RollbackOf, Trigger: req.Trigger,
+	}
+	// Names the agent sets itself are left out: in the log they would only
+	// mislead (a run's exported DEPLOYMENT_ID names an older deployment).
+	for k, v := range req.Variables {
+		if agent.SetsVariable(k) {
+			continue
+		}
+		if c.Variables == nil {
+			c.Variables = map[string]string{}
+		}
+		c.Variables[k] = v
 	}
 	for _, a := range agents {
 		c.Hosts = append(c.Hosts, a.Host)

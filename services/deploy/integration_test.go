@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -392,7 +393,12 @@ func TestRollbackOutcomesAreRecorded(t *testing.T) {
 
 	// v1 validates only while the host has no file named broken.
 	v1 := w.bundle("v1", "exit 0", `if [ -e "$GANTRY_BUNDLE_DIR/../../broken" ]; then echo host is broken; exit 4; fi`, 0)
-	d1 := w.create(v1)
+	v1vars := map[string]string{"VERSION": "1.0.0"}
+	c1, err := deploy.Create(w.ctx, w.bus, deploy.Request{Group: "web", Revision: v1, Variables: v1vars})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1 := c1.Deployment
 	if st := w.wait(d1, 30*time.Second); st.Phase != deploydecider.Succeeded {
 		t.Fatalf("v1: %s: %s", st.Phase, st.Reason)
 	}
@@ -407,8 +413,12 @@ func TestRollbackOutcomesAreRecorded(t *testing.T) {
 	if ri.Deployment == "" || ri.Revision != v1.Key {
 		t.Fatalf("v2's rollback: %+v, want a deployment of %s", ri, v1.Key)
 	}
-	if st := w.wait(ri.Deployment, 30*time.Second); st.Phase != deploydecider.Failed {
+	st := w.wait(ri.Deployment, 30*time.Second)
+	if st.Phase != deploydecider.Failed {
 		t.Fatalf("the rollback: %s, want Failed (the host is broken)", st.Phase)
+	}
+	if !maps.Equal(st.Created.Variables, v1vars) {
+		t.Errorf("the rollback deploys v1 with variables %v, want v1's %v", st.Created.Variables, v1vars)
 	}
 	if rri := w.rollbackInfo(ri.Deployment); rri.Deployment != "" || !strings.Contains(rri.Message, "not rolled back again") {
 		t.Errorf("the failed rollback's answer: %+v", rri)
@@ -530,7 +540,8 @@ func TestPipelineDeployAction(t *testing.T) {
 	w.startAgent("h1", nil)
 	w.startAgent("h2", nil)
 	waitAgents(t, w, 2)
-	good := w.bundle("v7", "true", "exit 0", 10)
+	// The good revision validates only with the run's variable.
+	good := w.bundle("v7", "true", `test "$VERSION" = 7.0.1 || { echo "VERSION is '$VERSION'"; exit 5; }`, 10)
 	bad := w.bundle("v8", "true", "echo nope; exit 1", 10)
 
 	wk, err := worker.New(worker.Options{Bus: w.bus, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
@@ -549,7 +560,8 @@ func TestPipelineDeployAction(t *testing.T) {
 			run := events.RunIDForTrigger(c.name, time.Now().UnixMilli())
 			task := events.Task{ID: events.TaskID(run, "Prod", "deploy", 1), Pipeline: "shop", Run: run, Stage: "Prod",
 				Action: "deploy", Attempt: 1, Kind: deploy.TaskKind, Pool: "default",
-				Configuration: map[string]string{"group": "web"}, Inputs: []events.ArtifactRef{c.rev}}
+				Configuration: map[string]string{"group": "web"}, Inputs: []events.ArtifactRef{c.rev},
+				Variables: map[string]string{"VERSION": "7.0.1", "GANTRY_RUN_ID": run}}
 			data, err := json.Marshal(task)
 			if err != nil {
 				t.Fatal(err)
@@ -578,6 +590,9 @@ func TestPipelineDeployAction(t *testing.T) {
 			}
 			if st.Created.Trigger == nil || st.Created.Trigger.Run != run || st.Created.Trigger.Action != "deploy" {
 				t.Errorf("deployment trigger %+v", st.Created.Trigger)
+			}
+			if v := st.Created.Variables; v["VERSION"] != "7.0.1" || v["GANTRY_RUN_ID"] != run {
+				t.Errorf("deployment variables %v, want the task's", v)
 			}
 			switch p := result.(type) {
 			case events.ActionSucceeded:

@@ -54,7 +54,7 @@ func (h *Action) Handle(ctx context.Context, t *worker.Task) (worker.Result, err
 		return worker.Result{}, fmt.Errorf("deploy action: no input artifact to deploy")
 	}
 	id := DeploymentIDForTask(t.Task)
-	_, err := Create(ctx, h.Bus, Request{Group: group, Revision: t.Inputs[0], ID: id,
+	_, err := Create(ctx, h.Bus, Request{Group: group, Revision: t.Inputs[0], ID: id, Variables: t.Variables,
 		Trigger: &events.DeploymentTrigger{Pipeline: t.Pipeline, Run: t.Run, Stage: t.Stage, Action: t.Action, Attempt: t.Attempt}})
 	if err != nil && !errors.Is(err, bus.ErrConflict) {
 		return worker.Result{}, err

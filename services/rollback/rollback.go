@@ -91,7 +91,7 @@ func Rollback(ctx context.Context, b *bus.Bus, group, of, to, id string) (events
 	if of == "" {
 		of = good.Deployment
 	}
-	return deploy.Create(ctx, b, deploy.Request{Group: group, Revision: good.Revision, RollbackOf: of, ID: id})
+	return deploy.Create(ctx, b, deploy.Request{Group: group, Revision: good.Revision, Variables: good.Variables, RollbackOf: of, ID: id})
 }
 
 // Redeploy creates a new deployment of a deployment's revision.
@@ -100,7 +100,7 @@ func Redeploy(ctx context.Context, b *bus.Bus, deployment string) (events.Deploy
 	if err != nil {
 		return events.DeploymentCreated{}, err
 	}
-	return deploy.Create(ctx, b, deploy.Request{Group: st.Group(), Revision: st.Created.Revision})
+	return deploy.Create(ctx, b, deploy.Request{Group: st.Group(), Revision: st.Created.Revision, Variables: st.Created.Variables})
 }
 
 // Service watches deployment ends.
