@@ -192,15 +192,7 @@ func TestRunScriptAsNobody(t *testing.T) {
 func TestHooksRunAsNobody(t *testing.T) {
 	nobody := needNobody(t)
 	r, bundle := hookRun(t)
-	body := "#!/bin/sh\necho \"uid=$(id -u) home=$HOME\"\n"
-	if err := os.WriteFile(filepath.Join(bundle, "who.sh"), []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	spec := parseAppspec(t, "hooks:\n  AfterInstall:\n    - location: who.sh\n      runas: nobody\n")
-	if err := r.hooks(context.Background(), appspec.AfterInstall, spec, bundle); err != nil {
-		t.Fatal(err)
-	}
-	got := lifecycle(t, r)
+	got := afterInstall(t, r, bundle, "who.sh", "#!/bin/sh\necho \"uid=$(id -u) home=$HOME\"\n", "      runas: nobody\n")
 	if len(got) != 2 || got[0].Status != events.StepStarted || got[1].Status != events.StepSucceeded {
 		t.Fatalf("lifecycle %+v, want started then succeeded", got)
 	}
@@ -233,6 +225,21 @@ func TestHooksRunAsUnknownUserFails(t *testing.T) {
 	if want := "== BeforeInstall: touch.sh\ntouch.sh: " + reason + "\n"; got[1].LogTail != want {
 		t.Errorf("log tail %q, want %q", got[1].LogTail, want)
 	}
+}
+
+// afterInstall writes script into bundle, runs it as r's only AfterInstall
+// hook (hookYAML adds fields such as runas to the hook's entry) and returns
+// the lifecycle events r recorded.
+func afterInstall(t *testing.T, r *deployRun, bundle, script, body, hookYAML string) []events.DeployHostLifecycle {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(bundle, script), []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := parseAppspec(t, "hooks:\n  AfterInstall:\n    - location: "+script+"\n"+hookYAML)
+	if err := r.hooks(context.Background(), appspec.AfterInstall, spec, bundle); err != nil {
+		t.Fatal(err)
+	}
+	return lifecycle(t, r)
 }
 
 func parseAppspec(t *testing.T, hooks string) *appspec.Spec {
@@ -314,15 +321,8 @@ func lifecycle(t *testing.T, r *deployRun) []events.DeployHostLifecycle {
 func TestHooksGetTheRevisionsVariables(t *testing.T) {
 	r, bundle := hookRun(t)
 	r.cmd.Variables = map[string]string{"VERSION": "1.2.3", "GANTRY_RUN_ID": "01a2", "PATH": "/evil", "DEPLOYMENT_ID": "forged"}
-	body := "#!/bin/sh\necho \"version=$VERSION run=$GANTRY_RUN_ID id=$DEPLOYMENT_ID event=$LIFECYCLE_EVENT\"\ncase \"$PATH\" in /evil) echo path replaced ;; esac\n"
-	if err := os.WriteFile(filepath.Join(bundle, "env.sh"), []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	spec := parseAppspec(t, "hooks:\n  AfterInstall:\n    - location: env.sh\n")
-	if err := r.hooks(context.Background(), appspec.AfterInstall, spec, bundle); err != nil {
-		t.Fatal(err)
-	}
-	got := lifecycle(t, r)
+	got := afterInstall(t, r, bundle, "env.sh",
+		"#!/bin/sh\necho \"version=$VERSION run=$GANTRY_RUN_ID id=$DEPLOYMENT_ID event=$LIFECYCLE_EVENT\"\ncase \"$PATH\" in /evil) echo path replaced ;; esac\n", "")
 	want := "== AfterInstall: env.sh\nversion=1.2.3 run=01a2 id=d-1 event=AfterInstall\n"
 	if len(got) != 2 || got[1].LogTail != want {
 		t.Fatalf("lifecycle %+v, want the log tail %q", got, want)

@@ -202,8 +202,9 @@ func (w *world) create(rev events.ArtifactRef) string {
 	return c.Deployment
 }
 
-// wait polls a deployment until it ends.
-func (w *world) wait(id string, within time.Duration) deploydecider.State {
+// until polls a deployment until ok holds and returns that state; what
+// names the awaited condition in the failure.
+func (w *world) until(id, what string, within time.Duration, ok func(deploydecider.State) bool) deploydecider.State {
 	w.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -211,14 +212,35 @@ func (w *world) wait(id string, within time.Duration) deploydecider.State {
 		if err != nil && !errors.Is(err, bus.ErrNoDeployment) {
 			w.t.Fatal(err)
 		}
-		if st.Phase.Ended() {
+		if err == nil && ok(st) {
 			return st
 		}
 		if time.Now().After(deadline) {
-			w.t.Fatalf("deployment %s did not end within %s: %+v", id, within, st)
+			w.t.Fatalf("deployment %s: %s did not happen within %s: %+v", id, what, within, st)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// wait polls a deployment until it ends.
+func (w *world) wait(id string, within time.Duration) deploydecider.State {
+	w.t.Helper()
+	return w.until(id, "its end", within, func(st deploydecider.State) bool { return st.Phase.Ended() })
+}
+
+// waitStep waits until a host's latest lifecycle event is event.
+func (w *world) waitStep(id, host, event string) {
+	w.t.Helper()
+	w.until(id, host+" in "+event, 15*time.Second, func(st deploydecider.State) bool {
+		h := st.Host(host)
+		return h != nil && len(h.Steps) > 0 && h.Steps[len(h.Steps)-1].Event == event
+	})
+}
+
+// rollbackInfo waits for the rollback service's answer on a deployment.
+func (w *world) rollbackInfo(id string) deploydecider.RollbackInfo {
+	w.t.Helper()
+	return *w.until(id, "a rollback answer", 15*time.Second, func(st deploydecider.State) bool { return st.RollbackInfo != nil }).RollbackInfo
 }
 
 func (w *world) serves(a *testAgent) string {
@@ -355,25 +377,6 @@ func TestDeployRollbackFiveAgents(t *testing.T) {
 	}
 }
 
-// rollbackInfo waits for the rollback service's answer on a deployment.
-func (w *world) rollbackInfo(id string) deploydecider.RollbackInfo {
-	w.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		st, err := deploy.Load(w.ctx, w.bus, id)
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		if st.RollbackInfo != nil {
-			return *st.RollbackInfo
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("deployment %s (%s) got no rollback answer", id, st.Phase)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestRollbackOutcomesAreRecorded: a first deployment that fails has
 // nothing to roll back to; a rollback that fails is reported on itself and
 // not rolled back; both answers are events on the deployments.
@@ -441,20 +444,7 @@ func TestDeadAgentFailsItsHost(t *testing.T) {
 	slow := w.bundle("slow", "echo $$ > \"$GANTRY_BUNDLE_DIR/../sleeper.pid\"; sleep 60", "exit 0", 120)
 	id := w.create(slow)
 	// Wait until h1 is inside BeforeInstall, then kill its agent.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		st, err := deploy.Load(w.ctx, w.bus, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h := st.Host("h1"); h != nil && len(h.Steps) > 0 && h.Steps[len(h.Steps)-1].Event == "BeforeInstall" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("h1 never reached BeforeInstall: %+v", st.Host("h1"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	w.waitStep(id, "h1", "BeforeInstall")
 	a := w.agents["h1"]
 	a.cancel()
 	<-a.done
@@ -706,20 +696,7 @@ func TestRestartedServiceFailsDeadHost(t *testing.T) {
 	w.startAgent("h2", nil)
 	waitAgents(t, w, 2)
 	id := w.create(w.bundle("slow", "sleep 60", "exit 0", 120))
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		st, err := deploy.Load(w.ctx, w.bus, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h := st.Host("h1"); h != nil && len(h.Steps) > 0 && h.Steps[len(h.Steps)-1].Event == "BeforeInstall" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("h1 never reached BeforeInstall: %+v", st.Host("h1"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	w.waitStep(id, "h1", "BeforeInstall")
 	w.stopService()
 	a := w.agents["h1"]
 	a.cancel()
@@ -767,20 +744,7 @@ func TestRefusedMessageDoesNotWedgeDeployment(t *testing.T) {
 	// A stop behind a refused message: the second deployment sleeps in
 	// BeforeInstall; garbage lands on its subject; Stop must still append.
 	id2 := w.create(w.bundle("slow", "sleep 30", "exit 0", 60))
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		st, err := deploy.Load(w.ctx, w.bus, id2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h := st.Host("h1"); h != nil && len(h.Steps) > 0 && h.Steps[len(h.Steps)-1].Event == "BeforeInstall" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("h1 never reached BeforeInstall: %+v", st.Host("h1"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	w.waitStep(id2, "h1", "BeforeInstall")
 	w.stopService()
 	if _, err := w.bus.JetStream().Publish(w.ctx, events.DeploySubject("web", id2), []byte("garbage")); err != nil {
 		t.Fatal(err)
