@@ -21,6 +21,7 @@ import (
 	"github.com/gantry-ci/gantry/services/decider"
 	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/deploydecider"
+	"github.com/gantry-ci/gantry/services/deployplan"
 	"github.com/gantry-ci/gantry/services/rollback"
 	"github.com/gantry-ci/gantry/services/stack"
 )
@@ -308,10 +309,14 @@ func deployListCmd(g *globals) *cobra.Command {
 }
 
 func deployShowCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show DEPLOYMENT",
-		Short: "Show a deployment with a row per host",
-		Args:  cobra.ExactArgs(1),
+	var host string
+	c := &cobra.Command{
+		Use:   "show DEPLOYMENT [--host HOST]",
+		Short: "Show a deployment with a row per host, or one host's lifecycle events and output",
+		Example: `  gantry deploy show 01a2...
+  gantry deploy show 01a2... --host web-2      # each lifecycle event, its exit code, duration and output
+  gantry deploy show 01a2... -o json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			conn, err := g.open(cmd.Context(), "gantry-cli", true)
 			if err != nil {
@@ -321,6 +326,20 @@ func deployShowCmd(g *globals) *cobra.Command {
 			st, err := deploy.Load(cmd.Context(), conn.Bus, args[0])
 			if err != nil {
 				return err
+			}
+			if host != "" {
+				h := st.Host(host)
+				if h == nil {
+					names := make([]string, 0, len(st.Hosts))
+					for _, h := range st.Hosts {
+						names = append(names, h.Name)
+					}
+					return fmt.Errorf("deployment %s has no host %q; its hosts: %s", st.ID(), host, strings.Join(names, ", "))
+				}
+				if g.json() {
+					return g.printJSON(h)
+				}
+				return g.printHostSteps(st, h)
 			}
 			if g.json() {
 				return g.printJSON(st)
@@ -339,16 +358,54 @@ func deployShowCmd(g *globals) *cobra.Command {
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "\nHOST\tSTATUS\tLAST EVENT\tREASON")
+			failed := ""
 			for _, h := range st.Hosts {
 				last := ""
 				if n := len(h.Steps); n > 0 {
 					last = h.Steps[n-1].Event + " " + h.Steps[n-1].Status
 				}
+				if h.Status == deployplan.Failed && failed == "" {
+					failed = h.Name
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.Name, h.Status, last, h.Reason)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if failed != "" {
+				fmt.Fprintf(g.stdout, "\nsee what failed: gantry deploy show %s --host %s\n", st.ID(), failed)
+			}
+			return nil
 		},
 	}
+	c.Flags().StringVar(&host, "host", "", "show this host's lifecycle events with their exit codes, durations and output")
+	return c
+}
+
+// printHostSteps prints one host's lifecycle events, each with the tail of
+// its output as the agent recorded it.
+func (g *globals) printHostSteps(st deploydecider.State, h *deploydecider.Host) error {
+	fmt.Fprintf(g.stdout, "deployment %s, host %s: %s %s\n", st.ID(), h.Name, h.Status, h.Reason)
+	if len(h.Steps) == 0 {
+		fmt.Fprintln(g.stdout, "no lifecycle events: the host was not started")
+		return nil
+	}
+	for _, s := range h.Steps {
+		if s.Status == events.StepStarted {
+			continue // its end follows with the duration and output
+		}
+		line := fmt.Sprintf("\n%-16s %-9s", s.Event, s.Status)
+		if s.Status != events.StepSkipped {
+			line += fmt.Sprintf(" exit %d  %s", s.ExitCode, time.Duration(s.Duration*float64(time.Second)).Round(time.Millisecond))
+		}
+		fmt.Fprintln(g.stdout, strings.TrimRight(line, " "))
+		for _, l := range strings.Split(strings.TrimRight(s.LogTail, "\n"), "\n") {
+			if l != "" {
+				fmt.Fprintf(g.stdout, "  | %s\n", l)
+			}
+		}
+	}
+	return nil
 }
 
 func deployStopCmd(g *globals) *cobra.Command {

@@ -196,10 +196,22 @@ func TestDeployAndRollbackOnFiveAgentProcesses(t *testing.T) {
 			t.Fatalf("after the rollback %s serves %q, want v1", h, got)
 		}
 	}
+	// What a user reads: the failed deployment names its rollback and the
+	// host to look at; that host's view has the failing hook's output.
+	out, code := w.gantry("deploy", "show", v2)
+	for _, want := range []string{"rolled back by " + rb.ID(), "see what failed: gantry deploy show " + v2 + " --host web-2"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("deploy show %s (exit %d) lacks %q:\n%s", v2, code, want, out)
+		}
+	}
+	out, code = w.gantry("deploy", "show", v2, "--host", "web-2")
+	for _, want := range []string{"ValidateService  failed    exit 3", "  | validation failed on web-2"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("deploy show %s --host web-2 (exit %d) lacks %q:\n%s", v2, code, want, out)
+		}
+	}
 	// Every deployment and host state rebuilt from the log equals the live
 	// projection.
-	var out string
-	var code int
 	for range 50 { // the projector may still be catching up
 		out, code = w.gantry("state", "rebuild", "--verify", "-o", "json")
 		if code == 0 {
