@@ -8,6 +8,13 @@ const maxJSONDepth = 10000
 // which FuzzValidJSON holds it, at several times its speed. Every event
 // decode checks its whole input first, and encoding/json's byte-at-a-time
 // state machine was a fifth of the fast path's time.
+//
+// Why not a library: what is needed is encoding/json's exact answer, not
+// just RFC 8259's. gjson.Valid and fastjson.Validate accept nesting past
+// encoding/json's 10000 levels; goccy/go-json's Valid is faster still, but
+// the same fuzz target against it stopped making progress within 20 s in
+// two runs (0 execs/s: an input it did not return on), which for a
+// decoder of untrusted messages is worse than slow.
 func validJSON(b []byte) bool {
 	i, ok := jsonValue(b, skipSpace(b, 0), 0)
 	return ok && skipSpace(b, i) == len(b)
