@@ -76,6 +76,8 @@ type Bus struct {
 	js     jetstream.JetStream
 	codec  *events.Codec
 	events jetstream.Stream
+	// replies routes batched reads' replies (read.go).
+	replies replyMux
 }
 
 // Connect dials NATS with reconnects that never give up, so a service rides
@@ -298,7 +300,7 @@ func (b *Bus) ReadRunUntil(ctx context.Context, pipeline, run string, after, unt
 // are skipped (the consumers dead-letter them) but still move the tip.
 func (b *Bus) readEvents(ctx context.Context, stream, subject string, after, until uint64) ([]events.Event, uint64, error) {
 	var out []events.Event
-	tip, err := readSubject(ctx, b.js, stream, subject, after, until, func(seq uint64, data []byte) {
+	tip, err := b.readSubject(ctx, stream, subject, after, until, func(seq uint64, data []byte) {
 		if e, err := b.codec.Decode(data); err == nil {
 			e.Seq = seq
 			out = append(out, e)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -154,5 +155,62 @@ func TestDeploysReadTipCountsRefusedMessages(t *testing.T) {
 	}
 	if len(evs) != 1 || evs[0].Seq != seq || tip != ack.Sequence {
 		t.Fatalf("ReadTip: %d events, first seq %d, tip %d; want 1 event at %d, tip %d", len(evs), evs[0].Seq, tip, seq, ack.Sequence)
+	}
+}
+
+// TestConcurrentReadsShareOneInbox: reads from many goroutines on one bus
+// each get their own run's events, through one reply subscription; a read
+// that gave up does not disturb the next.
+func TestConcurrentReadsShareOneInbox(t *testing.T) {
+	b := newBus(t)
+	ctx := context.Background()
+	const runs, each = 16, 40
+	ids := make([]string, runs)
+	for r := range runs {
+		ids[r] = events.RunIDForTrigger(fmt.Sprint("concurrent-", r), time.Now().UnixMilli())
+		for i := range each {
+			e, err := events.New(events.RunID(ids[r], fmt.Sprint("x-", i)), "/test", ids[r], time.Now(), events.RunStarted{Run: ids[r]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := b.Append(ctx, "p", e, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := b.ReadRunTip(gone, "p", ids[0], 0); err == nil {
+		t.Fatal("a cancelled read returned no error")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, runs*4)
+	for range 4 {
+		for r := range runs {
+			wg.Go(func() {
+				evs, _, err := b.ReadRunTip(ctx, "p", ids[r], 0)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(evs) != each {
+					errs <- fmt.Errorf("run %d: %d events, want %d", r, len(evs), each)
+				}
+				for _, e := range evs {
+					if e.Subject != ids[r] {
+						errs <- fmt.Errorf("run %d got an event of %s", r, e.Subject)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := b.Conn().NumSubscriptions(); n > 2 {
+		t.Errorf("%d subscriptions on the connection after 64 reads, want the request mux and the read mux at most", n)
 	}
 }
