@@ -315,6 +315,10 @@ type DeploymentCreated struct {
 	HealthCheck *HealthCheck       `json:"healthCheck,omitempty"`
 	RollbackOf  string             `json:"rollbackOf,omitempty"`
 	Trigger     *DeploymentTrigger `json:"trigger,omitempty"`
+	// IgnoreApplicationStopFailures lets a host go on when the ApplicationStop
+	// hook of its previous revision fails (CodeDeploy's flag of the same
+	// name): otherwise a broken stop script fails every later deployment.
+	IgnoreApplicationStopFailures bool `json:"ignoreApplicationStopFailures,omitempty"`
 	// Variables are the revision's: those of the run that built it. Every
 	// hook gets them in its environment, and a rollback or redeploy of the
 	// revision carries them along.

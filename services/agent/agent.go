@@ -367,7 +367,12 @@ func (r *deployRun) run(ctx context.Context) error {
 		if err != nil {
 			r.step(ctx, appspec.ApplicationStop, events.StepSkipped, 0, 0, "previous revision unreadable: "+err.Error())
 		} else if err := r.hooks(ctx, appspec.ApplicationStop, spec, r.revDir(prev)); err != nil {
-			return err
+			// The failed step is in the log either way; the deployment
+			// decides whether the host goes on.
+			if !cmd.IgnoreApplicationStopFailures || ctx.Err() != nil {
+				return err
+			}
+			r.log.Warn().Err(err).Msg("ApplicationStop failed; ignored as the deployment asks")
 		}
 	} else {
 		r.step(ctx, appspec.ApplicationStop, events.StepSkipped, 0, 0, "")

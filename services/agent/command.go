@@ -20,12 +20,15 @@ type Command struct {
 	Revision    events.ArtifactRef  `json:"revision"`
 	HealthCheck *events.HealthCheck `json:"healthCheck,omitempty"`
 	Variables   map[string]string   `json:"variables,omitempty"`
+	// IgnoreApplicationStopFailures: see events.DeploymentCreated.
+	IgnoreApplicationStopFailures bool `json:"ignoreApplicationStopFailures,omitempty"`
 }
 
 // CommandFor builds a host's command from a deployment's created event.
 func CommandFor(c events.DeploymentCreated, host string) Command {
 	return Command{Deployment: c.Deployment, Group: c.Group, Host: host, Application: c.Application,
-		Revision: c.Revision, HealthCheck: c.HealthCheck, Variables: c.Variables}
+		Revision: c.Revision, HealthCheck: c.HealthCheck, Variables: c.Variables,
+		IgnoreApplicationStopFailures: c.IgnoreApplicationStopFailures}
 }
 
 // SetsVariable reports whether the agent sets a hook environment variable

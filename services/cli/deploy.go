@@ -175,7 +175,7 @@ func findArtifact(ctx context.Context, b *bus.Bus, spec string) (events.Artifact
 func deployCreateCmd(g *globals) *cobra.Command {
 	var group, art string
 	var vars []string
-	var watch bool
+	var watch, ignoreStop bool
 	c := &cobra.Command{
 		Use:   "create --group G --artifact RUN/NAME",
 		Short: "Deploy a run's artifact (a bundle with appspec.yml) to a deployment group",
@@ -204,7 +204,8 @@ or redeploy of the revision carries them along.`,
 				return err
 			}
 			maps.Copy(runVars, extra)
-			c, err := deploy.Create(ctx, conn.Bus, deploy.Request{Group: group, Revision: ref, Variables: runVars})
+			c, err := deploy.Create(ctx, conn.Bus, deploy.Request{Group: group, Revision: ref, Variables: runVars,
+				IgnoreApplicationStopFailures: ignoreStop})
 			if err != nil {
 				return err
 			}
@@ -214,6 +215,8 @@ or redeploy of the revision carries them along.`,
 	c.Flags().StringVar(&group, "group", "", "the deployment group")
 	c.Flags().StringVar(&art, "artifact", "", "the revision: RUN/NAME of an artifact a run stored")
 	c.Flags().StringArrayVar(&vars, "var", nil, "NAME=VALUE for every hook's environment (repeatable)")
+	c.Flags().BoolVar(&ignoreStop, "ignore-application-stop-failures", false,
+		"go on when a host's previous revision fails its ApplicationStop hook (a broken stop script otherwise fails every deployment to that host)")
 	c.Flags().BoolVar(&watch, "watch", false, "wait for the deployment to end; exit 1 unless it succeeded")
 	_ = c.MarkFlagRequired("group")
 	_ = c.MarkFlagRequired("artifact")

@@ -757,3 +757,48 @@ func TestRefusedMessageDoesNotWedgeDeployment(t *testing.T) {
 		t.Fatalf("%s, want Stopped", st.Phase)
 	}
 }
+
+// TestIgnoreApplicationStopFailures: a host whose installed revision's
+// ApplicationStop script is broken fails every deployment, unless the
+// deployment ignores ApplicationStop failures; then the failed step is
+// recorded and the host goes on.
+func TestIgnoreApplicationStopFailures(t *testing.T) {
+	w := newWorld(t, 5*time.Second)
+	w.applyGroup("AllAtOnce", false)
+	a := w.startAgent("h1", nil)
+	waitAgents(t, w, 1)
+	d1 := w.create(w.bundle("v1", "exit 0", "exit 0", 0))
+	if st := w.wait(d1, 30*time.Second); st.Phase != deploydecider.Succeeded {
+		t.Fatalf("v1: %s: %s", st.Phase, st.Reason)
+	}
+	// Someone broke the stop script of the revision the host runs.
+	if err := os.WriteFile(filepath.Join(a.root, "revisions", d1, "scripts", "stop.sh"), []byte("#!/bin/sh\necho cannot stop >&2\nexit 7\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v2 := w.bundle("v2", "exit 0", "exit 0", 0)
+	d2 := w.create(v2)
+	st := w.wait(d2, 30*time.Second)
+	if st.Phase != deploydecider.Failed || !strings.Contains(st.Host("h1").Reason, "ApplicationStop") {
+		t.Fatalf("v2 without the flag: %s, h1 %q; want Failed at ApplicationStop", st.Phase, st.Host("h1").Reason)
+	}
+	c, err := deploy.Create(w.ctx, w.bus, deploy.Request{Group: "web", Revision: v2, IgnoreApplicationStopFailures: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = w.wait(c.Deployment, 30*time.Second)
+	if st.Phase != deploydecider.Succeeded {
+		t.Fatalf("v2 ignoring ApplicationStop failures: %s: %s", st.Phase, st.Reason)
+	}
+	var stop *deploydecider.Step
+	for i, s := range st.Host("h1").Steps {
+		if s.Event == "ApplicationStop" && s.Status != events.StepStarted {
+			stop = &st.Host("h1").Steps[i]
+		}
+	}
+	if stop == nil || stop.Status != events.StepFailed || stop.ExitCode != 7 || !strings.Contains(stop.LogTail, "cannot stop") {
+		t.Errorf("the ignored ApplicationStop step: %+v, want failed with exit 7 and its output", stop)
+	}
+	if got := w.serves(a); got != "v2" {
+		t.Errorf("h1 serves %q, want v2", got)
+	}
+}

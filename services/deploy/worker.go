@@ -21,8 +21,10 @@ const TaskKind = "deploy"
 var ErrDeploymentFailed = errors.New("deployment failed")
 
 // Action is the worker handler of pipeline actions of type deploy:
-// configuration.group (or deploymentGroup) names the deployment group and
-// the first input artifact is the revision. It creates the deployment (its
+// configuration.group (or deploymentGroup) names the deployment group, the
+// first input artifact is the revision, and
+// configuration.ignoreApplicationStopFailures "true" sets the deployment's
+// flag of that name. It creates the deployment (its
 // ID derived from the task, so a redelivered task waits for the same
 // deployment), waits for its end and succeeds or fails with it.
 type Action struct {
@@ -55,7 +57,8 @@ func (h *Action) Handle(ctx context.Context, t *worker.Task) (worker.Result, err
 	}
 	id := DeploymentIDForTask(t.Task)
 	_, err := Create(ctx, h.Bus, Request{Group: group, Revision: t.Inputs[0], ID: id, Variables: t.Variables,
-		Trigger: &events.DeploymentTrigger{Pipeline: t.Pipeline, Run: t.Run, Stage: t.Stage, Action: t.Action, Attempt: t.Attempt}})
+		IgnoreApplicationStopFailures: t.Configuration["ignoreApplicationStopFailures"] == "true",
+		Trigger:                       &events.DeploymentTrigger{Pipeline: t.Pipeline, Run: t.Run, Stage: t.Stage, Action: t.Action, Attempt: t.Attempt}})
 	if err != nil && !errors.Is(err, bus.ErrConflict) {
 		return worker.Result{}, err
 	}
