@@ -29,7 +29,12 @@ func handler(greeting, version string) http.Handler {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:"+envOr("PORT", "8080"), "listen address")
+	printVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println(version)
+		return
+	}
 	log.Printf("hello %s listening on %s", version, *addr)
 	log.Fatal(http.ListenAndServe(*addr, handler(envOr("GREETING", "hello"), version)))
 }
