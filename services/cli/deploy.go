@@ -215,13 +215,14 @@ or redeploy of the revision carries them along.`,
 	c.Flags().StringVar(&group, "group", "", "the deployment group")
 	c.Flags().StringVar(&art, "artifact", "", "the revision: RUN/NAME of an artifact a run stored")
 	c.Flags().StringArrayVar(&vars, "var", nil, "NAME=VALUE for every hook's environment (repeatable)")
-	c.Flags().BoolVar(&ignoreStop, "ignore-application-stop-failures", false,
-		"go on when a host's previous revision fails its ApplicationStop hook (a broken stop script otherwise fails every deployment to that host)")
+	c.Flags().BoolVar(&ignoreStop, "ignore-application-stop-failures", false, ignoreStopHelp)
 	c.Flags().BoolVar(&watch, "watch", false, "wait for the deployment to end; exit 1 unless it succeeded")
 	_ = c.MarkFlagRequired("group")
 	_ = c.MarkFlagRequired("artifact")
 	return c
 }
+
+const ignoreStopHelp = "go on when a host's previous revision fails its ApplicationStop hook (a broken stop script otherwise fails every deployment to that host)"
 
 // created reports a new deployment and optionally waits for its end.
 func (g *globals) created(ctx context.Context, conn *stack.Conn, c events.DeploymentCreated, watch bool) error {
@@ -468,7 +469,7 @@ func alarmCmd(g *globals) *cobra.Command {
 
 func rollbackCmd(g *globals) *cobra.Command {
 	var group, to string
-	var watch bool
+	var watch, ignoreStop bool
 	c := &cobra.Command{
 		Use:   "rollback --group G [--to DEPLOYMENT]",
 		Short: "Deploy the group's last known good revision (or that of --to) again",
@@ -479,7 +480,7 @@ func rollbackCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer conn.Close()
-			c, err := rollback.Rollback(cmd.Context(), conn.Bus, group, "", to, "")
+			c, err := rollback.Rollback(cmd.Context(), conn.Bus, rollback.Request{Group: group, To: to, IgnoreApplicationStopFailures: ignoreStop})
 			if err != nil {
 				return err
 			}
@@ -489,12 +490,13 @@ func rollbackCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&group, "group", "", "the deployment group")
 	c.Flags().StringVar(&to, "to", "", "roll back to this deployment's revision instead of the last known good one")
 	c.Flags().BoolVar(&watch, "watch", false, "wait for the deployment to end")
+	c.Flags().BoolVar(&ignoreStop, "ignore-application-stop-failures", false, ignoreStopHelp)
 	_ = c.MarkFlagRequired("group")
 	return c
 }
 
 func redeployCmd(g *globals) *cobra.Command {
-	var watch bool
+	var watch, ignoreStop bool
 	c := &cobra.Command{
 		Use:   "redeploy DEPLOYMENT",
 		Short: "Deploy a deployment's revision again, as a new deployment",
@@ -505,7 +507,7 @@ func redeployCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer conn.Close()
-			c, err := rollback.Redeploy(cmd.Context(), conn.Bus, args[0])
+			c, err := rollback.Redeploy(cmd.Context(), conn.Bus, args[0], ignoreStop)
 			if err != nil {
 				return err
 			}
@@ -513,6 +515,7 @@ func redeployCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&watch, "watch", false, "wait for the deployment to end")
+	c.Flags().BoolVar(&ignoreStop, "ignore-application-stop-failures", false, ignoreStopHelp)
 	return c
 }
 

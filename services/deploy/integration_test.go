@@ -801,4 +801,20 @@ func TestIgnoreApplicationStopFailures(t *testing.T) {
 	if got := w.serves(a); got != "v2" {
 		t.Errorf("h1 serves %q, want v2", got)
 	}
+	// v2's stop script works, so a rollback to v1 needs no flag; break it
+	// too and roll back by hand with the flag, as `gantry rollback
+	// --to D1 --ignore-application-stop-failures` does.
+	if err := os.WriteFile(filepath.Join(a.root, "revisions", c.Deployment, "scripts", "stop.sh"), []byte("#!/bin/sh\nexit 9\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rb, err := rollback.Rollback(w.ctx, w.bus, rollback.Request{Group: "web", To: d1, IgnoreApplicationStopFailures: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := w.wait(rb.Deployment, 30*time.Second); st.Phase != deploydecider.Succeeded || !st.Created.IgnoreApplicationStopFailures || st.Created.RollbackOf != d1 {
+		t.Fatalf("rollback to v1 ignoring ApplicationStop failures: %s %q, created %+v", st.Phase, st.Reason, st.Created)
+	}
+	if got := w.serves(a); got != "v1" {
+		t.Errorf("after the rollback h1 serves %q, want v1", got)
+	}
 }

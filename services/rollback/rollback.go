@@ -68,39 +68,58 @@ func RollbackID(failed string, endedAt time.Time) string {
 	return events.RunIDForTrigger("rollback/"+failed, endedAt.UnixMilli())
 }
 
+// Request asks for a rollback.
+type Request struct {
+	Group string
+	// Of is the deployment being rolled back, left out when looking for
+	// the last known good revision; empty for a manual rollback.
+	Of string
+	// To deploys that deployment's revision instead of the last known good.
+	To string
+	// ID is the rollback deployment's ID; empty means a new one.
+	ID string
+	// IgnoreApplicationStopFailures: see deploy.Request.
+	IgnoreApplicationStopFailures bool
+}
+
 // Rollback creates a deployment of the group's last known good revision
-// (or of deployment `to`'s revision when to is set) recording rollbackOf.
-func Rollback(ctx context.Context, b *bus.Bus, group, of, to, id string) (events.DeploymentCreated, error) {
+// (or of deployment To's revision), with that revision's variables,
+// recording rollbackOf.
+func Rollback(ctx context.Context, b *bus.Bus, req Request) (events.DeploymentCreated, error) {
 	var good events.DeploymentCreated
-	var err error
-	if to != "" {
-		st, lerr := deploy.Load(ctx, b, to)
-		if lerr != nil {
-			return events.DeploymentCreated{}, lerr
+	group := req.Group
+	if req.To != "" {
+		st, err := deploy.Load(ctx, b, req.To)
+		if err != nil {
+			return events.DeploymentCreated{}, err
 		}
 		good = st.Created
 		if group == "" {
 			group = st.Group()
 		}
 	} else {
-		good, err = LastKnownGood(ctx, b, group, of)
-		if err != nil {
+		var err error
+		if good, err = LastKnownGood(ctx, b, group, req.Of); err != nil {
 			return events.DeploymentCreated{}, err
 		}
 	}
+	of := req.Of
 	if of == "" {
 		of = good.Deployment
 	}
-	return deploy.Create(ctx, b, deploy.Request{Group: group, Revision: good.Revision, Variables: good.Variables, RollbackOf: of, ID: id})
+	return deploy.Create(ctx, b, deploy.Request{Group: group, Revision: good.Revision, Variables: good.Variables,
+		RollbackOf: of, ID: req.ID, IgnoreApplicationStopFailures: req.IgnoreApplicationStopFailures})
 }
 
-// Redeploy creates a new deployment of a deployment's revision.
-func Redeploy(ctx context.Context, b *bus.Bus, deployment string) (events.DeploymentCreated, error) {
+// Redeploy creates a new deployment of a deployment's revision, with its
+// variables.
+func Redeploy(ctx context.Context, b *bus.Bus, deployment string, ignoreStopFailures bool) (events.DeploymentCreated, error) {
 	st, err := deploy.Load(ctx, b, deployment)
 	if err != nil {
 		return events.DeploymentCreated{}, err
 	}
-	return deploy.Create(ctx, b, deploy.Request{Group: st.Group(), Revision: st.Created.Revision, Variables: st.Created.Variables})
+	return deploy.Create(ctx, b, deploy.Request{Group: st.Group(), Revision: st.Created.Revision, Variables: st.Created.Variables,
+		IgnoreApplicationStopFailures: ignoreStopFailures})
 }
 
 // Service watches deployment ends.
@@ -182,7 +201,7 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 			st.Created.RollbackOf, group))
 	}
 	id := RollbackID(dep, e.Time)
-	c, err := Rollback(ctx, s.Bus, group, dep, "", id)
+	c, err := Rollback(ctx, s.Bus, Request{Group: group, Of: dep, ID: id})
 	switch {
 	case errors.Is(err, ErrNoGoodRevision):
 		log.Warn().Err(err).Msg("nothing to roll back to")
