@@ -212,3 +212,28 @@ func TestEndSeqIsTheFinalEvent(t *testing.T) {
 		})
 	}
 }
+
+// TestRollbackInfoAfterTheEndOnly: the rollback service's answer counts
+// only on an ended deployment, and the first answer stays.
+func TestRollbackInfoAfterTheEndOnly(t *testing.T) {
+	answer := func(rb, msg string) events.Payload {
+		p := events.DeploymentRollback{Deployment: dep, Group: "g", Message: msg}
+		if rb != "" {
+			p.RollbackDeployment, p.Revision = rb, "p/r/app"
+		}
+		return p
+	}
+	s := Fold(State{},
+		ev(t, 1, created(allAtOnce, "h1")),
+		ev(t, 2, answer("early", "too early")))
+	if s.RollbackInfo != nil {
+		t.Fatalf("an answer before the end was kept: %+v", s.RollbackInfo)
+	}
+	s = Fold(s,
+		ev(t, 3, events.DeploymentFailed{Deployment: dep, Group: "g", Reason: "r"}),
+		ev(t, 4, answer("d2", "rolling back")),
+		ev(t, 5, answer("", "second answer")))
+	if ri := s.RollbackInfo; ri == nil || ri.Deployment != "d2" || ri.Revision != "p/r/app" || ri.Message != "rolling back" {
+		t.Fatalf("rollback info %+v, want the first answer after the end", ri)
+	}
+}
