@@ -3,7 +3,16 @@ GO      ?= go
 BIN     := bin/gantry
 PKG     := github.com/gantry-ci/gantry/...
 MODULES := events schemas services loadtest
-FUZZTIME ?= 5s
+# Fuzz budgets are execution counts, not durations: with a duration, Go
+# 1.26's coordinator can fail a healthy target with "context deadline
+# exceeded" when its deadline lands mid-call (golang/go#75804, fixed in Go
+# 1.27), and minimizing a new input (60 s by default) outlived a 5 s budget.
+# FuzzUnpack (it writes each archive to disk) gets fewer; make fuzz
+# FUZZTIME=60s FUZZTIME_SLOW=60s fuzzes each target for a minute.
+FUZZTIME ?= 30000x
+FUZZTIME_SLOW ?= 5000x
+FUZZMINIMIZETIME ?= 100x
+FUZZ = $(GO) test -run='^$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME)
 
 .PHONY: build run test test-short fuzz bench lint tidy clean
 
@@ -23,16 +32,16 @@ test-short:
 	$(GO) test -short -count=1 $(PKG)
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./events
-	$(GO) test -run='^$$' -fuzz='^FuzzValidJSON$$' -fuzztime=$(FUZZTIME) ./events
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./services/pipelinefile
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./services/buildspec
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./services/junit
-	$(GO) test -run='^$$' -fuzz='^FuzzUnpack$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./services/artifact
-	$(GO) test -run='^$$' -fuzz='^FuzzDecideDrivesRunsToAnEnd$$' -fuzztime=$(FUZZTIME) ./services/decider
-	$(GO) test -run='^$$' -fuzz='^FuzzNext$$' -fuzztime=$(FUZZTIME) ./services/deployplan
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./services/appspec
-	$(GO) test -run='^$$' -fuzz='^FuzzDecide$$' -fuzztime=$(FUZZTIME) ./services/deploydecider
+	$(FUZZ) -fuzz='^FuzzDecode$$' ./events
+	$(FUZZ) -fuzz='^FuzzValidJSON$$' ./events
+	$(FUZZ) -fuzz='^FuzzParse$$' ./services/pipelinefile
+	$(FUZZ) -fuzz='^FuzzParse$$' ./services/buildspec
+	$(FUZZ) -fuzz='^FuzzParse$$' ./services/junit
+	$(FUZZ) -fuzz='^FuzzUnpack$$' -fuzztime=$(FUZZTIME_SLOW) ./services/artifact
+	$(FUZZ) -fuzz='^FuzzDecideDrivesRunsToAnEnd$$' ./services/decider
+	$(FUZZ) -fuzz='^FuzzNext$$' ./services/deployplan
+	$(FUZZ) -fuzz='^FuzzParse$$' ./services/appspec
+	$(FUZZ) -fuzz='^FuzzDecide$$' ./services/deploydecider
 
 # Load benchmarks: JSON reports with same-run NATS baselines (see loadtest/README.md).
 bench: build
