@@ -176,7 +176,9 @@ func (r *replyMux) open(nc *nats.Conn) (replyBox, func(), error) {
 // gave up are dropped.
 func (r *replyMux) route(m *nats.Msg) {
 	r.mu.Lock()
-	ch := r.waiting[m.Subject[len(r.prefix):]]
+	// A reply to an inbox of an earlier subscription (the connection was
+	// closed and the mux subscribed again) matches no token.
+	ch := r.waiting[strings.TrimPrefix(m.Subject, r.prefix)]
 	r.mu.Unlock()
 	if ch == nil {
 		return
