@@ -42,67 +42,9 @@ func jsonValue(b []byte, i, depth int) (int, bool) {
 	case c == '"':
 		return jsonString(b, i)
 	case c == '{':
-		if depth >= maxJSONDepth {
-			return i, false
-		}
-		i = skipSpace(b, i+1)
-		if i < len(b) && b[i] == '}' {
-			return i + 1, true
-		}
-		for {
-			if i >= len(b) || b[i] != '"' {
-				return i, false
-			}
-			var ok bool
-			if i, ok = jsonString(b, i); !ok {
-				return i, false
-			}
-			i = skipSpace(b, i)
-			if i >= len(b) || b[i] != ':' {
-				return i, false
-			}
-			if i, ok = jsonValue(b, skipSpace(b, i+1), depth+1); !ok {
-				return i, false
-			}
-			i = skipSpace(b, i)
-			if i >= len(b) {
-				return i, false
-			}
-			switch b[i] {
-			case ',':
-				i = skipSpace(b, i+1)
-			case '}':
-				return i + 1, true
-			default:
-				return i, false
-			}
-		}
+		return jsonContainer(b, i, depth, true)
 	case c == '[':
-		if depth >= maxJSONDepth {
-			return i, false
-		}
-		i = skipSpace(b, i+1)
-		if i < len(b) && b[i] == ']' {
-			return i + 1, true
-		}
-		for {
-			var ok bool
-			if i, ok = jsonValue(b, i, depth+1); !ok {
-				return i, false
-			}
-			i = skipSpace(b, i)
-			if i >= len(b) {
-				return i, false
-			}
-			switch b[i] {
-			case ',':
-				i = skipSpace(b, i+1)
-			case ']':
-				return i + 1, true
-			default:
-				return i, false
-			}
-		}
+		return jsonContainer(b, i, depth, false)
 	case c == '-' || c >= '0' && c <= '9':
 		return jsonNumber(b, i)
 	case c == 't':
@@ -113,6 +55,52 @@ func jsonValue(b []byte, i, depth int) (int, bool) {
 		return literal(b, i, "null")
 	}
 	return i, false
+}
+
+// jsonContainer checks the object (keyed) or array opening at b[i].
+func jsonContainer(b []byte, i, depth int, keyed bool) (int, bool) {
+	if depth >= maxJSONDepth {
+		return i, false
+	}
+	closer := byte(']')
+	if keyed {
+		closer = '}'
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == closer {
+		return i + 1, true
+	}
+	for {
+		var ok bool
+		if keyed {
+			if i >= len(b) || b[i] != '"' {
+				return i, false
+			}
+			if i, ok = jsonString(b, i); !ok {
+				return i, false
+			}
+			i = skipSpace(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return i, false
+			}
+			i = skipSpace(b, i+1)
+		}
+		if i, ok = jsonValue(b, i, depth+1); !ok {
+			return i, false
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return i, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case closer:
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
 }
 
 func literal(b []byte, i int, lit string) (int, bool) {
