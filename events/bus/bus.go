@@ -296,17 +296,22 @@ func (b *Bus) ReadRunUntil(ctx context.Context, pipeline, run string, after, unt
 	return evs, err
 }
 
-// readEvents decodes what readSubject reads. Messages that do not decode
-// are skipped (the consumers dead-letter them) but still move the tip.
+// readEvents collects what scanEvents reads.
 func (b *Bus) readEvents(ctx context.Context, stream, subject string, after, until uint64) ([]events.Event, uint64, error) {
 	var out []events.Event
-	tip, err := b.readSubject(ctx, stream, subject, after, until, func(seq uint64, data []byte) {
+	tip, err := b.scanEvents(ctx, stream, subject, after, until, func(e events.Event) { out = append(out, e) })
+	return out, tip, err
+}
+
+// scanEvents decodes what readSubject reads. Messages that do not decode
+// are skipped (the consumers dead-letter them) but still move the tip.
+func (b *Bus) scanEvents(ctx context.Context, stream, subject string, after, until uint64, fn func(events.Event)) (uint64, error) {
+	return b.readSubject(ctx, stream, subject, after, until, func(seq uint64, data []byte) {
 		if e, err := b.codec.Decode(data); err == nil {
 			e.Seq = seq
-			out = append(out, e)
+			fn(e)
 		}
 	})
-	return out, tip, err
 }
 
 // PublishTask puts a task on its kind and pool's work queue; the task ID is

@@ -98,58 +98,12 @@ func (d *Deploys) Find(ctx context.Context, deployment string) (string, error) {
 // Scan delivers every stored event matching filter (e.g.
 // events.GroupDeploys(group) or events.SubjectDeploysAll) in stream order,
 // up to the stream's last sequence at the time of the call, then returns.
-// Events that fail to decode are skipped.
+// It reads as a deployment is read, in batched direct gets (a wildcard
+// filter is one), so it streams without a consumer. Events that fail to
+// decode are skipped.
 func (d *Deploys) Scan(ctx context.Context, filter string, fn func(events.Event)) error {
-	info, err := d.s.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("deploy stream info: %w", err)
-	}
-	last := info.State.LastSeq
-	if last == 0 {
-		return nil
-	}
-	cons, err := d.s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return fmt.Errorf("scan %s: %w", filter, err)
-	}
-	// The filter may match nothing up to last: ask for the newest
-	// matching message first so we know where to stop.
-	lm, err := d.s.GetLastMsgForSubject(ctx, filter)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("scan %s: %w", filter, err)
-	}
-	stop := lm.Sequence
-	it, err := cons.Messages()
-	if err != nil {
-		return err
-	}
-	defer it.Stop()
-	cancel := context.AfterFunc(ctx, it.Stop)
-	defer cancel()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
-		}
-		meta, err := m.Metadata()
-		if err != nil {
-			return err
-		}
-		if e, err := d.b.codec.Decode(m.Data()); err == nil {
-			e.Seq = meta.Sequence.Stream
-			fn(e)
-		}
-		if meta.Sequence.Stream >= stop {
-			return nil
-		}
-	}
+	_, err := d.b.scanEvents(ctx, events.StreamDeploys, filter, 0, 0, fn)
+	return err
 }
 
 // Watch delivers a deployment's events from the first, in order, then live,

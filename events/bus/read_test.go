@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -212,5 +213,56 @@ func TestConcurrentReadsShareOneInbox(t *testing.T) {
 	}
 	if n := b.Conn().NumSubscriptions(); n > 2 {
 		t.Errorf("%d subscriptions on the connection after 64 reads, want the request mux and the read mux at most", n)
+	}
+}
+
+// TestScanDeploymentsOfAGroup: Scan reads a wildcard filter past one
+// batch, in stream order, leaving out other groups and messages that do
+// not decode.
+func TestScanDeploymentsOfAGroup(t *testing.T) {
+	b := newBus(t)
+	ctx := context.Background()
+	d, err := b.Deploys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 600 {
+		dep := events.RunIDForTrigger(fmt.Sprint("scan-", i%7), 1)
+		for _, g := range []string{"g", "other"} {
+			e, err := events.New(events.DeployHostID(dep, fmt.Sprint("h", i), g), "/test", dep, time.Now(),
+				events.DeployHostSucceeded{Deployment: dep, Group: g, Host: fmt.Sprint("h", i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := d.Append(ctx, g, e, nil); err != nil {
+				t.Fatal(err)
+			}
+			if g == "g" {
+				want = append(want, e.ID)
+			}
+		}
+		if i == 300 {
+			if _, err := b.JetStream().Publish(ctx, events.DeploySubject("g", dep), []byte("garbage")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var got []string
+	var last uint64
+	if err := d.Scan(ctx, events.GroupDeploys("g"), func(e events.Event) {
+		if e.Seq <= last {
+			t.Fatalf("out of order: %d after %d", e.Seq, last)
+		}
+		last = e.Seq
+		got = append(got, e.ID)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("scanned %d events, want %d in order", len(got), len(want))
+	}
+	if err := d.Scan(ctx, events.GroupDeploys("none"), func(events.Event) { t.Fatal("an event of no group") }); err != nil {
+		t.Fatal(err)
 	}
 }
