@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gantry-ci/gantry/services/appspec"
+	"github.com/gantry-ci/gantry/services/internal/proctest"
 )
 
 func TestRunScriptTimeoutKillsProcessGroup(t *testing.T) {
@@ -41,7 +41,7 @@ func TestRunScriptTimeoutKillsProcessGroup(t *testing.T) {
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	time.Sleep(100 * time.Millisecond)
-	if alive(pid) {
+	if proctest.Alive(pid) {
 		t.Errorf("the hook's child %d survived the timeout", pid)
 	}
 }
@@ -142,19 +142,4 @@ func TestHealthURL(t *testing.T) {
 	if _, err := HealthURL("http://{{.Labels.nope}}/", HealthTarget{Labels: map[string]string{}}); err == nil {
 		t.Error("a missing label must be an error")
 	}
-}
-
-// alive reports whether a process runs: a killed child that nobody reaped
-// yet (a zombie) does not.
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/gantry-ci/gantry/services/deploy/deploytest"
 	"github.com/gantry-ci/gantry/services/deploydecider"
 	"github.com/gantry-ci/gantry/services/deployplan"
+	"github.com/gantry-ci/gantry/services/internal/proctest"
 	"github.com/gantry-ci/gantry/services/rollback"
 	"github.com/gantry-ci/gantry/services/worker"
 )
@@ -461,7 +462,7 @@ func TestDeadAgentFailsItsHost(t *testing.T) {
 	// The hook's process group was killed with the agent.
 	if b, err := os.ReadFile(filepath.Join(a.root, "revisions", "sleeper.pid")); err == nil {
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		if pid > 0 && alive(pid) {
+		if pid > 0 && proctest.Alive(pid) {
 			t.Errorf("the hook %d still runs", pid)
 		}
 	}
@@ -669,21 +670,6 @@ func TestAlarmStopsDeploymentAndRollsBack(t *testing.T) {
 	if err := deploy.Stop(w.ctx, w.bus, id, "again", false); !errors.Is(err, deploy.ErrEnded) {
 		t.Errorf("Stop of an ended deployment: %v, want ErrEnded", err)
 	}
-}
-
-// alive reports whether a process runs: a killed child that nobody reaped
-// yet (a zombie) does not.
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // TestRestartedServiceFailsDeadHost: the deploy service and an agent die

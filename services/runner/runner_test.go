@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gantry-ci/gantry/services/buildspec"
+	"github.com/gantry-ci/gantry/services/internal/proctest"
 )
 
 // sink records what the runner logs.
@@ -426,19 +427,6 @@ phases:
 	}
 }
 
-// alive reports whether pid is a live process (a zombie is dead).
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return false
-	}
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return !os.IsNotExist(err)
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	return i < 0 || i+2 >= len(data) || data[i+2] != 'Z'
-}
-
 func readPids(t *testing.T, file string) []int {
 	t.Helper()
 	data, err := os.ReadFile(file)
@@ -502,7 +490,7 @@ phases:
 		t.Fatalf("want 5 background pids, got %v", all)
 	}
 	for _, pid := range all {
-		if alive(pid) {
+		if proctest.Alive(pid) {
 			t.Errorf("process %d survived the timeout", pid)
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
@@ -543,7 +531,7 @@ phases:
 		t.Errorf("output %q", s.output(""))
 	}
 	for _, pid := range readPids(t, pids) {
-		if alive(pid) {
+		if proctest.Alive(pid) {
 			t.Errorf("process %d survived", pid)
 		}
 	}
@@ -581,7 +569,7 @@ phases:
 		t.Errorf("build output %q", got)
 	}
 	for _, pid := range readPids(t, pids) {
-		if alive(pid) {
+		if proctest.Alive(pid) {
 			t.Errorf("background process %d survived the build", pid)
 		}
 	}
