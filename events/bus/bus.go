@@ -345,16 +345,27 @@ func (b *Bus) DeadLetter(ctx context.Context, stream, subject string, seq uint64
 
 // FindRun returns the pipeline a run belongs to, from its first event.
 func (b *Bus) FindRun(ctx context.Context, run string) (string, error) {
-	m, err := b.events.GetMsg(ctx, 1, jetstream.WithGetMsgSubject("gantry.events.*."+run))
+	p, err := ownerOf(ctx, b.events, "gantry.events", run)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return "", fmt.Errorf("%w: %s (list runs with `gantry run list`)", ErrNoRun, run)
 	}
 	if err != nil {
 		return "", fmt.Errorf("find run %s: %w", run, err)
 	}
+	return p, nil
+}
+
+// ownerOf returns the middle token of the first subject prefix.*.id in s:
+// the pipeline of a run, the group of a deployment. It returns
+// jetstream.ErrMsgNotFound when there is none.
+func ownerOf(ctx context.Context, s jetstream.Stream, prefix, id string) (string, error) {
+	m, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(prefix+".*."+id))
+	if err != nil {
+		return "", err
+	}
 	parts := strings.Split(m.Subject, ".")
 	if len(parts) != 4 {
-		return "", fmt.Errorf("find run %s: unexpected subject %s", run, m.Subject)
+		return "", fmt.Errorf("unexpected subject %s", m.Subject)
 	}
 	return parts[2], nil
 }

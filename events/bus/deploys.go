@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -81,18 +80,14 @@ func (d *Deploys) ReadTip(ctx context.Context, group, deployment string, after u
 
 // Find returns the group a deployment belongs to, from its first event.
 func (d *Deploys) Find(ctx context.Context, deployment string) (string, error) {
-	m, err := d.s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject("gantry.deploys.*."+deployment))
+	g, err := ownerOf(ctx, d.s, "gantry.deploys", deployment)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return "", fmt.Errorf("%w: %s (list deployments with `gantry deploy list`)", ErrNoDeployment, deployment)
 	}
 	if err != nil {
 		return "", fmt.Errorf("find deployment %s: %w", deployment, err)
 	}
-	parts := strings.Split(m.Subject, ".")
-	if len(parts) != 4 {
-		return "", fmt.Errorf("find deployment %s: unexpected subject %s", deployment, m.Subject)
-	}
-	return parts[2], nil
+	return g, nil
 }
 
 // Scan delivers every stored event matching filter (e.g.
