@@ -27,6 +27,7 @@ import (
 	"github.com/gantry-ci/gantry/services/agent"
 	"github.com/gantry-ci/gantry/services/deploydecider"
 	"github.com/gantry-ci/gantry/services/deployplan"
+	"github.com/gantry-ci/gantry/services/internal/consume"
 )
 
 // Durable names are API: renaming one re-consumes its stream.
@@ -136,30 +137,14 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("alarm consumer: %w", err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if err := s.handle(ctx, m); err != nil {
-			if ctx.Err() == nil {
-				s.o.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("deployment event not handled; it will be redelivered")
-			}
-			_ = m.NakWithDelay(250 * time.Millisecond)
-			return
-		}
-		_ = m.Ack()
-	})
+	cc, err := cons.Consume(consume.AckOrRedeliver(ctx, s.o.Log, "deployment event", 250*time.Millisecond,
+		func(m jetstream.Msg) error { return s.handle(ctx, m) }))
 	if err != nil {
 		return err
 	}
 	defer cc.Stop()
-	ac, err := alarms.Consume(func(m jetstream.Msg) {
-		if err := s.alarm(ctx, m); err != nil {
-			if ctx.Err() == nil {
-				s.o.Log.Warn().Err(err).Msg("alarm not handled; it will be redelivered")
-			}
-			_ = m.NakWithDelay(250 * time.Millisecond)
-			return
-		}
-		_ = m.Ack()
-	})
+	ac, err := alarms.Consume(consume.AckOrRedeliver(ctx, s.o.Log, "alarm", 250*time.Millisecond,
+		func(m jetstream.Msg) error { return s.alarm(ctx, m) }))
 	if err != nil {
 		return err
 	}

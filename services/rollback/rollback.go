@@ -20,6 +20,7 @@ import (
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/deploydecider"
+	"github.com/gantry-ci/gantry/services/internal/consume"
 )
 
 // Durable is the rollback service's consumer on GANTRY_DEPLOYS.
@@ -138,16 +139,8 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rollback consumer: %w", err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if err := s.handle(ctx, m); err != nil {
-			if ctx.Err() == nil {
-				s.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("rollback not handled; it will be redelivered")
-			}
-			_ = m.NakWithDelay(time.Second)
-			return
-		}
-		_ = m.Ack()
-	})
+	cc, err := cons.Consume(consume.AckOrRedeliver(ctx, s.Log, "rollback", time.Second,
+		func(m jetstream.Msg) error { return s.handle(ctx, m) }))
 	if err != nil {
 		return err
 	}

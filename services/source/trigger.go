@@ -25,6 +25,7 @@ import (
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/schemas"
+	"github.com/gantry-ci/gantry/services/internal/consume"
 )
 
 // Trigger is the message published on gantry.triggers.<pipeline>.
@@ -136,14 +137,8 @@ func (s *Triggers) Run(ctx context.Context) error {
 		return fmt.Errorf("trigger consumer: %w", err)
 	}
 	pipes := Pipelines{KV: kv}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if err := s.handle(ctx, pipes, m); err != nil {
-			s.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("trigger not handled; it will be redelivered")
-			_ = m.NakWithDelay(time.Second)
-			return
-		}
-		_ = m.Ack()
-	})
+	cc, err := cons.Consume(consume.AckOrRedeliver(ctx, s.Log, "trigger", time.Second,
+		func(m jetstream.Msg) error { return s.handle(ctx, pipes, m) }))
 	if err != nil {
 		return fmt.Errorf("consume triggers: %w", err)
 	}
