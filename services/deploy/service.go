@@ -76,6 +76,8 @@ type Options struct {
 type Service struct {
 	o       Options
 	deploys *bus.Deploys
+	// agents is the heartbeat bucket the ticker reads.
+	agents jetstream.KeyValue
 	mu      sync.Mutex
 	// active maps deployments seen in progress to their group.
 	active map[string]string
@@ -120,6 +122,9 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.deploys = d
+	if s.agents, err = s.o.Bus.JetStream().KeyValue(ctx, events.BucketAgents); err != nil {
+		return fmt.Errorf("agents bucket: %w", err)
+	}
 	js := s.o.Bus.JetStream()
 	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamDeploys, jetstream.ConsumerConfig{
 		Durable: Durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: s.o.AckWait,
@@ -223,16 +228,12 @@ func (s *Service) advance(ctx context.Context, group, dep string) error {
 // dead returns the in-progress hosts whose agent's heartbeat expired.
 func (s *Service) dead(ctx context.Context, st deploydecider.State) (map[string]bool, error) {
 	var out map[string]bool
-	kv, err := s.o.Bus.JetStream().KeyValue(ctx, events.BucketAgents)
-	if err != nil {
-		return nil, err
-	}
 	now := s.o.Now()
 	for _, h := range st.Hosts {
 		if h.Status != deployplan.InProgress {
 			continue
 		}
-		e, err := kv.Get(ctx, events.AgentKey(st.Group(), h.Name))
+		e, err := s.agents.Get(ctx, events.AgentKey(st.Group(), h.Name))
 		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return nil, err
 		}
