@@ -78,7 +78,7 @@ type Service struct {
 	deploys *bus.Deploys
 	// agents is the heartbeat bucket the ticker reads.
 	agents jetstream.KeyValue
-	mu      sync.Mutex
+	mu     sync.Mutex
 	// active maps deployments seen in progress to their group.
 	active map[string]string
 	// folded caches each active deployment's state, so an event costs a
