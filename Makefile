@@ -43,10 +43,15 @@ fuzz:
 	$(FUZZ) -fuzz='^FuzzParse$$' ./services/appspec
 	$(FUZZ) -fuzz='^FuzzDecide$$' ./services/deploydecider
 
-# Load benchmarks: JSON reports with same-run NATS baselines (see loadtest/README.md).
+# Load benchmarks: JSON reports with same-run NATS baselines (see
+# loadtest/README.md). Both always run; bench fails when either failed or
+# missed a target of its report (loadtest exits 3 for a missed target).
 bench: build
-	$(GO) run ./loadtest/cmd/loadtest noop
-	$(GO) run ./loadtest/cmd/loadtest deploy
+	@rc=0; \
+	$(GO) run ./loadtest/cmd/loadtest noop || rc=$$?; \
+	$(GO) run ./loadtest/cmd/loadtest deploy || rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "make bench: a benchmark failed or missed a target (exit $$rc)" >&2; fi; \
+	exit $$rc
 
 lint:
 	@test -z "$$(gofmt -l events schemas services loadtest examples)" || (gofmt -l events schemas services loadtest examples; exit 1)

@@ -268,6 +268,16 @@ func (r *Report) finish() {
 // OK reports whether every deployment ran and succeeded.
 func (r *Report) OK() bool { return r.FailedRuns == 0 && r.RunsSucceeded == r.Runs }
 
+// Unmet names the targets this run missed: the p50 deployment wall time
+// against TargetSeconds (the maximum is reported, not held to a target,
+// since one slow outlier on a shared machine says little).
+func (r *Report) Unmet() []string {
+	if r.TargetMetP50 {
+		return nil
+	}
+	return []string{fmt.Sprintf("deploy_wall_p50_s %g (goal < %g)", r.DeployWallP50S, TargetSeconds)}
+}
+
 // WriteJSON writes the report, indented.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)

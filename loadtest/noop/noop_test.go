@@ -108,3 +108,14 @@ func TestConfigValidateReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestUnmetNamesMissedTargets(t *testing.T) {
+	r := &noop.Report{Targets: []noop.Target{
+		{Metric: "runs_per_sec", Goal: ">= 500", Value: 299, Met: false},
+		{Metric: "transition_p50_ms", Goal: "<= 1", Value: 0.8, Met: true},
+	}}
+	got := r.Unmet()
+	if len(got) != 1 || got[0] != "runs_per_sec 299 (goal >= 500)" {
+		t.Fatalf("Unmet() = %q", got)
+	}
+}

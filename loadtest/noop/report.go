@@ -205,6 +205,17 @@ type Target struct {
 // OK reports whether every run succeeded.
 func (r *Report) OK() bool { return r.FailedRuns == 0 }
 
+// Unmet names the targets this run missed, as "metric value (goal …)".
+func (r *Report) Unmet() []string {
+	var out []string
+	for _, t := range r.Targets {
+		if !t.Met {
+			out = append(out, fmt.Sprintf("%s %g (goal %s)", t.Metric, t.Value, t.Goal))
+		}
+	}
+	return out
+}
+
 func (r *Report) fillConfig(c Config) {
 	r.Benchmark = "noop"
 	r.Runs, r.Stages, r.Concurrency, r.Inflight = c.Runs, c.Stages, c.Concurrency, c.Inflight

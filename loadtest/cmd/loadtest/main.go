@@ -4,7 +4,9 @@
 //	              [-cpuprofile file] [-memprofile file] [-trace file] [-pub-sync 5000] [-pub-async 100000]
 //	loadtest deploy [-hosts 20] [-runs 5] [-pub-sync 1000] [-execs 200] [-timeout 2m] [-back-to-back]
 //
-// It exits 1 when a run failed or did not finish, 2 on bad usage.
+// It exits 1 when a run failed or did not finish, 2 on bad usage, 3 when
+// every run succeeded but a target of the report was missed (so `make
+// bench` fails on a regression), unless -targets=false.
 package main
 
 import (
@@ -65,6 +67,7 @@ func runNoop(args []string, stdout, stderr io.Writer) int {
 	tracefile := fs.String("trace", "", "write an execution trace of the runs phase to this file")
 	memprofile := fs.String("memprofile", "", "write an allocation profile, taken when the runs end, to this file")
 	logLevel := fs.String("log-level", "warn", "level of the services' logs on stderr")
+	targets := fs.Bool("targets", true, "exit 3 when a target of the report is missed")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -127,7 +130,7 @@ func runNoop(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadtest noop: %d of %d runs did not succeed\n", rep.FailedRuns, rep.Runs)
 		return 1
 	}
-	return 0
+	return targetsExit(stderr, "noop", *targets, rep.Unmet())
 }
 
 func runDeploy(args []string, stdout, stderr io.Writer) int {
@@ -141,6 +144,7 @@ func runDeploy(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "bound on each deployment")
 	fs.BoolVar(&cfg.BackToBack, "back-to-back", false, "start each deployment as soon as the previous ended, without waiting for the deploy service to consume its events")
 	logLevel := fs.String("log-level", "warn", "level of the services' and agents' logs on stderr")
+	targets := fs.Bool("targets", true, "exit 3 when the report's target is missed")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -175,6 +179,17 @@ func runDeploy(args []string, stdout, stderr io.Writer) int {
 	if !rep.OK() {
 		fmt.Fprintf(stderr, "loadtest deploy: %d of %d deployments succeeded\n", rep.RunsSucceeded, rep.Runs)
 		return 1
+	}
+	return targetsExit(stderr, "deploy", *targets, rep.Unmet())
+}
+
+// targetsExit reports missed targets on stderr and gives the exit code.
+func targetsExit(stderr io.Writer, bench string, enforce bool, unmet []string) int {
+	for _, u := range unmet {
+		fmt.Fprintf(stderr, "loadtest %s: target missed: %s\n", bench, u)
+	}
+	if enforce && len(unmet) > 0 {
+		return 3
 	}
 	return 0
 }

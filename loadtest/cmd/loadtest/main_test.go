@@ -29,3 +29,20 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		}
 	}
 }
+
+func TestMissedTargetsExitThree(t *testing.T) {
+	var errOut bytes.Buffer
+	unmet := []string{"runs_per_sec 299 (goal >= 500)"}
+	if code := targetsExit(&errOut, "noop", true, unmet); code != 3 {
+		t.Fatalf("enforced missed target: exit %d, want 3", code)
+	}
+	if !strings.Contains(errOut.String(), "target missed: runs_per_sec 299 (goal >= 500)") {
+		t.Fatalf("stderr %q does not name the missed target", errOut.String())
+	}
+	if code := targetsExit(&errOut, "noop", false, unmet); code != 0 {
+		t.Fatalf("-targets=false: exit %d, want 0", code)
+	}
+	if code := targetsExit(&errOut, "noop", true, nil); code != 0 {
+		t.Fatalf("every target met: exit %d, want 0", code)
+	}
+}
