@@ -804,3 +804,40 @@ func TestIgnoreApplicationStopFailures(t *testing.T) {
 		t.Errorf("after the rollback h1 serves %q, want v1", got)
 	}
 }
+
+// TestRefusedAlarmSaysWhy: an alarm naming an invalid group goes to the
+// dead-letter stream with a reason that names the problem (it read
+// "unreadable alarm: <nil>").
+func TestRefusedAlarmSaysWhy(t *testing.T) {
+	w := newWorld(t, 5*time.Second)
+	// The alarm consumer delivers new alarms only: wait for it.
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := w.bus.JetStream().Consumer(w.ctx, events.StreamAlarms, deploy.DurableAlarms); err == nil {
+			break
+		} else if time.Since(start) > 10*time.Second {
+			t.Fatalf("no alarm consumer: %v", err)
+		}
+	}
+	if _, err := w.bus.JetStream().Publish(w.ctx, events.AlarmSubject("web"), []byte(`{"group":"no such group!"}`)); err != nil {
+		t.Fatal(err)
+	}
+	dlq, err := w.bus.JetStream().Stream(w.ctx, events.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, err := dlq.GetLastMsgForSubject(w.ctx, events.DLQSubject(events.StreamAlarms))
+		if err == nil {
+			reason := m.Header.Get(bus.HeaderReason)
+			if strings.Contains(reason, "<nil>") || !strings.Contains(reason, `"no such group!"`) {
+				t.Fatalf("dead letter reason %q: want one naming the invalid group", reason)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused alarm is not in the dead-letter stream: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
