@@ -514,7 +514,7 @@ func TestBadBundlesAreRefused(t *testing.T) {
 	_, _ = tw.Write(body)
 	_ = tw.Close()
 	_ = gz.Close()
-	obj, err := w.store.Put(w.ctx, events.ArtifactKey("shop", "evil", "app"), &buf)
+	obj, err := w.store.Put(w.ctx, events.ArtifactKey("shop", events.ActionRef{Run: "evil", Stage: "build", Action: "build", Attempt: 1}, "u1", "app"), &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
