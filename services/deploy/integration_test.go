@@ -570,12 +570,19 @@ func TestPipelineDeployAction(t *testing.T) {
 	}
 	w.wg.Go(func() { _ = wk.Run(w.ctx) })
 
+	slow := w.bundle("slow", "sleep 2", "exit 0", 10)
 	for _, c := range []struct {
 		name     string
 		rev      events.ArtifactRef
 		succeeds bool
-	}{{"succeeds with its deployment", good, true}, {"fails with its deployment", bad, false}} {
+		busy     bool // another deployment is in progress on the group
+	}{{"waits for the deployment in progress", good, true, true}, {"succeeds with its deployment", good, true, false}, {"fails with its deployment", bad, false, false}} {
 		t.Run(c.name, func(t *testing.T) {
+			var blocker string
+			if c.busy {
+				blocker = w.create(slow)
+				w.waitStep(blocker, "h1", "BeforeInstall")
+			}
 			run := events.RunIDForTrigger(c.name, time.Now().UnixMilli())
 			task := events.Task{ID: events.TaskID(run, "Prod", "deploy", 1), Pipeline: "shop", Run: run, Stage: "Prod",
 				Action: "deploy", Attempt: 1, Kind: deploy.TaskKind, Pool: "default",
@@ -612,6 +619,15 @@ func TestPipelineDeployAction(t *testing.T) {
 			}
 			if v := st.Created.Variables; v["VERSION"] != "7.0.1" || v["GANTRY_RUN_ID"] != run {
 				t.Errorf("deployment variables %v, want the task's", v)
+			}
+			if blocker != "" {
+				b, err := deploy.Load(w.ctx, w.bus, blocker)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b.Phase != deploydecider.Succeeded || st.CreatedSeq < b.EndSeq {
+					t.Errorf("the action's deployment was created at %d, the one in progress (%s) ended at %d: want after it", st.CreatedSeq, b.Phase, b.EndSeq)
+				}
 			}
 			switch p := result.(type) {
 			case events.ActionSucceeded:
