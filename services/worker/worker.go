@@ -358,21 +358,26 @@ func (w *Worker) alreadyDone(ctx context.Context, t events.Task) (bool, error) {
 		return false, err
 	}
 	st := run.Fold(run.State{}, evs...)
+	return attemptEnded(st, t) || st.Done(), nil
+}
+
+// attemptEnded reports whether the task's attempt has a result in the run's
+// log, or a later attempt started.
+func attemptEnded(st run.State, t events.Task) bool {
 	a := st.Action(t.Stage, t.Action)
-	if a == nil {
-		return false, nil
-	}
-	return a.Attempt > t.Attempt || (a.Attempt == t.Attempt && a.Phase.Done()) || st.Done(), nil
+	return a != nil && (a.Attempt > t.Attempt || (a.Attempt == t.Attempt && a.Phase.Done()))
 }
 
 // checkOpen returns ErrAttemptClosed when the task's attempt has ended in
-// the run's log.
+// the run's log. A run that ended otherwise (stopped) leaves the attempt
+// open: its log is still archived and its result recorded, which the fold
+// ignores.
 func (w *Worker) checkOpen(ctx context.Context, t events.Task) error {
-	done, err := w.alreadyDone(ctx, t)
+	evs, err := w.o.Bus.ReadRun(ctx, t.Pipeline, t.Run, 0)
 	if err != nil {
 		return fmt.Errorf("check attempt %d of %s/%s is still open: %w", t.Attempt, t.Stage, t.Action, err)
 	}
-	if done {
+	if attemptEnded(run.Fold(run.State{}, evs...), t) {
 		return fmt.Errorf("%w: attempt %d of %s/%s", ErrAttemptClosed, t.Attempt, t.Stage, t.Action)
 	}
 	return nil
