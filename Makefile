@@ -42,6 +42,7 @@ fuzz:
 	$(FUZZ) -fuzz='^FuzzNext$$' ./services/deployplan
 	$(FUZZ) -fuzz='^FuzzParse$$' ./services/appspec
 	$(FUZZ) -fuzz='^FuzzDecide$$' ./services/deploydecider
+	$(FUZZ) -fuzz='^FuzzDecide$$' ./services/rollbackpolicy
 
 # Load benchmarks: JSON reports with same-run NATS baselines (see
 # loadtest/README.md). Both always run; bench fails when either failed or

@@ -70,8 +70,12 @@ func samples() map[string]events.Payload {
 	}
 	ref := events.ActionRef{Run: run, Stage: "Build", Action: "compile", Attempt: 2}
 	testRef := events.ActionRef{Run: run, Stage: "Build", Action: "unit", Attempt: 1}
-	app := events.ArtifactRef{Name: "app", Key: events.ArtifactKey(pipeline, run, "app"), SHA256: digest("app"), Size: 18_874_368}
-	source := events.ArtifactRef{Name: "source", Key: events.ArtifactKey(pipeline, run, "source"), SHA256: digest("source"), Size: 2_411_520}
+	// upload is the delivery of the task that stored an object: keys are
+	// write-once.
+	const upload = "01a2154c-03f1-7d2e-9b5a-2f0c7e41d8a3"
+	sourceRef := events.ActionRef{Run: run, Stage: "Source", Action: "checkout", Attempt: 1}
+	app := events.ArtifactRef{Name: "app", Key: events.ArtifactKey(pipeline, ref, upload, "app"), SHA256: digest("app"), Size: 18_874_368}
+	source := events.ArtifactRef{Name: "source", Key: events.ArtifactKey(pipeline, sourceRef, upload, "source"), SHA256: digest("source"), Size: 2_411_520}
 	dep := events.RunIDForTrigger("deploy/"+run, sampleTime.UnixMilli())
 	return map[string]events.Payload{
 		events.TypeRunRequested: events.RunRequested{
@@ -107,7 +111,7 @@ func samples() map[string]events.Payload {
 		events.TypeActionFailed:   events.ActionFailed{ActionRef: ref, Worker: "build-7f9c4-2", Reason: "phase build: command `go build ./...` exited with status 1"},
 		events.TypeArtifactStored: events.ArtifactStored{ActionRef: ref, Artifact: app},
 		events.TypeLogArchived: events.LogArchived{
-			ActionRef: ref, Key: events.LogKey(pipeline, run, ref.Stage, ref.Action, ref.Attempt),
+			ActionRef: ref, Key: events.LogKey(pipeline, run, ref.Stage, ref.Action, ref.Attempt, upload),
 			SHA256: digest("log"), Size: 1_048_576, Lines: 20_311, Truncated: true,
 		},
 		events.TypeDeploymentCreated: events.DeploymentCreated{

@@ -59,12 +59,21 @@ func LogSubject(run, stage, action string) string {
 // DLQSubject is where refused messages from a stream go.
 func DLQSubject(stream string) string { return "gantry.dlq." + stream }
 
-// ArtifactKey is the object store key of a run's artifact.
-func ArtifactKey(pipeline, run, name string) string { return pipeline + "/" + run + "/" + name }
+// ArtifactKey is the object store key of an artifact an action attempt
+// stored: <pipeline>/<run>/<stage>/<action>/<attempt>/<upload>/<name>.
+// upload is unique to one delivery of the task (a worker's UUID), so two
+// workers holding the same attempt (one stalled past AckWait, one given
+// the redelivered task) never write the same key: objects are write-once,
+// and the key and digest an event names stay true. Every key of a run
+// starts with <pipeline>/<run>/.
+func ArtifactKey(pipeline string, a ActionRef, upload, name string) string {
+	return fmt.Sprintf("%s/%s/%s/%s/%d/%s/%s", pipeline, a.Run, a.Stage, a.Action, a.Attempt, upload, name)
+}
 
-// LogKey is the object store key of an action attempt's archived log.
-func LogKey(pipeline, run, stage, action string, attempt int) string {
-	return fmt.Sprintf("%s/%s/logs/%s/%s/%d.log", pipeline, run, stage, action, attempt)
+// LogKey is the object store key of the archived log of one delivery
+// (upload, as in ArtifactKey) of an action attempt.
+func LogKey(pipeline, run, stage, action string, attempt int, upload string) string {
+	return fmt.Sprintf("%s/%s/logs/%s/%s/%d/%s.log", pipeline, run, stage, action, attempt, upload)
 }
 
 // CmdSubject is the request/reply subject of a command verb.

@@ -39,6 +39,25 @@ func (d *Deploys) Stream() jetstream.Stream { return d.s }
 // expect set the publish succeeds only if the subject's last sequence is
 // *expect, else ErrConflict.
 func (d *Deploys) Append(ctx context.Context, group string, e events.Event, expect *uint64) (seq uint64, dup bool, err error) {
+	var opts []jetstream.PublishOpt
+	if expect != nil {
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(*expect))
+	}
+	return d.append(ctx, group, e, opts...)
+}
+
+// AppendIfGroupAt appends e only if the last sequence of the whole group's
+// subjects (gantry.deploys.<group>.*, every deployment of the group) is
+// groupTip, else ErrConflict: a decision taken on a fold of the group (no
+// deployment in progress, nothing newer than the failed one) holds when
+// its event lands, because nothing was appended to the group in between.
+// groupTip comes from ScanTip. It needs nats-server 2.11 or later
+// (Nats-Expected-Last-Subject-Sequence-Subject).
+func (d *Deploys) AppendIfGroupAt(ctx context.Context, group string, e events.Event, groupTip uint64) (seq uint64, dup bool, err error) {
+	return d.append(ctx, group, e, jetstream.WithExpectLastSequenceForSubject(groupTip, events.GroupDeploys(group)))
+}
+
+func (d *Deploys) append(ctx context.Context, group string, e events.Event, opts ...jetstream.PublishOpt) (seq uint64, dup bool, err error) {
 	data, err := d.b.codec.Encode(e)
 	if err != nil {
 		return 0, false, err
@@ -46,10 +65,7 @@ func (d *Deploys) Append(ctx context.Context, group string, e events.Event, expe
 	subject := events.DeploySubject(group, e.Subject)
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	msg.Header.Set(HeaderType, e.Type)
-	opts := []jetstream.PublishOpt{jetstream.WithMsgID(e.ID)}
-	if expect != nil {
-		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(*expect))
-	}
+	opts = append([]jetstream.PublishOpt{jetstream.WithMsgID(e.ID)}, opts...)
 	ack, err := d.b.js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
 		var apiErr *jetstream.APIError
@@ -97,8 +113,15 @@ func (d *Deploys) Find(ctx context.Context, deployment string) (string, error) {
 // filter is one), so it streams without a consumer. Events that fail to
 // decode are skipped.
 func (d *Deploys) Scan(ctx context.Context, filter string, fn func(events.Event)) error {
-	_, err := d.b.scanEvents(ctx, events.StreamDeploys, filter, 0, 0, fn)
+	_, err := d.ScanTip(ctx, filter, fn)
 	return err
+}
+
+// ScanTip is Scan that also returns the last sequence of the messages
+// matching filter, counting those that did not decode (0 when none): what
+// AppendIfGroupAt expects.
+func (d *Deploys) ScanTip(ctx context.Context, filter string, fn func(events.Event)) (uint64, error) {
+	return d.b.scanEvents(ctx, events.StreamDeploys, filter, 0, 0, fn)
 }
 
 // Watch delivers a deployment's events from the first, in order, then live,

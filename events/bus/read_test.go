@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/bus"
 )
 
 // TestReadRunInBatches reads a run longer than one batch, interleaved with
@@ -264,5 +265,52 @@ func TestScanDeploymentsOfAGroup(t *testing.T) {
 	}
 	if err := d.Scan(ctx, events.GroupDeploys("none"), func(events.Event) { t.Fatal("an event of no group") }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAppendIfGroupAt: an append expecting the group's tip lands only if
+// nothing was appended to any deployment of the group since; other groups
+// do not count.
+func TestAppendIfGroupAt(t *testing.T) {
+	b := newBus(t)
+	ctx := context.Background()
+	d, err := b.Deploys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func(group, dep, fact string) events.Event {
+		e, err := events.New(events.DeployID(dep, fact), "/test", dep, time.Now(),
+			events.DeploymentSucceeded{Deployment: dep, Group: group})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	tip, err := d.ScanTip(ctx, events.GroupDeploys("g"), func(events.Event) {})
+	if err != nil || tip != 0 {
+		t.Fatalf("empty group tip = %d, %v", tip, err)
+	}
+	seq, _, err := d.AppendIfGroupAt(ctx, "g", ev("g", "d1", "a"), 0)
+	if err != nil {
+		t.Fatalf("first append at tip 0: %v", err)
+	}
+	// Another group moving does not conflict.
+	if _, _, err := d.Append(ctx, "other", ev("other", "x", "a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.AppendIfGroupAt(ctx, "g", ev("g", "d2", "a"), seq); err != nil {
+		t.Fatalf("append at the group's tip: %v", err)
+	}
+	// The group moved (d2): a decision taken at seq is stale, on any subject
+	// of the group.
+	if _, _, err := d.AppendIfGroupAt(ctx, "g", ev("g", "d3", "a"), seq); !errors.Is(err, bus.ErrConflict) {
+		t.Fatalf("append at a stale group tip: %v, want ErrConflict", err)
+	}
+	tip, err = d.ScanTip(ctx, events.GroupDeploys("g"), func(events.Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.AppendIfGroupAt(ctx, "g", ev("g", "d3", "a"), tip); err != nil {
+		t.Fatalf("append at the rescanned tip %d: %v", tip, err)
 	}
 }

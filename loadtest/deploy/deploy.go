@@ -435,7 +435,9 @@ func (e *env) bundle(ctx context.Context, b *bus.Bus) (events.ArtifactRef, error
 	if err != nil {
 		return events.ArtifactRef{}, err
 	}
-	return store.PutDir(ctx, Application, "build-1", "app", fs)
+	// Keys are write-once: a fresh upload part per bundle stored.
+	key := events.ArtifactKey(Application, events.ActionRef{Run: "build-1", Stage: "build", Action: "build", Attempt: 1}, fmt.Sprint("bench-", time.Now().UnixNano()), "app")
+	return store.PutDir(ctx, key, "app", fs)
 }
 
 // hookEvents are the lifecycle events that run the user's scripts.

@@ -27,6 +27,11 @@ var (
 	// no object under a key.
 	ErrNotFound = errors.New("artifact not found")
 
+	// ErrExists is returned (wrapped with the key and what it holds) by
+	// [Store.Put] and [Store.PutDir] for a key that holds an object already:
+	// objects are write-once.
+	ErrExists = errors.New("artifact key already holds an object")
+
 	// ErrInvalidRef is returned (wrapped with detail) when an
 	// [events.ArtifactRef] has no key, a digest that is not 64 lowercase hex
 	// digits, or a negative size.

@@ -178,7 +178,7 @@ func streamThrough(t *testing.T, s *fixture, dir string, size int64, limit uint6
 	putBase, allocs0 := readHeap(heapSamples())
 	start := time.Now()
 	sampler := startHeapSampler()
-	ref, err := s.PutDir(ctx, "big", "run-1", "blob", files)
+	ref, err := s.PutDir(ctx, testKey("big", "run-1", "blob"), "blob", files)
 	putPeak := sampler.Stop()
 	if err != nil {
 		t.Fatalf("PutDir: %v", err)

@@ -76,8 +76,12 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, opts ...Option) (*St
 	return NewStore(js, obs, opts...), nil
 }
 
-// Put streams r into the object store under key, replacing what was there,
-// and returns the SHA-256 and size of the bytes it read. It holds at most one
+// Put streams r into a new object under key and returns the SHA-256 and
+// size of the bytes it read. Objects are write-once: a key that holds an
+// object already gives [ErrExists] and the object is left as it is, since
+// an event may name it with its digest. (Keys name one delivery of a task,
+// [events.ArtifactKey], so no two writers should ever share one; the check
+// is what keeps a bug from replacing what a deployment would install.) It holds at most one
 // chunk (128 KiB) of r at a time; chunks still being acknowledged by the
 // server are buffered by the NATS connection. The object becomes visible only
 // when all of r has been stored; if reading r fails, nothing is stored and
@@ -85,6 +89,12 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, opts ...Option) (*St
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) (Object, error) {
 	if key == "" {
 		return Object{}, fmt.Errorf("put: empty key")
+	}
+	switch info, err := s.obs.GetInfo(ctx, key); {
+	case err == nil:
+		return Object{}, fmt.Errorf("put %s: %w (%d bytes, sha256 %s)", key, ErrExists, info.Size, digestHex(info.Digest))
+	case !errors.Is(err, jetstream.ErrObjectNotFound):
+		return Object{}, fmt.Errorf("put %s: check the key is free: %w", key, err)
 	}
 	h := newHashCounter()
 	info, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: key}, fullReader{io.TeeReader(r, h)})
@@ -111,15 +121,13 @@ func (s *Store) PutFile(ctx context.Context, key, path string) (Object, error) {
 	return s.Put(ctx, key, f)
 }
 
-// PutDir packs files ([Pack]) straight into the object store under
-// [events.ArtifactKey](pipeline, run, name), through a pipe, and returns the
-// reference consumers verify. Pipeline, run and name must be valid names
-// ([events.ErrInvalidName]).
-func (s *Store) PutDir(ctx context.Context, pipeline, run, name string, files []File) (events.ArtifactRef, error) {
-	for _, n := range [][2]string{{"pipeline", pipeline}, {"run", run}, {"artifact", name}} {
-		if err := events.CheckName(n[0], n[1]); err != nil {
-			return events.ArtifactRef{}, err
-		}
+// PutDir packs files ([Pack]) straight into a new object under key
+// (usually [events.ArtifactKey] of the attempt's delivery; [ErrExists] if
+// taken), through a pipe, and returns the reference, named name, that
+// consumers verify. name must be a valid name ([events.ErrInvalidName]).
+func (s *Store) PutDir(ctx context.Context, key, name string, files []File) (events.ArtifactRef, error) {
+	if err := events.CheckName("artifact", name); err != nil {
+		return events.ArtifactRef{}, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -130,7 +138,7 @@ func (s *Store) PutDir(ctx context.Context, pipeline, run, name string, files []
 		pw.CloseWithError(err) // nil closes with io.EOF
 		packed <- err
 	}()
-	obj, err := s.Put(ctx, events.ArtifactKey(pipeline, run, name), pr)
+	obj, err := s.Put(ctx, key, pr)
 	// If Put stopped early, unblock the packer before waiting for it.
 	pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
 	cancel()

@@ -33,6 +33,35 @@ type fixture struct {
 
 // newStore starts a JetStream server for t and returns a Store on its
 // artifacts bucket.
+// testKey is the key of artifact name stored by the first delivery of a
+// build action of run.
+func testKey(pipeline, run, name string) string {
+	return events.ArtifactKey(pipeline, events.ActionRef{Run: run, Stage: "build", Action: "compile", Attempt: 1}, "u1", name)
+}
+
+// TestPutIsWriteOnce: a key that holds an object is never written again;
+// the object and its digest stay what the first writer stored.
+func TestPutIsWriteOnce(t *testing.T) {
+	s := newStore(t)
+	ctx := ctxT(t)
+	key := testKey("web", "run-1", "app")
+	first, err := s.Put(ctx, key, strings.NewReader("the artifact an event names"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, files := sourceTree(t)
+	if _, err := s.PutDir(ctx, key, "app", files); !errors.Is(err, artifact.ErrExists) {
+		t.Fatalf("PutDir over an object = %v, want ErrExists", err)
+	}
+	if _, err := s.Put(ctx, key, strings.NewReader("a stale worker's bytes")); !errors.Is(err, artifact.ErrExists) {
+		t.Fatalf("Put over an object = %v, want ErrExists", err)
+	}
+	var buf bytes.Buffer
+	if err := s.Fetch(ctx, first.Ref("app"), &buf); err != nil || buf.String() != "the artifact an event names" {
+		t.Fatalf("after refused overwrites: %q, %v", buf.String(), err)
+	}
+}
+
 func newStore(t testing.TB, opts ...artifact.Option) *fixture {
 	t.Helper()
 	return newStoreAt(t, natstest.Start(t).ClientURL(), opts...)
@@ -133,11 +162,11 @@ func TestRoundTrip(t *testing.T) {
 	s := newStore(t)
 	ctx := ctxT(t)
 	src, files := sourceTree(t)
-	ref, err := s.PutDir(ctx, "web", "run-1", "build_output", files)
+	ref, err := s.PutDir(ctx, testKey("web", "run-1", "build_output"), "build_output", files)
 	if err != nil {
 		t.Fatalf("PutDir: %v", err)
 	}
-	if ref.Name != "build_output" || ref.Key != events.ArtifactKey("web", "run-1", "build_output") || ref.Size <= 0 || len(ref.SHA256) != 64 || strings.ToLower(ref.SHA256) != ref.SHA256 {
+	if ref.Name != "build_output" || ref.Key != testKey("web", "run-1", "build_output") || ref.Size <= 0 || len(ref.SHA256) != 64 || strings.ToLower(ref.SHA256) != ref.SHA256 {
 		t.Fatalf("ref = %+v", ref)
 	}
 	dest := filepath.Join(t.TempDir(), "ws")
@@ -169,7 +198,7 @@ func TestSameInputSameDigest(t *testing.T) {
 	s := newStore(t)
 	ctx := ctxT(t)
 	src, files := sourceTree(t)
-	first, err := s.PutDir(ctx, "web", "run-1", "out", files)
+	first, err := s.PutDir(ctx, testKey("web", "run-1", "out"), "out", files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +207,7 @@ func TestSameInputSameDigest(t *testing.T) {
 	for _, f := range files {
 		os.Chtimes(f.DiskPath, later, later)
 	}
-	second, err := s.PutDir(ctx, "web", "run-2", "out", files)
+	second, err := s.PutDir(ctx, testKey("web", "run-2", "out"), "out", files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +217,7 @@ func TestSameInputSameDigest(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "bin/app"), []byte("changed"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	third, err := s.PutDir(ctx, "web", "run-3", "out", files)
+	third, err := s.PutDir(ctx, testKey("web", "run-3", "out"), "out", files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +244,7 @@ func TestTamperedObjectIsRefusedBeforeUnpacking(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			tmp := t.TempDir()
 			s := newStore(t, artifact.WithTempDir(tmp))
-			ref, err := s.PutDir(ctx, "web", "run-1", "out", files)
+			ref, err := s.PutDir(ctx, testKey("web", "run-1", "out"), "out", files)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -294,7 +323,7 @@ func TestFetchAndUnpackRefusesTraversal(t *testing.T) {
 func TestPlainObjects(t *testing.T) {
 	s := newStore(t)
 	ctx := ctxT(t)
-	key := events.LogKey("web", "run-1", "build", "compile", 1)
+	key := events.LogKey("web", "run-1", "build", "compile", 1, "u1")
 	log := strings.Repeat("line of build output\n", 20000)
 	obj, err := s.Put(ctx, key, strings.NewReader(log))
 	if err != nil {
@@ -377,14 +406,14 @@ func TestPutDirFailureStoresNothing(t *testing.T) {
 	ctx := ctxT(t)
 	_, files := sourceTree(t)
 	files = append(files, artifact.File{DiskPath: filepath.Join(t.TempDir(), "missing"), ArchivePath: "zzz"})
-	if _, err := s.PutDir(ctx, "web", "run-1", "out", files); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := s.PutDir(ctx, testKey("web", "run-1", "out"), "out", files); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("PutDir = %v, want fs.ErrNotExist", err)
 	}
-	if _, err := s.obs.GetInfo(ctx, events.ArtifactKey("web", "run-1", "out")); !errors.Is(err, jetstream.ErrObjectNotFound) {
+	if _, err := s.obs.GetInfo(ctx, testKey("web", "run-1", "out")); !errors.Is(err, jetstream.ErrObjectNotFound) {
 		t.Errorf("a failed PutDir left an object: %v", err)
 	}
-	if _, err := s.PutDir(ctx, "web", "../etc", "out", nil); !errors.Is(err, events.ErrInvalidName) {
-		t.Errorf("PutDir with a bad run = %v, want ErrInvalidName", err)
+	if _, err := s.PutDir(ctx, testKey("web", "run-1", "x"), "../etc", nil); !errors.Is(err, events.ErrInvalidName) {
+		t.Errorf("PutDir with a bad name = %v, want ErrInvalidName", err)
 	}
 }
 
@@ -396,7 +425,7 @@ func TestForgedChunksAreRefused(t *testing.T) {
 	s := newStore(t, artifact.WithTempDir(tmp))
 	ctx := ctxT(t)
 	_, files := sourceTree(t)
-	ref, err := s.PutDir(ctx, "web", "run-1", "out", files)
+	ref, err := s.PutDir(ctx, testKey("web", "run-1", "out"), "out", files)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func (h *Handler) Handle(ctx context.Context, t *worker.Task) (worker.Result, er
 		for _, f := range found {
 			files = append(files, artifact.File{DiskPath: f.Path, ArchivePath: f.Name})
 		}
-		ref, err := store.PutDir(ctx, t.Pipeline, t.Run, t.Outputs[0], files)
+		ref, err := store.PutDir(ctx, t.ArtifactKey(t.Outputs[0]), t.Outputs[0], files)
 		if err != nil {
 			return out, fmt.Errorf("store artifact %s: %w", t.Outputs[0], err)
 		}

@@ -39,7 +39,28 @@ type Request struct {
 	// LiveWithin drops agents whose heartbeat is older (default 1 minute).
 	LiveWithin time.Duration
 	Now        time.Time
+	// Guard, if set, sees the group's deployments as folded at the
+	// sequence the created event is appended against; an error refuses the
+	// deployment. The rollback service uses it to check, atomically, that
+	// nothing newer than the failed deployment was created meanwhile.
+	Guard func(group []deploydecider.State) error
 }
+
+// BusyError refuses a deployment to a group that has one in progress
+// (errors.Is(err, ErrGroupBusy)).
+type BusyError struct {
+	Group string
+	// Active is the deployment in progress.
+	Active string
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("%v: deployment %s is in progress on %s; wait for it (`gantry deploy show %s`) or stop it (`gantry deploy stop %s`)",
+		ErrGroupBusy, e.Active, e.Group, e.Active, e.Active)
+}
+
+// Unwrap makes errors.Is(err, ErrGroupBusy) hold.
+func (e *BusyError) Unwrap() error { return ErrGroupBusy }
 
 // Agents lists the live agents of a group that match its selector, sorted
 // by host name.
@@ -82,8 +103,20 @@ func Agents(ctx context.Context, js jetstream.JetStream, g Group, liveWithin tim
 	return out, nil
 }
 
-// Create appends a deployment's created event (with expected last subject
-// sequence 0) after resolving the group's hosts. It returns the event.
+// Create appends a deployment's created event after resolving the group's
+// hosts, and returns the event.
+//
+// Deployments of a group are serialised, as in CodeDeploy: while one is in
+// progress Create refuses with a *BusyError naming it (ErrGroupBusy).
+// Refusing rather than queueing keeps the order of what a group runs the
+// order of the log, visible to whoever asked: a queued deployment would
+// start later on a group that may have moved on (a queued rollback would
+// undo whatever ran before it). Pipeline deploy actions wait and retry
+// (see Action). The check is atomic: the created event is appended
+// expecting the group's last sequence as folded (bus AppendIfGroupAt), so
+// two Creates racing cannot both pass; the loser folds again.
+//
+// A deployment of that ID that exists already gives bus.ErrConflict.
 func Create(ctx context.Context, b *bus.Bus, req Request) (events.DeploymentCreated, error) {
 	if req.Now.IsZero() {
 		req.Now = time.Now()
@@ -145,13 +178,39 @@ func Create(ctx context.Context, b *bus.Bus, req Request) (events.DeploymentCrea
 	if err != nil {
 		return events.DeploymentCreated{}, err
 	}
-	zero := uint64(0)
-	if _, dup, err := d.Append(ctx, g.Name, e, &zero); err != nil {
-		return events.DeploymentCreated{}, err
-	} else if dup {
-		return c, fmt.Errorf("%w: deployment %s exists", bus.ErrConflict, req.ID)
+	for range 32 {
+		states, tip, err := fold(ctx, d, events.GroupDeploys(g.Name))
+		if err != nil {
+			return events.DeploymentCreated{}, err
+		}
+		for _, s := range states {
+			if s.ID() == req.ID {
+				return c, fmt.Errorf("%w: deployment %s exists", bus.ErrConflict, req.ID)
+			}
+		}
+		for _, s := range states {
+			if s.Phase == deploydecider.InProgress {
+				return events.DeploymentCreated{}, &BusyError{Group: g.Name, Active: s.ID()}
+			}
+		}
+		if req.Guard != nil {
+			if err := req.Guard(states); err != nil {
+				return events.DeploymentCreated{}, err
+			}
+		}
+		_, dup, err := d.AppendIfGroupAt(ctx, g.Name, e, tip)
+		if errors.Is(err, bus.ErrConflict) {
+			continue // the group moved since the fold: decide again
+		}
+		if err != nil {
+			return events.DeploymentCreated{}, err
+		}
+		if dup {
+			return c, fmt.Errorf("%w: deployment %s exists", bus.ErrConflict, req.ID)
+		}
+		return c, nil
 	}
-	return c, nil
+	return events.DeploymentCreated{}, fmt.Errorf("create deployment %s on %s: the group kept moving", req.ID, g.Name)
 }
 
 // Stop appends deployment.stopped to a deployment that has not ended.
@@ -217,9 +276,16 @@ func List(ctx context.Context, b *bus.Bus, group string) ([]deploydecider.State,
 	if group != "" {
 		filter = events.GroupDeploys(group)
 	}
+	out, _, err := fold(ctx, d, filter)
+	return out, err
+}
+
+// fold folds every deployment matching filter, in creation order, and
+// returns the filter's last sequence, for AppendIfGroupAt.
+func fold(ctx context.Context, d *bus.Deploys, filter string) ([]deploydecider.State, uint64, error) {
 	byID := map[string]*deploydecider.State{}
 	var order []string
-	err = d.Scan(ctx, filter, func(e events.Event) {
+	tip, err := d.ScanTip(ctx, filter, func(e events.Event) {
 		s, ok := byID[e.Subject]
 		if !ok {
 			s = &deploydecider.State{}
@@ -229,7 +295,7 @@ func List(ctx context.Context, b *bus.Bus, group string) ([]deploydecider.State,
 		*s = deploydecider.Evolve(*s, e)
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var out []deploydecider.State
 	for _, id := range order {
@@ -237,5 +303,5 @@ func List(ctx context.Context, b *bus.Bus, group string) ([]deploydecider.State,
 			out = append(out, *s)
 		}
 	}
-	return out, nil
+	return out, tip, nil
 }

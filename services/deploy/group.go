@@ -33,6 +33,9 @@ var (
 	ErrNoAgents = errors.New("no agents in the deployment group")
 	// ErrEnded: the deployment has already ended.
 	ErrEnded = errors.New("deployment already ended")
+	// ErrGroupBusy: the group has a deployment in progress (a *BusyError
+	// names it).
+	ErrGroupBusy = errors.New("deployment group busy")
 )
 
 // Group is a deployment group document (`gantry deploy group apply -f`):

@@ -62,6 +62,18 @@ type world struct {
 
 	heartbeatTimeout time.Duration
 	stopService      func()
+	stopRollback     func()
+}
+
+// startRollback runs a rollback service until the returned stop is called
+// or the test ends.
+func (w *world) startRollback() (stop func()) {
+	log := zerolog.New(zerolog.NewTestWriter(w.t)).Level(zerolog.WarnLevel)
+	rb := &rollback.Service{Bus: w.bus, Log: log}
+	ctx, cancel := context.WithCancel(w.ctx)
+	done := make(chan struct{})
+	w.wg.Go(func() { defer close(done); _ = rb.Run(ctx) })
+	return func() { cancel(); <-done }
 }
 
 // startService runs a deploy service until the returned stop is called or
@@ -110,11 +122,9 @@ func newWorld(t *testing.T, heartbeatTimeout time.Duration) *world {
 		t.Fatal(err)
 	}
 	w := &world{t: t, ctx: ctx, bus: b, store: store, agents: map[string]*testAgent{}}
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	w.heartbeatTimeout = heartbeatTimeout
 	w.stopService = w.startService()
-	rb := &rollback.Service{Bus: b, Log: log}
-	w.wg.Go(func() { _ = rb.Run(ctx) })
+	w.stopRollback = w.startRollback()
 	t.Cleanup(func() {
 		cancel()
 		for _, a := range w.agents {
@@ -201,6 +211,24 @@ func (w *world) create(rev events.ArtifactRef) string {
 		w.t.Fatal(err)
 	}
 	return c.Deployment
+}
+
+// createWhenFree creates a deployment, waiting for the one in progress on
+// the group to end if there is one.
+func (w *world) createWhenFree(req deploy.Request) events.DeploymentCreated {
+	w.t.Helper()
+	for {
+		c, err := deploy.Create(w.ctx, w.bus, req)
+		var busy *deploy.BusyError
+		if errors.As(err, &busy) {
+			w.wait(busy.Active, 30*time.Second)
+			continue
+		}
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		return c
+	}
 }
 
 // until polls a deployment until ok holds and returns that state; what
@@ -486,7 +514,7 @@ func TestBadBundlesAreRefused(t *testing.T) {
 	_, _ = tw.Write(body)
 	_ = tw.Close()
 	_ = gz.Close()
-	obj, err := w.store.Put(w.ctx, events.ArtifactKey("shop", "evil", "app"), &buf)
+	obj, err := w.store.Put(w.ctx, events.ArtifactKey("shop", events.ActionRef{Run: "evil", Stage: "build", Action: "build", Attempt: 1}, "u1", "app"), &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,12 +570,19 @@ func TestPipelineDeployAction(t *testing.T) {
 	}
 	w.wg.Go(func() { _ = wk.Run(w.ctx) })
 
+	slow := w.bundle("slow", "sleep 2", "exit 0", 10)
 	for _, c := range []struct {
 		name     string
 		rev      events.ArtifactRef
 		succeeds bool
-	}{{"succeeds with its deployment", good, true}, {"fails with its deployment", bad, false}} {
+		busy     bool // another deployment is in progress on the group
+	}{{"waits for the deployment in progress", good, true, true}, {"succeeds with its deployment", good, true, false}, {"fails with its deployment", bad, false, false}} {
 		t.Run(c.name, func(t *testing.T) {
+			var blocker string
+			if c.busy {
+				blocker = w.create(slow)
+				w.waitStep(blocker, "h1", "BeforeInstall")
+			}
 			run := events.RunIDForTrigger(c.name, time.Now().UnixMilli())
 			task := events.Task{ID: events.TaskID(run, "Prod", "deploy", 1), Pipeline: "shop", Run: run, Stage: "Prod",
 				Action: "deploy", Attempt: 1, Kind: deploy.TaskKind, Pool: "default",
@@ -584,6 +619,15 @@ func TestPipelineDeployAction(t *testing.T) {
 			}
 			if v := st.Created.Variables; v["VERSION"] != "7.0.1" || v["GANTRY_RUN_ID"] != run {
 				t.Errorf("deployment variables %v, want the task's", v)
+			}
+			if blocker != "" {
+				b, err := deploy.Load(w.ctx, w.bus, blocker)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b.Phase != deploydecider.Succeeded || st.CreatedSeq < b.EndSeq {
+					t.Errorf("the action's deployment was created at %d, the one in progress (%s) ended at %d: want after it", st.CreatedSeq, b.Phase, b.EndSeq)
+				}
 			}
 			switch p := result.(type) {
 			case events.ActionSucceeded:
@@ -767,10 +811,11 @@ func TestIgnoreApplicationStopFailures(t *testing.T) {
 	if st.Phase != deploydecider.Failed || !strings.Contains(st.Host("h1").Reason, "ApplicationStop") {
 		t.Fatalf("v2 without the flag: %s, h1 %q; want Failed at ApplicationStop", st.Phase, st.Host("h1").Reason)
 	}
-	c, err := deploy.Create(w.ctx, w.bus, deploy.Request{Group: "web", Revision: v2, IgnoreApplicationStopFailures: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// d2's failure races this deployment: the rollback service may roll d2
+	// back first (that rollback fails at the same ApplicationStop), or see
+	// this newer deployment and not roll back. Either way this one runs
+	// after, as a pipeline's deploy action does, and the group ends on v2.
+	c := w.createWhenFree(deploy.Request{Group: "web", Revision: v2, IgnoreApplicationStopFailures: true})
 	st = w.wait(c.Deployment, 30*time.Second)
 	if st.Phase != deploydecider.Succeeded {
 		t.Fatalf("v2 ignoring ApplicationStop failures: %s: %s", st.Phase, st.Reason)
@@ -802,5 +847,100 @@ func TestIgnoreApplicationStopFailures(t *testing.T) {
 	}
 	if got := w.serves(a); got != "v1" {
 		t.Errorf("after the rollback h1 serves %q, want v1", got)
+	}
+}
+
+// TestRefusedAlarmSaysWhy: an alarm naming an invalid group goes to the
+// dead-letter stream with a reason that names the problem (it read
+// "unreadable alarm: <nil>").
+func TestRefusedAlarmSaysWhy(t *testing.T) {
+	w := newWorld(t, 5*time.Second)
+	// The alarm consumer delivers new alarms only: wait for it.
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := w.bus.JetStream().Consumer(w.ctx, events.StreamAlarms, deploy.DurableAlarms); err == nil {
+			break
+		} else if time.Since(start) > 10*time.Second {
+			t.Fatalf("no alarm consumer: %v", err)
+		}
+	}
+	if _, err := w.bus.JetStream().Publish(w.ctx, events.AlarmSubject("web"), []byte(`{"group":"no such group!"}`)); err != nil {
+		t.Fatal(err)
+	}
+	dlq, err := w.bus.JetStream().Stream(w.ctx, events.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, err := dlq.GetLastMsgForSubject(w.ctx, events.DLQSubject(events.StreamAlarms))
+		if err == nil {
+			reason := m.Header.Get(bus.HeaderReason)
+			if strings.Contains(reason, "<nil>") || !strings.Contains(reason, `"no such group!"`) {
+				t.Fatalf("dead letter reason %q: want one naming the invalid group", reason)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused alarm is not in the dead-letter stream: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestOldFailureDoesNotRollBackOverNewer is the rollback race of issue 7:
+// a deployment fails, a newer one starts, and only then does the rollback
+// service handle the failure (it lagged, or the failure was redelivered).
+// Rolling back to the last known good would undo the newer deployment (the
+// rollback ran after it and the group ended on the old revision); the
+// failure must be answered instead, and the group stay on the newer
+// revision. While the newer one runs, no other deployment may start on the
+// group.
+func TestOldFailureDoesNotRollBackOverNewer(t *testing.T) {
+	w := newWorld(t, 5*time.Second)
+	w.applyGroup("AllAtOnce", false)
+	a := w.startAgent("h1", nil)
+	waitAgents(t, w, 1)
+	v0 := w.bundle("v0", "exit 0", "exit 0", 0)
+	d0 := w.create(v0)
+	if st := w.wait(d0, 30*time.Second); st.Phase != deploydecider.Succeeded {
+		t.Fatalf("v0: %s: %s", st.Phase, st.Reason)
+	}
+	w.stopRollback()
+	d1 := w.create(w.bundle("v1", "exit 0", "exit 3", 0))
+	if st := w.wait(d1, 30*time.Second); st.Phase != deploydecider.Failed {
+		t.Fatalf("v1: %s, want Failed", st.Phase)
+	}
+	d2 := w.create(w.bundle("v2", "sleep 2", "exit 0", 30))
+	w.waitStep(d2, "h1", "BeforeInstall")
+	// Serialised: nothing else starts while d2 runs, and the refusal names it.
+	_, err := deploy.Create(w.ctx, w.bus, deploy.Request{Group: "web", Revision: v0})
+	var busy *deploy.BusyError
+	if !errors.As(err, &busy) || busy.Active != d2 || !errors.Is(err, deploy.ErrGroupBusy) || !strings.Contains(err.Error(), d2) {
+		t.Fatalf("a deployment while %s runs: %v, want ErrGroupBusy naming it", d2, err)
+	}
+	w.stopRollback = w.startRollback() // handles d1's failure now
+	ri := w.rollbackInfo(d1)
+	if ri.Deployment != "" || !strings.Contains(ri.Message, "not rolled back") || !strings.Contains(ri.Message, d2) {
+		t.Errorf("d1's rollback answer: %+v, want no rollback because of the newer %s", ri, d2)
+	}
+	if st := w.wait(d2, 30*time.Second); st.Phase != deploydecider.Succeeded {
+		t.Fatalf("v2: %s: %s", st.Phase, st.Reason)
+	}
+	// Give a wrong rollback time to be created and to run.
+	time.Sleep(time.Second)
+	all, err := deploy.List(w.ctx, w.bus, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range all {
+		if st.Created.RollbackOf != "" {
+			t.Errorf("rollback %s of %s to %s was created over the newer %s", st.ID(), st.Created.RollbackOf, st.Created.Revision.Key, d2)
+		}
+	}
+	if st := w.wait(all[len(all)-1].ID(), 30*time.Second); st.Phase != deploydecider.Succeeded {
+		t.Errorf("last deployment %s: %s", st.ID(), st.Phase)
+	}
+	if got := w.serves(a); got != "v2" {
+		t.Errorf("h1 serves %q, want v2, the newest deployment", got)
 	}
 }

@@ -350,11 +350,33 @@ func (s *Service) sendCommand(ctx context.Context, c events.DeploymentCreated, h
 	return nil
 }
 
+// parseAlarm reads an alarm and checks it names a valid group, the group of
+// the subject it was raised on. Its error is the dead letter's reason: it
+// must say what was wrong, never wrap a nil error (which read "<nil>").
+func parseAlarm(subject string, data []byte) (Alarm, error) {
+	var a Alarm
+	if err := json.Unmarshal(data, &a); err != nil {
+		return Alarm{}, fmt.Errorf("%w: unreadable alarm: %w", events.ErrInvalidEvent, err)
+	}
+	if err := events.CheckName("alarm group", a.Group); err != nil {
+		return Alarm{}, fmt.Errorf("%w: alarm: %w", events.ErrInvalidEvent, err)
+	}
+	if want := events.AlarmSubject(a.Group); subject != want {
+		return Alarm{}, fmt.Errorf("%w: alarm for group %q raised on %s, not %s", events.ErrInvalidEvent, a.Group, subject, want)
+	}
+	return a, nil
+}
+
 // alarm stops the in-progress deployments of the alarm's group.
 func (s *Service) alarm(ctx context.Context, m jetstream.Msg) error {
-	var a Alarm
-	if err := json.Unmarshal(m.Data(), &a); err != nil || !events.ValidName(a.Group) {
-		return s.o.Bus.DeadLetter(ctx, events.StreamAlarms, m.Subject(), 0, m.Data(), fmt.Errorf("unreadable alarm: %v", err))
+	a, err := parseAlarm(m.Subject(), m.Data())
+	if err != nil {
+		var seq uint64
+		if meta, merr := m.Metadata(); merr == nil {
+			seq = meta.Sequence.Stream
+		}
+		s.o.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("refused alarm sent to the dead-letter stream")
+		return s.o.Bus.DeadLetter(ctx, events.StreamAlarms, m.Subject(), seq, m.Data(), err)
 	}
 	g, err := GetGroup(ctx, s.o.Bus.JetStream(), a.Group)
 	if errors.Is(err, ErrNoGroup) {

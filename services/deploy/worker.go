@@ -26,7 +26,9 @@ var ErrDeploymentFailed = errors.New("deployment failed")
 // configuration.ignoreApplicationStopFailures "true" sets the deployment's
 // flag of that name. It creates the deployment (its
 // ID derived from the task, so a redelivered task waits for the same
-// deployment), waits for its end and succeeds or fails with it.
+// deployment), waits for its end and succeeds or fails with it. While
+// another deployment is in progress on the group it waits for that one's
+// end first: deployments of a group are serialised (see Create).
 type Action struct {
 	Bus *bus.Bus
 }
@@ -56,17 +58,33 @@ func (h *Action) Handle(ctx context.Context, t *worker.Task) (worker.Result, err
 		return worker.Result{}, fmt.Errorf("deploy action: no input artifact to deploy")
 	}
 	id := DeploymentIDForTask(t.Task)
-	_, err := Create(ctx, h.Bus, Request{Group: group, Revision: t.Inputs[0], ID: id, Variables: t.Variables,
-		IgnoreApplicationStopFailures: t.Configuration["ignoreApplicationStopFailures"] == "true",
-		Trigger:                       &events.DeploymentTrigger{Pipeline: t.Pipeline, Run: t.Run, Stage: t.Stage, Action: t.Action, Attempt: t.Attempt}})
-	if err != nil && !errors.Is(err, bus.ErrConflict) {
-		return worker.Result{}, err
-	}
-	t.Log.Printf("deployment %s of %s to group %s (gantry deploy show %s)", id, t.Inputs[0].Key, group, id)
 	d, err := h.Bus.Deploys(ctx)
 	if err != nil {
 		return worker.Result{}, err
 	}
+	// A group runs one deployment at a time: wait for the one in progress
+	// (the worker heartbeats the task meanwhile), then try again.
+	for {
+		_, err = Create(ctx, h.Bus, Request{Group: group, Revision: t.Inputs[0], ID: id, Variables: t.Variables,
+			IgnoreApplicationStopFailures: t.Configuration["ignoreApplicationStopFailures"] == "true",
+			Trigger:                       &events.DeploymentTrigger{Pipeline: t.Pipeline, Run: t.Run, Stage: t.Stage, Action: t.Action, Attempt: t.Attempt}})
+		var busy *BusyError
+		if !errors.As(err, &busy) {
+			break
+		}
+		t.Log.Printf("waiting for deployment %s, in progress on group %s", busy.Active, group)
+		var active deploydecider.State
+		if err := d.Watch(ctx, group, busy.Active, func(e events.Event) bool {
+			active = deploydecider.Evolve(active, e)
+			return !active.Phase.Ended()
+		}); err != nil {
+			return worker.Result{}, fmt.Errorf("wait for deployment %s on %s: %w", busy.Active, group, err)
+		}
+	}
+	if err != nil && !errors.Is(err, bus.ErrConflict) {
+		return worker.Result{}, err
+	}
+	t.Log.Printf("deployment %s of %s to group %s (gantry deploy show %s)", id, t.Inputs[0].Key, group, id)
 	var st deploydecider.State
 	err = d.Watch(ctx, group, id, func(e events.Event) bool {
 		st = deploydecider.Evolve(st, e)

@@ -59,6 +59,10 @@ type State struct {
 	Started time.Time `json:"started"`
 	Ended   time.Time `json:"ended,omitzero"`
 	LastSeq uint64    `json:"lastSeq"`
+	// CreatedSeq is the stream sequence of the created event: the order of
+	// deployments in their group, which says whether one is newer than
+	// another (the rollback policy never rolls back over a newer one).
+	CreatedSeq uint64 `json:"createdSeq,omitempty"`
 	// EndSeq is the stream sequence of the final event: which deployment
 	// ended last, which LastSeq cannot tell, since agents' late events
 	// follow the end.
@@ -123,6 +127,7 @@ func Evolve(s State, e events.Event) State {
 		s.Created = c
 		s.Phase = InProgress
 		s.Started = e.Time
+		s.CreatedSeq = e.Seq
 		for _, h := range c.Hosts {
 			s.Hosts = append(s.Hosts, &Host{Name: h, Status: deployplan.Pending})
 		}

@@ -203,8 +203,8 @@ func TestEndSeqIsTheFinalEvent(t *testing.T) {
 				ev(t, 8, p),
 				ev(t, 9, events.DeployHostLifecycle{Deployment: dep, Group: "g", Host: "h2", Event: "ValidateService", Status: events.StepSucceeded}),
 				ev(t, 12, events.DeploymentFailed{Deployment: dep, Group: "g", Reason: "late"}))
-			if s.EndSeq != 8 || s.LastSeq != 12 {
-				t.Fatalf("EndSeq %d LastSeq %d, want 8 and 12", s.EndSeq, s.LastSeq)
+			if s.EndSeq != 8 || s.LastSeq != 12 || s.CreatedSeq != 3 {
+				t.Fatalf("CreatedSeq %d EndSeq %d LastSeq %d, want 3, 8 and 12", s.CreatedSeq, s.EndSeq, s.LastSeq)
 			}
 			if in := Evolve(State{}, ev(t, 1, created(allAtOnce, "h1"))); in.EndSeq != 0 {
 				t.Fatalf("in progress: EndSeq %d", in.EndSeq)

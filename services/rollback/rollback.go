@@ -4,7 +4,8 @@
 // autoRollback allows it, it finds the group's last known good revision by
 // folding the group's deployment log (gantry.deploys.<group>.*; never a
 // mutable table) and creates a new deployment of it that records
-// rollbackOf. A rollback is never rolled back.
+// rollbackOf. The rule is services/rollbackpolicy's: a rollback is never
+// rolled back, and a deployment is never rolled back over a newer one.
 package rollback
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/deploydecider"
 	"github.com/gantry-ci/gantry/services/internal/consume"
+	"github.com/gantry-ci/gantry/services/rollbackpolicy"
 )
 
 // Durable is the rollback service's consumer on GANTRY_DEPLOYS.
@@ -150,15 +152,24 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
+// errDecisionChanged: the group moved between the decision and the
+// rollback's append; decide again.
+var errDecisionChanged = errors.New("the group changed since the rollback was decided")
+
+// handle answers a deployment's end: rollbackpolicy decides on the group's
+// folded history, and a rollback is created only if the same decision holds
+// on the fold the created event is appended against (deploy.Request.Guard),
+// so a deployment created meanwhile is never rolled back over.
 func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	e, err := s.Bus.Codec().Decode(m.Data())
 	if err != nil {
 		return nil // the deploy service dead-letters it
 	}
-	var group, dep, trigger string
+	var group, dep string
+	var failed bool
 	switch p := e.Payload.(type) {
 	case events.DeploymentFailed:
-		group, dep, trigger = p.Group, p.Deployment, deploy.RollbackOnFailure
+		group, dep, failed = p.Group, p.Deployment, true
 	case events.DeploymentStopped:
 		if !p.Rollback {
 			return nil
@@ -168,7 +179,8 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 		return nil
 	}
 	log := s.Log.With().Str("deployment", dep).Str("group", group).Logger()
-	if trigger != "" {
+	in := rollbackpolicy.Input{Deployment: dep, RollbackID: RollbackID(dep, e.Time)}
+	if failed {
 		g, err := deploy.GetGroup(ctx, s.Bus.JetStream(), group)
 		if errors.Is(err, deploy.ErrNoGroup) {
 			return nil
@@ -176,49 +188,55 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 		if err != nil {
 			return err
 		}
-		if !g.RollsBackOn(trigger) {
+		if in.OnFailure = g.RollsBackOn(deploy.RollbackOnFailure); !in.OnFailure {
 			return nil
 		}
 	}
-	st, err := deploy.Load(ctx, s.Bus, dep)
-	if err != nil {
-		return err
-	}
-	if st.RollbackInfo != nil {
-		return nil // answered before a redelivery
-	}
-	if st.Created.RollbackOf != "" {
-		log.Warn().Msg("a rollback failed; not rolling back a rollback")
-		return s.record(ctx, group, dep, nil, fmt.Sprintf(
-			"this deployment rolled back %s and failed; a failed rollback is not rolled back again: fix the revision, or roll back by hand with `gantry rollback --group %s --to DEPLOYMENT`",
-			st.Created.RollbackOf, group))
-	}
-	id := RollbackID(dep, e.Time)
-	c, err := Rollback(ctx, s.Bus, Request{Group: group, Of: dep, ID: id})
-	switch {
-	case errors.Is(err, ErrNoGoodRevision):
-		log.Warn().Err(err).Msg("nothing to roll back to")
-		return s.record(ctx, group, dep, nil, fmt.Sprintf("nothing to roll back to: no earlier deployment succeeded on %s", group))
-	case errors.Is(err, bus.ErrConflict):
-		// Created before a crash or by another rollback service: answer
-		// with the deployment that exists.
-		prev, lerr := deploy.Load(ctx, s.Bus, id)
-		if lerr != nil {
-			return lerr
+	for range 16 {
+		states, err := deploy.List(ctx, s.Bus, group)
+		if err != nil {
+			return err
 		}
-		return s.record(ctx, group, dep, &prev.Created, rolledBackTo(prev.Created, group))
-	case errors.Is(err, deploy.ErrNoAgents):
-		log.Warn().Err(err).Msg("cannot roll back")
-		return s.record(ctx, group, dep, nil, "cannot roll back: "+err.Error())
-	case err != nil:
-		return err
+		in.History = states
+		d := rollbackpolicy.Decide(in)
+		switch d.Action {
+		case rollbackpolicy.Ignore:
+			return nil
+		case rollbackpolicy.Answer:
+			log.Info().Str("why", d.Message).Msg("not rolling back")
+			var rb *events.DeploymentCreated
+			if d.Rollback != nil {
+				rb = &d.Rollback.Created
+			}
+			return s.record(ctx, group, dep, rb, d.Message)
+		}
+		target := d.Target.ID()
+		c, err := deploy.Create(ctx, s.Bus, deploy.Request{
+			Group: group, Revision: d.Target.Created.Revision, Variables: d.Target.Created.Variables,
+			RollbackOf: dep, ID: in.RollbackID,
+			Guard: func(h []deploydecider.State) error {
+				again := in
+				again.History = h
+				if d := rollbackpolicy.Decide(again); d.Action != rollbackpolicy.Deploy || d.Target.ID() != target {
+					return errDecisionChanged
+				}
+				return nil
+			}})
+		switch {
+		case errors.Is(err, errDecisionChanged), errors.Is(err, bus.ErrConflict), errors.Is(err, deploy.ErrGroupBusy):
+			// A deployment was created meanwhile (perhaps this rollback,
+			// before a crash): the next decision answers with it.
+			continue
+		case errors.Is(err, deploy.ErrNoAgents):
+			log.Warn().Err(err).Msg("cannot roll back")
+			return s.record(ctx, group, dep, nil, "cannot roll back: "+err.Error())
+		case err != nil:
+			return err
+		}
+		log.Info().Str("rollback", c.Deployment).Str("revision", c.Revision.Key).Msg("rolling back to the last known good revision")
+		return s.record(ctx, group, dep, &c, d.Message)
 	}
-	log.Info().Str("rollback", c.Deployment).Str("revision", c.Revision.Key).Msg("rolling back to the last known good revision")
-	return s.record(ctx, group, dep, &c, rolledBackTo(c, group))
-}
-
-func rolledBackTo(c events.DeploymentCreated, group string) string {
-	return fmt.Sprintf("rolling back to %s, the last revision that succeeded on %s", c.Revision.Key, group)
+	return fmt.Errorf("roll back %s: the group kept changing", dep)
 }
 
 // record appends the answer to the deployment that asked for a rollback,

@@ -75,7 +75,7 @@ func (c *Checkout) Handle(ctx context.Context, t *worker.Task) (worker.Result, e
 	if len(t.Outputs) > 0 {
 		name = t.Outputs[0]
 	}
-	ref, err := t.Artifacts.PutDir(ctx, t.Pipeline, t.Run, name, files)
+	ref, err := t.Artifacts.PutDir(ctx, t.ArtifactKey(name), name, files)
 	if err != nil {
 		return worker.Result{}, err
 	}

@@ -61,7 +61,23 @@ type Task struct {
 	Artifacts *artifact.Store
 	// Worker is this worker's name.
 	Worker string
+	// Upload is unique to this delivery of the task: it keys what the
+	// delivery stores, so a stalled worker whose task was redelivered never
+	// overwrites what the other delivery stored (see ArtifactKey).
+	Upload string
 }
+
+// ArtifactKey is the object store key of artifact name of this delivery
+// ([events.ArtifactKey]): write-once, never shared with another delivery.
+func (t *Task) ArtifactKey(name string) string {
+	return events.ArtifactKey(t.Pipeline, t.Ref, t.Upload, name)
+}
+
+// ErrAttemptClosed is returned by Task.Publish when the attempt already
+// ended in the run's log: another delivery of the task (after this worker
+// stalled past AckWait) finished it, or the run moved on. The handler
+// should give up; its result is dropped.
+var ErrAttemptClosed = errors.New("the action attempt has already ended")
 
 // Options configure a worker.
 type Options struct {
@@ -247,13 +263,14 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 
 	ws, err := os.MkdirTemp(w.o.WorkDir, "task-")
 	if err != nil {
-		w.finish(ctx, m, store, t, ref, publish, Result{}, fmt.Errorf("create workspace: %w", err), nil, log)
+		w.finish(ctx, m, store, t, ref, publish, Result{}, fmt.Errorf("create workspace: %w", err), nil, "", log)
 		return
 	}
 	if !w.o.KeepWorkspace {
 		defer os.RemoveAll(ws)
 	}
 	ls := newLogStream(b.Conn(), events.LogSubject(t.Run, t.Stage, t.Action), ws+".log", w.o.LogCap)
+	upload := newUploadID()
 	defer os.Remove(ws + ".log")
 
 	runCtx := ctx
@@ -262,8 +279,17 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 		runCtx, cancel = context.WithTimeout(ctx, time.Duration(t.TimeoutSeconds)*time.Second)
 		defer cancel()
 	}
+	// Extra events (artifact stored, test report) name what this delivery
+	// produced: a stale delivery must not add them to an attempt another
+	// one finished.
+	publishOpen := func(ctx context.Context, p events.Payload, fact string) error {
+		if err := w.checkOpen(ctx, t); err != nil {
+			return err
+		}
+		return publish(ctx, p, fact)
+	}
 	res, herr := w.o.Handler.Handle(runCtx, &Task{
-		Task: t, Workspace: ws, Log: ls, Publish: publish, Ref: ref, Artifacts: store, Worker: w.o.Name,
+		Task: t, Workspace: ws, Log: ls, Publish: publishOpen, Ref: ref, Artifacts: store, Worker: w.o.Name, Upload: upload,
 	})
 	if ctx.Err() != nil {
 		// This worker is stopping: leave the task to the fleet.
@@ -273,16 +299,30 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	if herr != nil && runCtx.Err() == context.DeadlineExceeded {
 		herr = fmt.Errorf("timed out after %ds: %w", t.TimeoutSeconds, herr)
 	}
-	w.finish(ctx, m, store, t, ref, publish, res, herr, ls, log)
+	w.finish(ctx, m, store, t, ref, publish, res, herr, ls, upload, log)
 }
 
 func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.Store, t events.Task, ref events.ActionRef,
-	publish func(context.Context, events.Payload, string) error, res Result, herr error, ls *LogStream, log zerolog.Logger) {
+	publish func(context.Context, events.Payload, string) error, res Result, herr error, ls *LogStream, upload string, log zerolog.Logger) {
+	// Right before the result: if another delivery of this attempt ended
+	// it meanwhile (this worker stalled past AckWait), its result and
+	// artifacts stand; this delivery's are dropped quietly.
+	if err := w.checkOpen(ctx, t); errors.Is(err, ErrAttemptClosed) {
+		log.Info().Str("upload", upload).Msg("another delivery already ended this attempt; dropping this one's result")
+		if err := m.DoubleAck(ctx); err != nil {
+			log.Warn().Err(err).Msg("ack task")
+		}
+		return
+	} else if err != nil {
+		log.Warn().Err(err).Msg("check the attempt is still open; the task will be retried")
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
 	if ls != nil {
 		if herr != nil {
 			ls.Line("gantry", "action failed: "+herr.Error())
 		}
-		arch, ok, err := ls.Archive(ctx, store, events.LogKey(t.Pipeline, t.Run, t.Stage, t.Action, t.Attempt), ref)
+		arch, ok, err := ls.Archive(ctx, store, events.LogKey(t.Pipeline, t.Run, t.Stage, t.Action, t.Attempt, upload), ref)
 		switch {
 		case err != nil:
 			log.Warn().Err(err).Msg("archive log")
@@ -318,11 +358,37 @@ func (w *Worker) alreadyDone(ctx context.Context, t events.Task) (bool, error) {
 		return false, err
 	}
 	st := run.Fold(run.State{}, evs...)
+	return attemptEnded(st, t) || st.Done(), nil
+}
+
+// attemptEnded reports whether the task's attempt has a result in the run's
+// log, or a later attempt started.
+func attemptEnded(st run.State, t events.Task) bool {
 	a := st.Action(t.Stage, t.Action)
-	if a == nil {
-		return false, nil
+	return a != nil && (a.Attempt > t.Attempt || (a.Attempt == t.Attempt && a.Phase.Done()))
+}
+
+// checkOpen returns ErrAttemptClosed when the task's attempt has ended in
+// the run's log. A run that ended otherwise (stopped) leaves the attempt
+// open: its log is still archived and its result recorded, which the fold
+// ignores.
+func (w *Worker) checkOpen(ctx context.Context, t events.Task) error {
+	evs, err := w.o.Bus.ReadRun(ctx, t.Pipeline, t.Run, 0)
+	if err != nil {
+		return fmt.Errorf("check attempt %d of %s/%s is still open: %w", t.Attempt, t.Stage, t.Action, err)
 	}
-	return a.Attempt > t.Attempt || (a.Attempt == t.Attempt && a.Phase.Done()) || st.Done(), nil
+	if attemptEnded(run.Fold(run.State{}, evs...), t) {
+		return fmt.Errorf("%w: attempt %d of %s/%s", ErrAttemptClosed, t.Attempt, t.Stage, t.Action)
+	}
+	return nil
+}
+
+// newUploadID names one delivery of a task: a UUIDv7, so keys sort by time.
+func newUploadID() string {
+	if u, err := uuid.NewV7(); err == nil {
+		return u.String()
+	}
+	return uuid.NewString()
 }
 
 func (w *Worker) heartbeat(ctx context.Context, m jetstream.Msg, t events.Task, ref events.ActionRef) {

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/google/uuid"
+
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/services/artifact"
 )
@@ -116,7 +118,7 @@ func (r Revision) Files() map[string]string {
 }
 
 // Store writes the bundle under dir and stores it as artifact name of
-// pipeline/run.
+// pipeline/run, under a key of its own.
 func (r Revision) Store(ctx context.Context, store *artifact.Store, dir, pipeline, run, name string) (events.ArtifactRef, error) {
 	for p, body := range r.Files() {
 		full := filepath.Join(dir, p)
@@ -131,5 +133,8 @@ func (r Revision) Store(ctx context.Context, store *artifact.Store, dir, pipelin
 	if err != nil {
 		return events.ArtifactRef{}, err
 	}
-	return store.PutDir(ctx, pipeline, run, name, files)
+	// As a build action's first delivery would store it; the upload part
+	// is fresh, since keys are write-once and tests store a version twice.
+	key := events.ArtifactKey(pipeline, events.ActionRef{Run: run, Stage: "build", Action: "build", Attempt: 1}, uuid.NewString(), name)
+	return store.PutDir(ctx, key, name, files)
 }
