@@ -8,7 +8,6 @@ package decider
 import (
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -98,12 +97,11 @@ func dispatch(s run.State, st run.Stage, def events.ActionDef, attempt int, now 
 		Stage: st.Name, Action: def.Name, Attempt: attempt, Kind: def.Type, Pool: def.Pool,
 		Outputs: slices.Clone(def.Outputs), Variables: vars, TimeoutSeconds: def.TimeoutSeconds,
 	}
-	if len(def.Configuration) > 0 {
-		t.Configuration = make(map[string]string, len(def.Configuration))
-		for k, v := range def.Configuration {
-			t.Configuration[k] = expand(v, vars)
-		}
-	}
+	// Configuration is passed verbatim: a value (an inline buildspec above
+	// all) is never a template, because substituting run variables (a
+	// commit subject, a --var) into text a shell runs is command injection.
+	// Commands see the variables as environment variables instead.
+	t.Configuration = maps.Clone(def.Configuration)
 	evs := one(events.ActionID(ref, "dispatched"), s.Run, now, events.ActionDispatched{Task: t})
 	for _, name := range def.Inputs {
 		a, ok := s.Artifacts[name]
@@ -155,17 +153,6 @@ func RunVariables(s run.State) map[string]string {
 		vars["GANTRY_REF"] = s.Trigger.Ref
 	}
 	return vars
-}
-
-// expand replaces ${NAME} and $NAME in configuration values; unknown names
-// are left as written so a typo shows in the action's own error.
-func expand(v string, vars map[string]string) string {
-	return os.Expand(v, func(k string) string {
-		if x, ok := vars[k]; ok {
-			return x
-		}
-		return "${" + k + "}"
-	})
 }
 
 func runOrders(st run.Stage) []int {

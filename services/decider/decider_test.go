@@ -145,8 +145,10 @@ func TestDispatchCarriesInputsVariablesAndConfiguration(t *testing.T) {
 	s := fold(t, given{events.RunStarted{Run: runID}, events.StageStarted{Run: runID, Stage: "A", Attempt: 1}})
 	evs := decider.Decide(s, t0)
 	task := evs[0].Payload.(events.ActionDispatched).Task
-	if task.Configuration["branch"] != "main" || task.Configuration["repo"] != "r" {
-		t.Fatalf("configuration not expanded from run variables: %v", task.Configuration)
+	// Configuration is verbatim: run variables reach commands only as
+	// environment variables, never substituted into text a shell runs.
+	if task.Configuration["branch"] != "${BRANCH}" || task.Configuration["repo"] != "r" {
+		t.Fatalf("configuration was rewritten: %v", task.Configuration)
 	}
 	if task.Variables["V"] != "def" || task.Variables["GANTRY_RUN_ID"] != runID || task.Kind != "source" {
 		t.Fatalf("task = %+v", task)
