@@ -129,6 +129,13 @@ type Task struct {
 	Outputs        []string          `json:"outputs,omitempty"`
 	Variables      map[string]string `json:"variables,omitempty"`
 	TimeoutSeconds int               `json:"timeoutSeconds,omitempty"`
+	// LeaseHash is the hash of the attempt's lease (LeaseHash): what the log
+	// records, so the fold can check a result without knowing the lease.
+	LeaseHash string `json:"leaseHash,omitempty"`
+	// Lease is the attempt's secret lease (LeaseToken). Only the message on
+	// GANTRY_TASKS carries it, never the action.dispatched event; a worker
+	// puts it in the result that ends the attempt.
+	Lease string `json:"lease,omitempty"`
 }
 
 // ActionDispatched records that a task was handed to the worker fleet.
@@ -171,6 +178,9 @@ type ActionSucceeded struct {
 	Worker    string            `json:"worker,omitempty"`
 	Outputs   []ArtifactRef     `json:"outputs,omitempty"`
 	Variables map[string]string `json:"variables,omitempty"`
+	// Lease is the lease of the dispatched task: without it the result is
+	// refused.
+	Lease string `json:"lease,omitempty"`
 }
 
 func (ActionSucceeded) EventType() string { return TypeActionSucceeded }
@@ -180,6 +190,9 @@ type ActionFailed struct {
 	ActionRef
 	Worker string `json:"worker,omitempty"`
 	Reason string `json:"reason"`
+	// Lease is the lease of the dispatched task: without it the result is
+	// refused.
+	Lease string `json:"lease,omitempty"`
 }
 
 func (ActionFailed) EventType() string { return TypeActionFailed }

@@ -58,11 +58,14 @@ type Stage struct {
 
 // Action is a folded action: its latest attempt.
 type Action struct {
-	Name         string               `json:"name"`
-	Type         string               `json:"type"`
-	RunOrder     int                  `json:"runOrder"`
-	Phase        Phase                `json:"phase"`
-	Attempt      int                  `json:"attempt,omitempty"`
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	RunOrder int    `json:"runOrder"`
+	Phase    Phase  `json:"phase"`
+	Attempt  int    `json:"attempt,omitempty"`
+	// LeaseHash is the dispatched attempt's lease hash: only a result
+	// carrying the lease that hashes to it ends the attempt.
+	LeaseHash    string               `json:"leaseHash,omitempty"`
 	Worker       string               `json:"worker,omitempty"`
 	Reason       string               `json:"reason,omitempty"`
 	Beats        int                  `json:"beats,omitempty"`

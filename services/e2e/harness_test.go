@@ -307,10 +307,12 @@ func get(url string) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
+// count counts events of a type whose ID contains idSuffix (a result's ID
+// goes on with a tag of its lease).
 func count(evs []events.Event, typ, idSuffix string) int {
 	n := 0
 	for _, ev := range evs {
-		if ev.Type == typ && strings.HasSuffix(ev.ID, idSuffix) {
+		if ev.Type == typ && strings.Contains(ev.ID, idSuffix) {
 			n++
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -292,13 +293,18 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.St
 			}
 		}
 	}
+	// The result carries the task's lease (the conductor refuses a result
+	// without it) and its ID a tag of the lease, so that a result someone
+	// published ahead under the plain ID cannot take this one's slot.
 	var err error
 	if herr != nil {
 		log.Info().Err(herr).Msg("task failed")
-		err = publish(ctx, events.ActionFailed{ActionRef: ref, Worker: w.o.Name, Reason: truncate(herr.Error(), 2000)}, "failed")
+		err = publish(ctx, events.ActionFailed{ActionRef: ref, Worker: w.o.Name, Reason: truncate(herr.Error(), 2000), Lease: t.Lease},
+			resultFact(ref, "failed", t.Lease))
 	} else {
 		log.Info().Int("outputs", len(res.Outputs)).Msg("task succeeded")
-		err = publish(ctx, events.ActionSucceeded{ActionRef: ref, Worker: w.o.Name, Outputs: res.Outputs, Variables: res.Variables}, "succeeded")
+		err = publish(ctx, events.ActionSucceeded{ActionRef: ref, Worker: w.o.Name, Outputs: res.Outputs, Variables: res.Variables, Lease: t.Lease},
+			resultFact(ref, "succeeded", t.Lease))
 	}
 	if err != nil {
 		log.Warn().Err(err).Msg("append the action's result; the task will be retried")
@@ -368,6 +374,12 @@ func decodeTask(data []byte, t *events.Task) error {
 		return fmt.Errorf("%w: task: %w", events.ErrInvalidEvent, err)
 	}
 	return nil
+}
+
+// resultFact is the fact part of events.ResultID, for publish, which
+// prefixes the attempt's ActionID.
+func resultFact(ref events.ActionRef, fact, lease string) string {
+	return strings.TrimPrefix(events.ResultID(ref, fact, lease), events.ActionID(ref, ""))
 }
 
 func truncate(s string, n int) string {
