@@ -107,3 +107,59 @@ func TestForgedResultsAreRefused(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A task of a kind nobody serves fails the run after its deadline, even
+// when the conductor that dispatched it stopped and another started with
+// no event left to deliver: the new one finds the open run in the log.
+func TestDeadlineFailsUnservedTaskAcrossARestart(t *testing.T) {
+	srv := natstest.Start(t)
+	b := newBus(t, srv.ClientURL())
+	def := events.Definition{Name: "unserved", Stages: []events.StageDef{{Name: "Build", Actions: []events.ActionDef{
+		{Name: "compile", Type: "nobody", Pool: "default", RunOrder: 1, TimeoutSeconds: 1}}}}}
+	id := events.RunIDForTrigger("unserved", time.Now().UnixMilli())
+	request(t, b, def, id)
+	opts := func() conductor.Options {
+		return conductor.Options{Bus: newBus(t, srv.ClientURL()), Log: zerolog.Nop(), Grace: time.Second, Tick: 50 * time.Millisecond}
+	}
+
+	first, stopFirst := context.WithCancel(context.Background())
+	var wg1 sync.WaitGroup
+	c1, err := conductor.New(opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, first, &wg1, c1.Run)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, err := b.ReadRun(context.Background(), def.Name, id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := run.Fold(run.State{}, evs...); st.Action("Build", "compile") != nil && st.Action("Build", "compile").Phase == run.Dispatched {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the task was not dispatched")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopFirst()
+	wg1.Wait()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	c2, err := conductor.New(opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, ctx, &wg, c2.Run)
+	st := waitDone(t, b, def.Name, id, 10*time.Second)
+	want := "no result within 2s of dispatch (timeout 1s + grace 1s): is a worker of kind nobody pool default running?"
+	if st.Phase != run.Failed || !strings.Contains(st.Reason, want) {
+		t.Fatalf("run %s (%s), want failed with %q", st.Phase, st.Reason, want)
+	}
+	if a := st.Action("Build", "compile"); a.EndedAt.Sub(a.DispatchedAt) < 2*time.Second {
+		t.Fatalf("the attempt failed %s after dispatch, before its deadline", a.EndedAt.Sub(a.DispatchedAt))
+	}
+}
