@@ -23,6 +23,7 @@ import (
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/decider"
+	"github.com/gantry-ci/gantry/services/internal/consume"
 )
 
 // Durable is the conductor's consumer name on GANTRY_EVENTS. Every conductor
@@ -146,6 +147,7 @@ func (c *Conductor) Run(ctx context.Context) error {
 		MaxAckPending: 4096,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: events.SubjectEventsAll,
+		MaxDeliver:    consume.MaxDeliver,
 		Description:   "the conductor: folds runs and decides what comes next",
 	})
 	if err != nil {
@@ -203,15 +205,10 @@ func (c *Conductor) loop(ctx context.Context, sh *shard) {
 				c.o.Log.Warn().Err(err).Str("run", w[1]).Msg("open run not looked at")
 			}
 		case m := <-sh.in:
-			if err := c.handle(ctx, sh, m); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				c.o.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("event not handled; it will be redelivered")
-				_ = m.NakWithDelay(250 * time.Millisecond)
-				continue
+			consume.Settle(ctx, c.o.Log, "event", 250*time.Millisecond, c.o.Bus, m, c.handle(ctx, sh, m))
+			if ctx.Err() != nil {
+				return
 			}
-			_ = m.Ack()
 		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/artifact"
+	"github.com/gantry-ci/gantry/services/internal/consume"
 )
 
 // Handler does one task. A returned error fails the action with the error as
@@ -148,8 +149,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		FilterSubject: events.TaskSubject(w.o.Kind, w.o.Pool),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       w.o.AckWait,
-		MaxDeliver:    -1,
-		Description:   fmt.Sprintf("the %s fleet of pool %s", w.o.Kind, w.o.Pool),
+		// Redelivery is how a dead worker's task returns to the fleet;
+		// past consume.PoisonAfter tries it is dead-lettered (process).
+		MaxDeliver:  consume.MaxDeliver,
+		Description: fmt.Sprintf("the %s fleet of pool %s", w.o.Kind, w.o.Pool),
 	})
 	if err != nil {
 		return fmt.Errorf("task consumer %s: %w", ConsumerName(w.o.Kind, w.o.Pool), err)
@@ -216,6 +219,9 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	}
 	ref := events.ActionRef{Run: t.Run, Stage: t.Stage, Action: t.Action, Attempt: t.Attempt}
 	log := w.o.Log.With().Str("run", t.Run).Str("stage", t.Stage).Str("action", t.Action).Int("attempt", t.Attempt).Logger()
+	if consume.Poisoned(ctx, log, b, m, "every worker that took the task died or could not report; the conductor fails the attempt at its deadline") {
+		return
+	}
 	if meta != nil && meta.NumDelivered > 1 {
 		log.Warn().Uint64("delivery", meta.NumDelivered).Msg("task redelivered: its previous worker went silent")
 		if done, err := w.alreadyDone(ctx, t); err == nil && done {
