@@ -108,7 +108,10 @@ func samples() map[string]events.Payload {
 		},
 		events.TypeActionFailed: events.ActionFailed{ActionRef: ref, Worker: "build-7f9c4-2", Reason: "phase build: command `go build ./...` exited with status 1",
 			Lease: sampleLease},
-		events.TypeArtifactStored: events.ArtifactStored{ActionRef: ref, Artifact: app},
+		events.TypeArtifactStored:  events.ArtifactStored{ActionRef: ref, Artifact: app},
+		events.TypeRunStopping:     events.RunStopping{Run: run, Abandon: true, Reason: "wrong branch", Actor: "alice@laptop"},
+		events.TypeRunStopped:      events.RunStopped{Run: run, Reason: "wrong branch"},
+		events.TypeActionAbandoned: events.ActionAbandoned{ActionRef: ref, Reason: "run stopped: wrong branch", Lease: sampleLease},
 		events.TypeLogArchived: events.LogArchived{
 			ActionRef: ref, Key: events.LogKey(pipeline, run, ref.Stage, ref.Action, ref.Attempt),
 			SHA256: digest("log"), Size: 1_048_576, Lines: 20_311, Truncated: true,
@@ -181,6 +184,12 @@ func idOf(p events.Payload) string {
 		return events.ResultID(p.ActionRef, "failed", p.Lease)
 	case events.ArtifactStored:
 		return events.ActionID(p.ActionRef, "artifact/"+p.Artifact.Name)
+	case events.RunStopping:
+		return events.StopID(p.Run, p.Abandon)
+	case events.RunStopped:
+		return events.RunID(p.Run, "stopped")
+	case events.ActionAbandoned:
+		return events.ResultID(p.ActionRef, "abandoned", p.Lease)
 	case events.LogArchived:
 		return events.ActionID(p.ActionRef, "log-archived")
 	case events.TestReported:
@@ -213,6 +222,9 @@ const (
 	beatMark    = 909090902
 )
 
+// leaseMark is a lease whose tag idPattern shows as <lease-tag>.
+const leaseMark = "lease"
+
 // idPattern renders a type's ID with placeholders, e.g.
 // run/<run>/stage/<stage>/attempt/<attempt>/started.
 func idPattern(t string) string {
@@ -240,9 +252,15 @@ func idPattern(t string) string {
 	case events.TypeActionHeartbeat:
 		p = events.ActionHeartbeat{ActionRef: ref, Beat: beatMark}
 	case events.TypeActionSucceeded:
-		p = events.ActionSucceeded{ActionRef: ref}
+		p = events.ActionSucceeded{ActionRef: ref, Lease: leaseMark}
 	case events.TypeActionFailed:
-		p = events.ActionFailed{ActionRef: ref}
+		p = events.ActionFailed{ActionRef: ref, Lease: leaseMark}
+	case events.TypeActionAbandoned:
+		p = events.ActionAbandoned{ActionRef: ref, Lease: leaseMark}
+	case events.TypeRunStopping:
+		p = events.RunStopping{Run: ref.Run}
+	case events.TypeRunStopped:
+		p = events.RunStopped{Run: ref.Run}
 	case events.TypeArtifactStored:
 		p = events.ArtifactStored{ActionRef: ref, Artifact: events.ArtifactRef{Name: "<artifact>"}}
 	case events.TypeLogArchived:
@@ -270,7 +288,13 @@ func idPattern(t string) string {
 	default:
 		panic("idPattern: unknown type " + t)
 	}
-	return strings.NewReplacer(strconv.Itoa(attemptMark), "<attempt>", strconv.Itoa(beatMark), "<beat>").Replace(idOf(p))
+	id := idOf(p)
+	// A result's ID ends in a tag of its lease: show where, not a value.
+	tag := id[strings.LastIndex(id, "/")+1:]
+	if !strings.HasPrefix(t, "dev.gantry.action.") || len(tag) != 16 {
+		tag = "\x00"
+	}
+	return strings.NewReplacer(strconv.Itoa(attemptMark), "<attempt>", strconv.Itoa(beatMark), "<beat>", tag, "<lease-tag>").Replace(id)
 }
 
 // sampleEvent wraps a sample payload in its envelope the way a service does.

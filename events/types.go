@@ -18,14 +18,18 @@ const (
 	TypeArtifactStored   = "dev.gantry.artifact.stored"
 	TypeLogArchived      = "dev.gantry.log.archived"
 	TypeTestReported     = "dev.gantry.test.reported"
+	TypeRunStopping      = "dev.gantry.run.stopping"
+	TypeRunStopped       = "dev.gantry.run.stopped"
+	TypeActionAbandoned  = "dev.gantry.action.abandoned"
 )
 
 // Types lists every event type, in catalogue order.
 var Types = []string{
 	TypeRunRequested, TypeRunStarted, TypeRunSucceeded, TypeRunFailed,
+	TypeRunStopping, TypeRunStopped,
 	TypeStageStarted, TypeStageSucceeded, TypeStageFailed,
 	TypeActionDispatched, TypeActionStarted, TypeActionHeartbeat,
-	TypeActionSucceeded, TypeActionFailed,
+	TypeActionSucceeded, TypeActionFailed, TypeActionAbandoned,
 	TypeArtifactStored, TypeLogArchived, TypeTestReported,
 }
 
@@ -85,6 +89,28 @@ type RunFailed struct {
 }
 
 func (RunFailed) EventType() string { return TypeRunFailed }
+
+// RunStopping records a request to stop a run (gantry run stop, the
+// gantry.cmd.stop command): no new action is dispatched; without Abandon
+// the actions in progress finish, with it they are abandoned at once and
+// their tasks cancelled. The run then ends with run.stopped.
+type RunStopping struct {
+	Run     string `json:"run"`
+	Abandon bool   `json:"abandon,omitempty"`
+	Reason  string `json:"reason"`
+	// Actor names who asked, as the caller gave it.
+	Actor string `json:"actor,omitempty"`
+}
+
+func (RunStopping) EventType() string { return TypeRunStopping }
+
+// RunStopped ends a stopped run once nothing of it is in progress.
+type RunStopped struct {
+	Run    string `json:"run"`
+	Reason string `json:"reason"`
+}
+
+func (RunStopped) EventType() string { return TypeRunStopped }
 
 // StageStarted, StageSucceeded and StageFailed carry the stage's attempt so
 // that a retried stage has its own IDs.
@@ -196,6 +222,17 @@ type ActionFailed struct {
 }
 
 func (ActionFailed) EventType() string { return TypeActionFailed }
+
+// ActionAbandoned ends an attempt in progress of a run stopped with
+// abandon; the worker running it kills its processes. It carries the
+// attempt's lease, as any event that ends an attempt.
+type ActionAbandoned struct {
+	ActionRef
+	Reason string `json:"reason"`
+	Lease  string `json:"lease,omitempty"`
+}
+
+func (ActionAbandoned) EventType() string { return TypeActionAbandoned }
 
 // ArtifactStored records an artifact put into the object store.
 type ArtifactStored struct {

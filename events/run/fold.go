@@ -49,6 +49,22 @@ func Evolve(s State, e events.Event) State {
 		if !s.Phase.Done() {
 			s.Phase, s.EndedAt, s.Reason = Failed, at, p.Reason
 		}
+	case events.RunStopping:
+		switch {
+		case s.Phase == Requested || s.Phase == Running:
+			s.Phase, s.Reason, s.Abandon, s.StoppedBy = Stopping, p.Reason, p.Abandon, p.Actor
+		case s.Phase == Stopping && p.Abandon && !s.Abandon: // a stop escalated to abandon
+			s.Abandon, s.Reason, s.StoppedBy = true, p.Reason, p.Actor
+		}
+	case events.RunStopped:
+		if s.Phase == Stopping {
+			s.Phase, s.EndedAt, s.Reason = Stopped, at, p.Reason
+		}
+	case events.ActionAbandoned:
+		if a := current(&s, p.ActionRef); a != nil && !a.Phase.Done() && s.Phase == Stopping && s.Abandon &&
+			events.LeaseHolds(p.Lease, a.LeaseHash) {
+			a.Phase, a.EndedAt, a.Reason = Abandoned, at, p.Reason
+		}
 	case events.StageStarted:
 		if st := s.Stage(p.Stage); st != nil && p.Attempt > st.Attempt {
 			st.Phase, st.Attempt, st.StartedAt, st.EndedAt, st.Reason = Running, p.Attempt, at, time.Time{}, ""

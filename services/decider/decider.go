@@ -52,6 +52,8 @@ func Decide(s run.State, in Inputs) []events.Event {
 	switch s.Phase {
 	case run.Requested:
 		return one(events.RunID(s.Run, "started"), s.Run, now, events.RunStarted{Run: s.Run})
+	case run.Stopping:
+		return decideStop(s, in)
 	case run.Running:
 	default:
 		return nil
@@ -149,6 +151,42 @@ func dispatch(s run.State, st run.Stage, def events.ActionDef, attempt int, in I
 	}
 	evs[0] = mustNew(events.ActionID(ref, "dispatched"), s.Run, now, events.ActionDispatched{Task: t})
 	return evs
+}
+
+// decideStop moves a run asked to stop towards Stopped: nothing new is
+// dispatched; with abandon, every attempt in progress is abandoned at once
+// (the worker running it kills its processes); without, they finish (or
+// reach their deadline) first.
+func decideStop(s run.State, in Inputs) []events.Event {
+	var out []events.Event
+	for i, st := range s.Stages {
+		if s.Abandon {
+			for _, a := range st.Actions {
+				if a.Phase != run.Dispatched && a.Phase != run.Running {
+					continue
+				}
+				ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: a.Name, Attempt: a.Attempt}
+				lease := events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, a.Name, a.Attempt))
+				out = append(out, mustNew(events.ResultID(ref, "abandoned", lease), s.Run, in.Now, events.ActionAbandoned{
+					ActionRef: ref, Lease: lease, Reason: "run stopped: " + s.Reason}))
+			}
+			continue
+		}
+		if st.Phase == run.Running {
+			out = append(out, expire(s, i, in)...)
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, st := range s.Stages {
+		for _, a := range st.Actions {
+			if a.Phase == run.Dispatched || a.Phase == run.Running {
+				return nil // let it finish, as CodePipeline's "stop and wait" does
+			}
+		}
+	}
+	return one(events.RunID(s.Run, "stopped"), s.Run, in.Now, events.RunStopped{Run: s.Run, Reason: s.Reason})
 }
 
 // expire fails the open attempts of stage i whose deadline (Deadline) has

@@ -91,6 +91,10 @@ func summary(evs []events.Event) []string {
 			out = append(out, fmt.Sprintf("dispatched:%s/%s#%d", p.Task.Stage, p.Task.Action, p.Task.Attempt))
 		case events.ActionFailed:
 			out = append(out, "action.failed:"+p.Action)
+		case events.ActionAbandoned:
+			out = append(out, "action.abandoned:"+p.Action)
+		case events.RunStopped:
+			out = append(out, "run.stopped")
 		default:
 			out = append(out, e.Type)
 		}

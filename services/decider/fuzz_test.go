@@ -11,7 +11,7 @@ import (
 // FuzzDecideDrivesRunsToAnEnd plays a run where workers answer each
 // dispatched task with success or failure as the fuzzer chooses, in an order
 // it chooses, interleaving stale repeats, forged results (without the
-// lease) and silent workers (time jumps past the deadline). Whatever
+// lease), stops with and without abandon, and silent workers (time jumps past the deadline). Whatever
 // happens, the decider must never dispatch the same attempt twice, a
 // forged result must change nothing, and the run must end within a bounded
 // number of steps.
@@ -60,6 +60,13 @@ func FuzzDecideDrivesRunsToAnEnd(f *testing.F) {
 			if c&0x30 == 0x30 { // every worker went silent: the deadlines pass
 				in.Now = in.Now.Add(decider.DefaultTimeout + decider.DefaultGrace)
 				open = nil
+				continue
+			}
+			if c&0x3F == 0x1F && s.Phase == run.Running { // someone stops the run
+				apply(ev(t, events.RunStopping{Run: s.Run, Reason: "fuzz", Abandon: c&0x40 != 0}))
+				if c&0x40 != 0 {
+					open = nil // abandoned tasks get no answer
+				}
 				continue
 			}
 			i := int(c) % len(open)
