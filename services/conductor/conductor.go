@@ -153,6 +153,11 @@ func (c *Conductor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("conductor consumer: %w", err)
 	}
+	stop, err := c.serveStop(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stop.Unsubscribe() }()
 	var wg sync.WaitGroup
 	for _, sh := range c.shards {
 		wg.Go(func() { c.loop(ctx, sh) })

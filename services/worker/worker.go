@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -269,12 +270,31 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 		runCtx, cancel = context.WithTimeout(ctx, time.Duration(t.TimeoutSeconds)*time.Second)
 		defer cancel()
 	}
+	// A stop with abandon ends the attempt in the log; cancelling the
+	// handler's context makes the runner kill the task's process group.
+	runCtx, abandon := context.WithCancelCause(runCtx)
+	defer abandon(nil)
+	if stopWatch, err := w.watchAbandon(ctx, t, ref, abandon); err != nil {
+		log.Warn().Err(err).Msg("cannot watch for the run being stopped; an abandon will not cancel this task")
+	} else {
+		defer stopWatch()
+	}
 	res, herr := w.o.Handler.Handle(runCtx, &Task{
 		Task: t, Workspace: ws, Log: ls, Publish: publish, Ref: ref, Artifacts: store, Worker: w.o.Name,
 	})
 	if ctx.Err() != nil {
 		// This worker is stopping: leave the task to the fleet.
 		log.Warn().Msg("worker stopping mid-task; the task returns to the fleet")
+		return
+	}
+	if cause := context.Cause(runCtx); errors.Is(cause, errAbandoned) {
+		// The attempt already ended in the log: no result, only the log.
+		log.Info().Err(cause).Msg("task abandoned; its processes were killed")
+		ls.Line("gantry", cause.Error())
+		w.archive(ctx, store, t, ref, publish, ls, log)
+		if err := m.DoubleAck(ctx); err != nil {
+			log.Warn().Err(err).Msg("ack task")
+		}
 		return
 	}
 	if herr != nil && runCtx.Err() == context.DeadlineExceeded {
@@ -289,15 +309,7 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.St
 		if herr != nil {
 			ls.Line("gantry", "action failed: "+herr.Error())
 		}
-		arch, ok, err := ls.Archive(ctx, store, events.LogKey(t.Pipeline, t.Run, t.Stage, t.Action, t.Attempt), ref)
-		switch {
-		case err != nil:
-			log.Warn().Err(err).Msg("archive log")
-		case ok:
-			if err := publish(ctx, arch, "log-archived"); err != nil {
-				log.Warn().Err(err).Msg("append log.archived")
-			}
-		}
+		w.archive(ctx, store, t, ref, publish, ls, log)
 	}
 	// The result carries the task's lease (the conductor refuses a result
 	// without it) and its ID a tag of the lease, so that a result someone
@@ -320,6 +332,54 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.St
 	if err := m.DoubleAck(ctx); err != nil {
 		log.Warn().Err(err).Msg("ack task")
 	}
+}
+
+func (w *Worker) archive(ctx context.Context, store *artifact.Store, t events.Task, ref events.ActionRef,
+	publish func(context.Context, events.Payload, string) error, ls *LogStream, log zerolog.Logger) {
+	arch, ok, err := ls.Archive(ctx, store, events.LogKey(t.Pipeline, t.Run, t.Stage, t.Action, t.Attempt), ref)
+	switch {
+	case err != nil:
+		log.Warn().Err(err).Msg("archive log")
+	case ok:
+		if err := publish(ctx, arch, "log-archived"); err != nil {
+			log.Warn().Err(err).Msg("append log.archived")
+		}
+	}
+}
+
+// errAbandoned is the cause of a task's context when its run was stopped
+// with abandon.
+var errAbandoned = errors.New("abandoned")
+
+// watchAbandon calls abandon when the attempt is abandoned in the log: it
+// listens to the run's subject for action.abandoned, and reads the log
+// once after subscribing, in case the abandon came first.
+func (w *Worker) watchAbandon(ctx context.Context, t events.Task, ref events.ActionRef, abandon context.CancelCauseFunc) (func(), error) {
+	b := w.o.Bus
+	fire := func(reason string) { abandon(fmt.Errorf("%w: %s", errAbandoned, reason)) }
+	sub, err := b.Conn().Subscribe(events.RunSubject(t.Pipeline, t.Run), func(m *nats.Msg) {
+		e, err := b.Codec().Decode(m.Data)
+		if err != nil {
+			return
+		}
+		// The lease proves the conductor sent it: nobody else knows it.
+		if p, ok := e.Payload.(events.ActionAbandoned); ok && p.ActionRef == ref && p.Lease == t.Lease {
+			fire(p.Reason)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to run %s: %w", t.Run, err)
+	}
+	evs, err := b.ReadRun(ctx, t.Pipeline, t.Run, 0)
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	st := run.Fold(run.State{}, evs...)
+	if a := st.Action(t.Stage, t.Action); a != nil && a.Attempt == t.Attempt && a.Phase == run.Abandoned {
+		fire(a.Reason)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
 }
 
 // alreadyDone reads the run's log to see whether this attempt has ended, so
