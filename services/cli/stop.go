@@ -64,4 +64,3 @@ func actor() string {
 	host, _ := os.Hostname()
 	return name + "@" + host
 }
-
