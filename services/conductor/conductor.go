@@ -392,6 +392,8 @@ func (c *Conductor) checkLease(e events.Event) error {
 		ref, lease, what = p.ActionRef, p.Lease, "action.succeeded"
 	case events.ActionFailed:
 		ref, lease, what = p.ActionRef, p.Lease, "action.failed"
+	case events.ActionAbandoned:
+		ref, lease, what = p.ActionRef, p.Lease, "action.abandoned"
 	default:
 		return nil
 	}
