@@ -100,6 +100,7 @@ func samples() map[string]events.Payload {
 			Outputs:        []string{"app", "test-bin"},
 			Variables:      map[string]string{"GOFLAGS": "-mod=readonly", "DEPLOY_ENV": "staging"},
 			TimeoutSeconds: 1800,
+			LeaseHash:      events.LeaseHash(sampleLease),
 		}},
 		events.TypeActionStarted:   events.ActionStarted{ActionRef: ref, Worker: "build-7f9c4-2"},
 		events.TypeActionHeartbeat: events.ActionHeartbeat{ActionRef: ref, Worker: "build-7f9c4-2", Beat: 3},
@@ -107,9 +108,14 @@ func samples() map[string]events.Payload {
 			ActionRef: ref, Worker: "build-7f9c4-2",
 			Outputs:   []events.ArtifactRef{app},
 			Variables: map[string]string{"VERSION": "1.4.2-3f1c2a9"},
+			Lease:     sampleLease,
 		},
-		events.TypeActionFailed:   events.ActionFailed{ActionRef: ref, Worker: "build-7f9c4-2", Reason: "phase build: command `go build ./...` exited with status 1"},
-		events.TypeArtifactStored: events.ArtifactStored{ActionRef: ref, Artifact: app},
+		events.TypeActionFailed: events.ActionFailed{ActionRef: ref, Worker: "build-7f9c4-2", Reason: "phase build: command `go build ./...` exited with status 1",
+			Lease: sampleLease},
+		events.TypeArtifactStored:  events.ArtifactStored{ActionRef: ref, Artifact: app},
+		events.TypeRunStopping:     events.RunStopping{Run: run, Abandon: true, Reason: "wrong branch", Actor: "alice@laptop"},
+		events.TypeRunStopped:      events.RunStopped{Run: run, Reason: "wrong branch"},
+		events.TypeActionAbandoned: events.ActionAbandoned{ActionRef: ref, Reason: "run stopped: wrong branch", Lease: sampleLease},
 		events.TypeLogArchived: events.LogArchived{
 			ActionRef: ref, Key: events.LogKey(pipeline, run, ref.Stage, ref.Action, ref.Attempt, upload),
 			SHA256: digest("log"), Size: 1_048_576, Lines: 20_311, Truncated: true,
@@ -177,11 +183,17 @@ func idOf(p events.Payload) string {
 	case events.ActionHeartbeat:
 		return events.ActionID(p.ActionRef, "heartbeat/"+strconv.Itoa(p.Beat))
 	case events.ActionSucceeded:
-		return events.ActionID(p.ActionRef, "succeeded")
+		return events.ResultID(p.ActionRef, "succeeded", p.Lease)
 	case events.ActionFailed:
-		return events.ActionID(p.ActionRef, "failed")
+		return events.ResultID(p.ActionRef, "failed", p.Lease)
 	case events.ArtifactStored:
 		return events.ActionID(p.ActionRef, "artifact/"+p.Artifact.Name)
+	case events.RunStopping:
+		return events.StopID(p.Run, p.Abandon)
+	case events.RunStopped:
+		return events.RunID(p.Run, "stopped")
+	case events.ActionAbandoned:
+		return events.ResultID(p.ActionRef, "abandoned", p.Lease)
 	case events.LogArchived:
 		return events.ActionID(p.ActionRef, "log-archived")
 	case events.TestReported:
@@ -214,6 +226,9 @@ const (
 	beatMark    = 909090902
 )
 
+// leaseMark is a lease whose tag idPattern shows as <lease-tag>.
+const leaseMark = "lease"
+
 // idPattern renders a type's ID with placeholders, e.g.
 // run/<run>/stage/<stage>/attempt/<attempt>/started.
 func idPattern(t string) string {
@@ -241,9 +256,15 @@ func idPattern(t string) string {
 	case events.TypeActionHeartbeat:
 		p = events.ActionHeartbeat{ActionRef: ref, Beat: beatMark}
 	case events.TypeActionSucceeded:
-		p = events.ActionSucceeded{ActionRef: ref}
+		p = events.ActionSucceeded{ActionRef: ref, Lease: leaseMark}
 	case events.TypeActionFailed:
-		p = events.ActionFailed{ActionRef: ref}
+		p = events.ActionFailed{ActionRef: ref, Lease: leaseMark}
+	case events.TypeActionAbandoned:
+		p = events.ActionAbandoned{ActionRef: ref, Lease: leaseMark}
+	case events.TypeRunStopping:
+		p = events.RunStopping{Run: ref.Run}
+	case events.TypeRunStopped:
+		p = events.RunStopped{Run: ref.Run}
 	case events.TypeArtifactStored:
 		p = events.ArtifactStored{ActionRef: ref, Artifact: events.ArtifactRef{Name: "<artifact>"}}
 	case events.TypeLogArchived:
@@ -271,7 +292,13 @@ func idPattern(t string) string {
 	default:
 		panic("idPattern: unknown type " + t)
 	}
-	return strings.NewReplacer(strconv.Itoa(attemptMark), "<attempt>", strconv.Itoa(beatMark), "<beat>").Replace(idOf(p))
+	id := idOf(p)
+	// A result's ID ends in a tag of its lease: show where, not a value.
+	tag := id[strings.LastIndex(id, "/")+1:]
+	if !strings.HasPrefix(t, "dev.gantry.action.") || len(tag) != 16 {
+		tag = "\x00"
+	}
+	return strings.NewReplacer(strconv.Itoa(attemptMark), "<attempt>", strconv.Itoa(beatMark), "<beat>", tag, "<lease-tag>").Replace(id)
 }
 
 // sampleEvent wraps a sample payload in its envelope the way a service does.
@@ -340,6 +367,9 @@ func TestCatalogueRoundTrip(t *testing.T) {
 	}
 }
 
+// sampleLease is a lease as a conductor would compute it.
+var sampleLease = events.LeaseToken([]byte("sample key"), events.TaskID("01a2154b-ea92-7634-ac3c-6b12b7b33cb5", "Build", "compile", 1))
+
 // TestSamplesSetEveryField keeps the samples complete: a field a sample leaves
 // zero is a field the round trip does not test.
 func TestSamplesSetEveryField(t *testing.T) {
@@ -349,6 +379,9 @@ func TestSamplesSetEveryField(t *testing.T) {
 		valuePaths(reflect.ValueOf(p), "", set)
 		var missing []string
 		for path := range all {
+			if typ == events.TypeActionDispatched && path == "task.lease" {
+				continue // the lease is the task message's secret, refused in the log
+			}
 			if !set[path] {
 				missing = append(missing, path)
 			}

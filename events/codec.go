@@ -106,6 +106,12 @@ func newPayload(t string) (any, error) {
 		return &LogArchived{}, nil
 	case TypeTestReported:
 		return &TestReported{}, nil
+	case TypeRunStopping:
+		return &RunStopping{}, nil
+	case TypeRunStopped:
+		return &RunStopped{}, nil
+	case TypeActionAbandoned:
+		return &ActionAbandoned{}, nil
 	case TypeDeploymentCreated:
 		return &DeploymentCreated{}, nil
 	case TypeDeployHostDispatched:
@@ -161,6 +167,12 @@ func deref(p any) Payload {
 	case *LogArchived:
 		return *v
 	case *TestReported:
+		return *v
+	case *RunStopping:
+		return *v
+	case *RunStopped:
+		return *v
+	case *ActionAbandoned:
 		return *v
 	case *DeploymentCreated:
 		return *v

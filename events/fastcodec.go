@@ -60,8 +60,8 @@ var fastShapes = map[string]*shape{
 	TypeActionStarted:    obj(refFields(req("worker", str))...),
 	TypeActionHeartbeat:  obj(refFields(req("worker", str), req("beat", num))...),
 	TypeActionSucceeded: obj(refFields(opt("worker", str),
-		opt("outputs", arr(artifactRefShape)), opt("variables", varsShape))...),
-	TypeActionFailed:   obj(refFields(opt("worker", str), req("reason", str))...),
+		opt("outputs", arr(artifactRefShape)), opt("variables", varsShape), opt("lease", str))...),
+	TypeActionFailed:   obj(refFields(opt("worker", str), req("reason", str), opt("lease", str))...),
 	TypeArtifactStored: obj(refFields(req("artifact", artifactRefShape))...),
 	TypeLogArchived: obj(refFields(req("key", str), req("sha256", str), req("size", num),
 		req("lines", num), optKeepZero("truncated", boolean))...),
@@ -83,7 +83,8 @@ var (
 	taskShape        = obj(req("id", str), req("pipeline", str), req("run", str), req("stage", str),
 		req("action", str), req("attempt", num), req("kind", str), req("pool", str),
 		opt("configuration", varsShape), opt("inputs", arr(artifactRefShape)),
-		opt("outputs", arr(str)), opt("variables", varsShape), opt("timeoutSeconds", num))
+		opt("outputs", arr(str)), opt("variables", varsShape), opt("timeoutSeconds", num),
+		opt("leaseHash", str), opt("lease", str))
 	actionDefShape = obj(req("name", str), req("type", str), req("pool", str), req("runOrder", num),
 		opt("inputs", arr(str)), opt("outputs", arr(str)), opt("configuration", varsShape),
 		opt("timeoutSeconds", num))

@@ -25,6 +25,15 @@ func ActionID(r ActionRef, fact string) string {
 	return TaskID(r.Run, r.Stage, r.Action, r.Attempt) + "/" + fact
 }
 
+// StopID is the ID of a run's stop request: one plain, one with abandon,
+// so that a stop can be escalated to abandon but not repeated.
+func StopID(run string, abandon bool) string {
+	if abandon {
+		return RunID(run, "stopping/abandon")
+	}
+	return RunID(run, "stopping")
+}
+
 // RunIDForTrigger derives a run ID from a trigger ID: a UUIDv7 whose time is
 // the trigger's (so run IDs sort by time) and whose remaining bits are a hash
 // of the trigger ID (so a redelivered trigger names the same run).

@@ -18,14 +18,18 @@ const (
 	TypeArtifactStored   = "dev.gantry.artifact.stored"
 	TypeLogArchived      = "dev.gantry.log.archived"
 	TypeTestReported     = "dev.gantry.test.reported"
+	TypeRunStopping      = "dev.gantry.run.stopping"
+	TypeRunStopped       = "dev.gantry.run.stopped"
+	TypeActionAbandoned  = "dev.gantry.action.abandoned"
 )
 
 // Types lists every event type, in catalogue order.
 var Types = []string{
 	TypeRunRequested, TypeRunStarted, TypeRunSucceeded, TypeRunFailed,
+	TypeRunStopping, TypeRunStopped,
 	TypeStageStarted, TypeStageSucceeded, TypeStageFailed,
 	TypeActionDispatched, TypeActionStarted, TypeActionHeartbeat,
-	TypeActionSucceeded, TypeActionFailed,
+	TypeActionSucceeded, TypeActionFailed, TypeActionAbandoned,
 	TypeArtifactStored, TypeLogArchived, TypeTestReported,
 }
 
@@ -86,6 +90,28 @@ type RunFailed struct {
 
 func (RunFailed) EventType() string { return TypeRunFailed }
 
+// RunStopping records a request to stop a run (gantry run stop, the
+// gantry.cmd.stop command): no new action is dispatched; without Abandon
+// the actions in progress finish, with it they are abandoned at once and
+// their tasks cancelled. The run then ends with run.stopped.
+type RunStopping struct {
+	Run     string `json:"run"`
+	Abandon bool   `json:"abandon,omitempty"`
+	Reason  string `json:"reason"`
+	// Actor names who asked, as the caller gave it.
+	Actor string `json:"actor,omitempty"`
+}
+
+func (RunStopping) EventType() string { return TypeRunStopping }
+
+// RunStopped ends a stopped run once nothing of it is in progress.
+type RunStopped struct {
+	Run    string `json:"run"`
+	Reason string `json:"reason"`
+}
+
+func (RunStopped) EventType() string { return TypeRunStopped }
+
 // StageStarted, StageSucceeded and StageFailed carry the stage's attempt so
 // that a retried stage has its own IDs.
 type StageStarted struct {
@@ -129,6 +155,13 @@ type Task struct {
 	Outputs        []string          `json:"outputs,omitempty"`
 	Variables      map[string]string `json:"variables,omitempty"`
 	TimeoutSeconds int               `json:"timeoutSeconds,omitempty"`
+	// LeaseHash is the hash of the attempt's lease (LeaseHash): what the log
+	// records, so the fold can check a result without knowing the lease.
+	LeaseHash string `json:"leaseHash,omitempty"`
+	// Lease is the attempt's secret lease (LeaseToken). Only the message on
+	// GANTRY_TASKS carries it, never the action.dispatched event; a worker
+	// puts it in the result that ends the attempt.
+	Lease string `json:"lease,omitempty"`
 }
 
 // ActionDispatched records that a task was handed to the worker fleet.
@@ -171,6 +204,9 @@ type ActionSucceeded struct {
 	Worker    string            `json:"worker,omitempty"`
 	Outputs   []ArtifactRef     `json:"outputs,omitempty"`
 	Variables map[string]string `json:"variables,omitempty"`
+	// Lease is the lease of the dispatched task: without it the result is
+	// refused.
+	Lease string `json:"lease,omitempty"`
 }
 
 func (ActionSucceeded) EventType() string { return TypeActionSucceeded }
@@ -180,9 +216,23 @@ type ActionFailed struct {
 	ActionRef
 	Worker string `json:"worker,omitempty"`
 	Reason string `json:"reason"`
+	// Lease is the lease of the dispatched task: without it the result is
+	// refused.
+	Lease string `json:"lease,omitempty"`
 }
 
 func (ActionFailed) EventType() string { return TypeActionFailed }
+
+// ActionAbandoned ends an attempt in progress of a run stopped with
+// abandon; the worker running it kills its processes. It carries the
+// attempt's lease, as any event that ends an attempt.
+type ActionAbandoned struct {
+	ActionRef
+	Reason string `json:"reason"`
+	Lease  string `json:"lease,omitempty"`
+}
+
+func (ActionAbandoned) EventType() string { return TypeActionAbandoned }
 
 // ArtifactStored records an artifact put into the object store.
 type ArtifactStored struct {

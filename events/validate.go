@@ -297,7 +297,15 @@ func (t Task) check() *fieldError {
 		name("action", t.Action), attempt("attempt", t.Attempt), name("kind", t.Kind), name("pool", t.Pool),
 		vars("configuration", t.Configuration), artifactRefs("inputs", t.Inputs),
 		names("outputs", t.Outputs, true), vars("variables", t.Variables),
-		optAtLeast("timeoutSeconds", t.TimeoutSeconds, 1))
+		optAtLeast("timeoutSeconds", t.TimeoutSeconds, 1), optSHA("leaseHash", t.LeaseHash), optSHA("lease", t.Lease))
+}
+
+// optSHA checks an optional 64-hex-digit value (a lease or its hash).
+func optSHA(field, s string) *fieldError {
+	if s == "" {
+		return nil
+	}
+	return sha(field, s)
 }
 
 func (c TestCase) check() *fieldError {
@@ -330,7 +338,14 @@ func (p StageSucceeded) validate() error {
 func (p StageFailed) validate() error {
 	return first(name("run", p.Run), name("stage", p.Stage), attempt("attempt", p.Attempt), text("reason", p.Reason, 1, 0))
 }
-func (p ActionDispatched) validate() error { return first(p.Task.check().in("task")) }
+func (p ActionDispatched) validate() error {
+	var lease *fieldError
+	if p.Task.Lease != "" {
+		// The lease is the task message's secret; the log holds its hash.
+		lease = errorf("the lease of a task is never written to the log").in("lease")
+	}
+	return first(p.Task.check().in("task"), lease.in("task"))
+}
 func (p ActionStarted) validate() error {
 	return first(p.ActionRef.check(), text("worker", p.Worker, 1, 256))
 }
@@ -339,10 +354,10 @@ func (p ActionHeartbeat) validate() error {
 }
 func (p ActionSucceeded) validate() error {
 	return first(p.ActionRef.check(), optText("worker", p.Worker, 256),
-		artifactRefs("outputs", p.Outputs), vars("variables", p.Variables))
+		artifactRefs("outputs", p.Outputs), vars("variables", p.Variables), optSHA("lease", p.Lease))
 }
 func (p ActionFailed) validate() error {
-	return first(p.ActionRef.check(), optText("worker", p.Worker, 256), text("reason", p.Reason, 1, 0))
+	return first(p.ActionRef.check(), optText("worker", p.Worker, 256), text("reason", p.Reason, 1, 0), optSHA("lease", p.Lease))
 }
 func (p ArtifactStored) validate() error {
 	return first(p.ActionRef.check(), p.Artifact.check().in("artifact"))

@@ -15,9 +15,10 @@ func Fold(s State, evs ...events.Event) State {
 	return s
 }
 
-// Evolve applies one event. Unknown events, events for another run, and
-// events for an attempt that is not the current one change nothing but the
-// bookkeeping of the last sequence seen.
+// Evolve applies one event. Unknown events, events for another run, events
+// for an attempt that is not the current one, and results that do not carry
+// the lease of the dispatched attempt (forged, or published before the
+// dispatch) change nothing but the bookkeeping of the last sequence seen.
 func Evolve(s State, e events.Event) State {
 	if e.Seq > s.LastSeq {
 		s.LastSeq = e.Seq
@@ -48,6 +49,22 @@ func Evolve(s State, e events.Event) State {
 		if !s.Phase.Done() {
 			s.Phase, s.EndedAt, s.Reason = Failed, at, p.Reason
 		}
+	case events.RunStopping:
+		switch {
+		case s.Phase == Requested || s.Phase == Running:
+			s.Phase, s.Reason, s.Abandon, s.StoppedBy = Stopping, p.Reason, p.Abandon, p.Actor
+		case s.Phase == Stopping && p.Abandon && !s.Abandon: // a stop escalated to abandon
+			s.Abandon, s.Reason, s.StoppedBy = true, p.Reason, p.Actor
+		}
+	case events.RunStopped:
+		if s.Phase == Stopping {
+			s.Phase, s.EndedAt, s.Reason = Stopped, at, p.Reason
+		}
+	case events.ActionAbandoned:
+		if a := current(&s, p.ActionRef); a != nil && !a.Phase.Done() && s.Phase == Stopping && s.Abandon &&
+			events.LeaseHolds(p.Lease, a.LeaseHash) {
+			a.Phase, a.EndedAt, a.Reason = Abandoned, at, p.Reason
+		}
 	case events.StageStarted:
 		if st := s.Stage(p.Stage); st != nil && p.Attempt > st.Attempt {
 			st.Phase, st.Attempt, st.StartedAt, st.EndedAt, st.Reason = Running, p.Attempt, at, time.Time{}, ""
@@ -64,7 +81,7 @@ func Evolve(s State, e events.Event) State {
 		t := p.Task
 		if a := s.Action(t.Stage, t.Action); a != nil && t.Attempt > a.Attempt {
 			*a = Action{Name: a.Name, Type: a.Type, RunOrder: a.RunOrder,
-				Phase: Dispatched, Attempt: t.Attempt, DispatchedAt: at}
+				Phase: Dispatched, Attempt: t.Attempt, DispatchedAt: at, LeaseHash: t.LeaseHash}
 		}
 	case events.ActionStarted:
 		if a := current(&s, p.ActionRef); a != nil && a.Phase == Dispatched {
@@ -75,7 +92,7 @@ func Evolve(s State, e events.Event) State {
 			a.Beats = p.Beat
 		}
 	case events.ActionSucceeded:
-		if a := current(&s, p.ActionRef); a != nil && !a.Phase.Done() {
+		if a := current(&s, p.ActionRef); a != nil && !a.Phase.Done() && events.LeaseHolds(p.Lease, a.LeaseHash) {
 			a.Phase, a.EndedAt = Succeeded, at
 			if a.StartedAt.IsZero() {
 				a.StartedAt = at
@@ -93,7 +110,7 @@ func Evolve(s State, e events.Event) State {
 			}
 		}
 	case events.ActionFailed:
-		if a := current(&s, p.ActionRef); a != nil && !a.Phase.Done() {
+		if a := current(&s, p.ActionRef); a != nil && !a.Phase.Done() && events.LeaseHolds(p.Lease, a.LeaseHash) {
 			a.Phase, a.EndedAt, a.Reason = Failed, at, p.Reason
 			if a.StartedAt.IsZero() {
 				a.StartedAt = at

@@ -20,21 +20,30 @@ const (
 	Running    Phase = "Running"
 	Succeeded  Phase = "Succeeded"
 	Failed     Phase = "Failed"
+	// Stopping is a run asked to stop that still has actions in progress;
+	// Stopped is where it ends.
+	Stopping Phase = "Stopping"
+	Stopped  Phase = "Stopped"
+	// Abandoned is an action attempt ended by a stop with abandon.
+	Abandoned Phase = "Abandoned"
 )
 
 // Done reports whether a phase is final.
-func (p Phase) Done() bool { return p == Succeeded || p == Failed }
+func (p Phase) Done() bool { return p == Succeeded || p == Failed || p == Stopped || p == Abandoned }
 
 // State is a folded run.
 type State struct {
-	Run         string                        `json:"run"`
-	Pipeline    string                        `json:"pipeline"`
-	Revision    uint64                        `json:"revision"`
-	Definition  events.Definition             `json:"definition"`
-	Trigger     events.Trigger                `json:"trigger"`
-	Variables   map[string]string             `json:"variables,omitempty"`
-	Phase       Phase                         `json:"phase"`
-	Reason      string                        `json:"reason,omitempty"`
+	Run        string            `json:"run"`
+	Pipeline   string            `json:"pipeline"`
+	Revision   uint64            `json:"revision"`
+	Definition events.Definition `json:"definition"`
+	Trigger    events.Trigger    `json:"trigger"`
+	Variables  map[string]string `json:"variables,omitempty"`
+	Phase      Phase             `json:"phase"`
+	Reason     string            `json:"reason,omitempty"`
+	// Abandon and StoppedBy record a stop request (phase Stopping/Stopped).
+	Abandon     bool                          `json:"abandon,omitempty"`
+	StoppedBy   string                        `json:"stoppedBy,omitempty"`
 	Stages      []Stage                       `json:"stages"`
 	Artifacts   map[string]events.ArtifactRef `json:"artifacts,omitempty"`
 	RequestedAt time.Time                     `json:"requestedAt"`
@@ -58,11 +67,14 @@ type Stage struct {
 
 // Action is a folded action: its latest attempt.
 type Action struct {
-	Name         string               `json:"name"`
-	Type         string               `json:"type"`
-	RunOrder     int                  `json:"runOrder"`
-	Phase        Phase                `json:"phase"`
-	Attempt      int                  `json:"attempt,omitempty"`
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	RunOrder int    `json:"runOrder"`
+	Phase    Phase  `json:"phase"`
+	Attempt  int    `json:"attempt,omitempty"`
+	// LeaseHash is the dispatched attempt's lease hash: only a result
+	// carrying the lease that hashes to it ends the attempt.
+	LeaseHash    string               `json:"leaseHash,omitempty"`
 	Worker       string               `json:"worker,omitempty"`
 	Reason       string               `json:"reason,omitempty"`
 	Beats        int                  `json:"beats,omitempty"`

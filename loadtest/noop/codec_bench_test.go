@@ -37,7 +37,7 @@ func oneRun(tb testing.TB, stages int) []events.Event {
 		if st.Done() {
 			return log
 		}
-		evs := decider.Decide(st, now)
+		evs := decider.Decide(st, decider.Inputs{Now: now})
 		if len(evs) > 0 {
 			for _, e := range evs {
 				add(e)
@@ -50,11 +50,13 @@ func oneRun(tb testing.TB, stages int) []events.Event {
 					continue
 				}
 				ref := events.ActionRef{Run: id, Stage: s.Name, Action: a.Name, Attempt: a.Attempt}
+				lease := events.LeaseToken(nil, events.TaskID(id, s.Name, a.Name, a.Attempt)) // the bench decides with no key
 				for _, p := range []struct {
-					fact string
-					p    events.Payload
-				}{{"started", events.ActionStarted{ActionRef: ref, Worker: "w"}}, {"succeeded", events.ActionSucceeded{ActionRef: ref, Worker: "w"}}} {
-					e, err := events.New(events.ActionID(ref, p.fact), "/bench", id, now, p.p)
+					id string
+					p  events.Payload
+				}{{events.ActionID(ref, "started"), events.ActionStarted{ActionRef: ref, Worker: "w"}},
+					{events.ResultID(ref, "succeeded", lease), events.ActionSucceeded{ActionRef: ref, Worker: "w", Lease: lease}}} {
+					e, err := events.New(p.id, "/bench", id, now, p.p)
 					if err != nil {
 						tb.Fatal(err)
 					}

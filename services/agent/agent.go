@@ -31,6 +31,7 @@ import (
 	"github.com/gantry-ci/gantry/services/appspec"
 	"github.com/gantry-ci/gantry/services/artifact"
 	"github.com/gantry-ci/gantry/services/deploydecider"
+	"github.com/gantry-ci/gantry/services/internal/consume"
 )
 
 // Source is the CloudEvents source of the agent's events.
@@ -147,6 +148,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       a.o.AckWait,
 		MaxAckPending: 1,
+		MaxDeliver:    consume.MaxDeliver,
 		FilterSubject: events.AgentSubject(a.o.Group, a.o.Name),
 		Description:   "deploy commands of agent " + a.o.Name + " in group " + a.o.Group,
 	})
@@ -196,6 +198,9 @@ func (a *Agent) take(ctx context.Context, deploys *bus.Deploys, store *artifact.
 		return
 	}
 	log := a.o.Log.With().Str("deployment", cmd.Deployment).Logger()
+	if consume.Poisoned(ctx, log, a.o.Bus, m, "the agent died or could not report at every try") {
+		return
+	}
 	evs, err := deploys.Read(ctx, cmd.Group, cmd.Deployment, 0)
 	if err != nil {
 		_ = m.NakWithDelay(time.Second)

@@ -51,6 +51,9 @@ work through durable consumers. Stop with SIGINT or SIGTERM.`,
 		c.Flags().StringVar(&o.WorkDir, "work-dir", "", "directory for task workspaces (workers only; default a temp dir)")
 		c.Flags().StringVar(&o.ReposDir, "repos-dir", ".", "base of relative repository paths (source only)")
 		c.Flags().StringVar(&o.Worker, "name", "", "worker name in events (default host-pid-random)")
+		if name == stack.RoleConductor {
+			c.Flags().DurationVar(&o.Grace, "grace", time.Minute, "how long past an action's timeout (default 1h) to wait for its result before failing it")
+		}
 		if name == stack.RoleDeployService {
 			c.Flags().DurationVar(&o.HeartbeatTimeout, "heartbeat-timeout", 30*time.Second, "fail an in-progress host whose agent has not heartbeated for this long")
 		}

@@ -26,7 +26,7 @@ import (
 
 func runCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "run", Short: "Start, watch, list and show runs"}
-	cmd.AddCommand(runStartCmd(g), runWatchCmd(g), runListCmd(g), runShowCmd(g))
+	cmd.AddCommand(runStartCmd(g), runWatchCmd(g), runListCmd(g), runShowCmd(g), runStopCmd(g))
 	return cmd
 }
 
@@ -250,6 +250,12 @@ func describe(e events.Event) string {
 		return ts + " run succeeded"
 	case events.RunFailed:
 		return fmt.Sprintf("%s run failed: %s", ts, p.Reason)
+	case events.RunStopping:
+		return fmt.Sprintf("%s run stop requested by %s (abandon: %t): %s", ts, orDash(p.Actor), p.Abandon, p.Reason)
+	case events.RunStopped:
+		return fmt.Sprintf("%s run stopped: %s", ts, p.Reason)
+	case events.ActionAbandoned:
+		return fmt.Sprintf("%s action %s/%s abandoned", ts, p.Stage, p.Action)
 	case events.StageStarted:
 		return fmt.Sprintf("%s stage %s started", ts, p.Stage)
 	case events.StageSucceeded:
@@ -292,6 +298,10 @@ func mark(p run.Phase) string {
 		return "✔"
 	case run.Failed:
 		return "✘"
+	case run.Stopped, run.Abandoned:
+		return "■"
+	case run.Stopping:
+		return "…"
 	case run.Running, run.Dispatched:
 		return "▶"
 	case run.Requested:

@@ -8,6 +8,7 @@ package conductor
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -22,6 +23,7 @@ import (
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/decider"
+	"github.com/gantry-ci/gantry/services/internal/consume"
 )
 
 // Durable is the conductor's consumer name on GANTRY_EVENTS. Every conductor
@@ -40,16 +42,30 @@ type Options struct {
 	AckWait time.Duration
 	// Now is the clock handed to the decider.
 	Now func() time.Time
+	// LeaseKey signs the leases of dispatched tasks. Empty means the key in
+	// the KV bucket events.BucketKeys, created there once if absent, so
+	// every conductor signs alike.
+	LeaseKey []byte
+	// Grace is how long past an attempt's timeout the conductor waits for
+	// its result before failing it; zero means decider.DefaultGrace.
+	Grace time.Duration
+	// Tick is how often each shard looks for deadlines due; default 1s.
+	Tick time.Duration
 }
 
 // Conductor is one conductor process's worth of work.
 type Conductor struct {
 	o      Options
 	shards []*shard
+	// key is the lease key, set once by Run before any shard starts.
+	key []byte
 }
 
 type shard struct {
-	in   chan jetstream.Msg
+	in chan jetstream.Msg
+	// wake carries runs to look at without an event: those open when the
+	// conductor started (their deadlines must fire after a restart).
+	wake chan [2]string
 	runs map[string]*entry
 	// ended remembers the last sequence of runs that ended recently, so the
 	// echoes of the conductor's own final appends are acked without
@@ -102,9 +118,13 @@ func New(o Options) (*Conductor, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Tick <= 0 {
+		o.Tick = time.Second
+	}
 	c := &Conductor{o: o}
 	for range o.Shards {
-		c.shards = append(c.shards, &shard{in: make(chan jetstream.Msg, 256), runs: map[string]*entry{}, ended: map[string]uint64{}})
+		c.shards = append(c.shards, &shard{in: make(chan jetstream.Msg, 256), wake: make(chan [2]string, 64),
+			runs: map[string]*entry{}, ended: map[string]uint64{}})
 	}
 	return c, nil
 }
@@ -112,6 +132,14 @@ func New(o Options) (*Conductor, error) {
 // Run consumes until ctx ends.
 func (c *Conductor) Run(ctx context.Context) error {
 	js := c.o.Bus.JetStream()
+	c.key = c.o.LeaseKey
+	if len(c.key) == 0 {
+		key, err := LeaseKey(ctx, js)
+		if err != nil {
+			return err
+		}
+		c.key = key
+	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamEvents, jetstream.ConsumerConfig{
 		Durable:       Durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -119,11 +147,17 @@ func (c *Conductor) Run(ctx context.Context) error {
 		MaxAckPending: 4096,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: events.SubjectEventsAll,
+		MaxDeliver:    consume.MaxDeliver,
 		Description:   "the conductor: folds runs and decides what comes next",
 	})
 	if err != nil {
 		return fmt.Errorf("conductor consumer: %w", err)
 	}
+	stop, err := c.serveStop(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stop.Unsubscribe() }()
 	var wg sync.WaitGroup
 	for _, sh := range c.shards {
 		wg.Go(func() { c.loop(ctx, sh) })
@@ -139,6 +173,16 @@ func (c *Conductor) Run(ctx context.Context) error {
 		return fmt.Errorf("conductor consume: %w", err)
 	}
 	c.o.Log.Info().Msg("conductor consuming the run log")
+	// Runs open in the log get looked at once, so that their deadlines
+	// fire even if no event of theirs ever arrives again.
+	if err := c.o.Bus.OpenRuns(ctx, func(pipeline, runID string) {
+		select {
+		case c.shards[shardOf(events.RunSubject(pipeline, runID), len(c.shards))].wake <- [2]string{pipeline, runID}:
+		case <-ctx.Done():
+		}
+	}); err != nil && ctx.Err() == nil {
+		c.o.Log.Warn().Err(err).Msg("open runs not recovered; their deadlines fire on their next event")
+	}
 	<-ctx.Done()
 	cc.Stop()
 	<-cc.Closed()
@@ -153,20 +197,23 @@ func shardOf(subject string, n int) int {
 }
 
 func (c *Conductor) loop(ctx context.Context, sh *shard) {
+	tick := time.NewTicker(c.o.Tick)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-sh.in:
-			if err := c.handle(ctx, sh, m); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				c.o.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("event not handled; it will be redelivered")
-				_ = m.NakWithDelay(250 * time.Millisecond)
-				continue
+		case <-tick.C:
+			c.expire(ctx, sh)
+		case w := <-sh.wake:
+			if err := c.look(ctx, sh, w[0], w[1]); err != nil && ctx.Err() == nil {
+				c.o.Log.Warn().Err(err).Str("run", w[1]).Msg("open run not looked at")
 			}
-			_ = m.Ack()
+		case m := <-sh.in:
+			consume.Settle(ctx, c.o.Log, "event", 250*time.Millisecond, c.o.Bus, m, c.handle(ctx, sh, m))
+			if ctx.Err() != nil {
+				return
+			}
 		}
 	}
 }
@@ -197,6 +244,13 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 		return b.DeadLetter(ctx, events.StreamEvents, m.Subject(), seq, m.Data(), derr)
 	}
 	e.Seq = seq
+	if err := c.checkLease(e); err != nil {
+		// The fold ignores it too; the dead-letter copy says why.
+		c.o.Log.Warn().Err(err).Str("run", runID).Uint64("seq", seq).Msg("unleased result sent to the dead-letter stream")
+		if err := b.DeadLetter(ctx, events.StreamEvents, m.Subject(), seq, m.Data(), err); err != nil {
+			return err
+		}
+	}
 	if last, ok := sh.ended[runID]; ok && seq <= last {
 		return nil // an echo of the run's end, already folded
 	}
@@ -238,12 +292,7 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 		}
 	}
 	st, err = c.advance(ctx, pipeline, en, st, log)
-	if st.Done() {
-		sh.end(runID, st.LastSeq)
-	} else {
-		en.st = st
-		sh.runs[runID] = en
-	}
+	c.keep(sh, en, st)
 	return err
 }
 
@@ -252,7 +301,7 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 func (c *Conductor) advance(ctx context.Context, pipeline string, en *entry, st run.State, log zerolog.Logger) (run.State, error) {
 	b := c.o.Bus
 	for range 64 {
-		chain := decideChain(st, c.o.Now())
+		chain := decideChain(st, c.inputs())
 		if len(chain) == 0 {
 			return st, nil
 		}
@@ -298,10 +347,10 @@ const maxChain = 64
 // tasks dispatched) are appended together in one atomic batch rather than
 // one round trip each. The decider is pure, so deciding on the scratch
 // state gives exactly what deciding after each append would.
-func decideChain(st run.State, now time.Time) []events.Event {
+func decideChain(st run.State, in decider.Inputs) []events.Event {
 	var chain []events.Event
 	for len(chain) < maxChain {
-		evs := decider.Decide(st, now)
+		evs := decider.Decide(st, in)
 		if len(evs) == 0 {
 			break
 		}
@@ -314,11 +363,96 @@ func decideChain(st run.State, now time.Time) []events.Event {
 }
 
 func (c *Conductor) publishTask(ctx context.Context, t events.Task) error {
+	// The log has the lease's hash; the worker gets the lease itself.
+	t.Lease = events.LeaseToken(c.key, t.ID)
 	data, err := encodeTask(t)
 	if err != nil {
 		return err
 	}
 	return c.o.Bus.PublishTask(ctx, t, data)
+}
+
+func (c *Conductor) inputs() decider.Inputs {
+	return decider.Inputs{Now: c.o.Now(), LeaseKey: c.key, Grace: c.o.Grace}
+}
+
+// ErrUnleasedResult is the dead-letter reason of a result that does not
+// carry the lease of the task it claims to end: forged, or meant for an
+// attempt that was never dispatched.
+var ErrUnleasedResult = errors.New("result refused")
+
+// checkLease refuses a result whose lease is not the one the conductor
+// gave the attempt's task. The conductor can check any attempt, current or
+// not, since the lease is the HMAC of the task ID under its key.
+func (c *Conductor) checkLease(e events.Event) error {
+	var ref events.ActionRef
+	var lease, what string
+	switch p := e.Payload.(type) {
+	case events.ActionSucceeded:
+		ref, lease, what = p.ActionRef, p.Lease, "action.succeeded"
+	case events.ActionFailed:
+		ref, lease, what = p.ActionRef, p.Lease, "action.failed"
+	case events.ActionAbandoned:
+		ref, lease, what = p.ActionRef, p.Lease, "action.abandoned"
+	default:
+		return nil
+	}
+	want := events.LeaseToken(c.key, events.TaskID(ref.Run, ref.Stage, ref.Action, ref.Attempt))
+	if subtle.ConstantTimeCompare([]byte(lease), []byte(want)) == 1 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s for %s/%s/%s attempt %d does not carry the lease of the dispatched task",
+		ErrUnleasedResult, what, ref.Run, ref.Stage, ref.Action, ref.Attempt)
+}
+
+// expire advances every cached run with a deadline due, so an attempt whose
+// result never arrives fails without waiting for an event.
+func (c *Conductor) expire(ctx context.Context, sh *shard) {
+	in := c.inputs()
+	for runID, en := range sh.runs {
+		next, ok := decider.NextDeadline(en.st, in)
+		if !ok || in.Now.Before(next) {
+			continue
+		}
+		log := c.o.Log.With().Str("run", runID).Str("pipeline", en.st.Pipeline).Logger()
+		st, err := c.advance(ctx, en.st.Pipeline, en, en.st, log)
+		c.keep(sh, en, st)
+		if err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Msg("deadline not enforced; retrying on the next tick")
+		}
+	}
+}
+
+// look folds a run from the log and advances it: a run that was open when
+// this conductor started.
+func (c *Conductor) look(ctx context.Context, sh *shard, pipeline, runID string) error {
+	en := sh.runs[runID]
+	if en == nil {
+		en = &entry{published: map[string]bool{}}
+	}
+	evs, tip, err := c.o.Bus.ReadRunTip(ctx, pipeline, runID, en.st.LastSeq)
+	if err != nil {
+		return err
+	}
+	st := run.Fold(en.st, evs...)
+	if st.Run == "" {
+		return nil
+	}
+	en.tip = max(en.tip, tip)
+	log := c.o.Log.With().Str("run", runID).Str("pipeline", pipeline).Logger()
+	st, err = c.advance(ctx, pipeline, en, st, log)
+	c.keep(sh, en, st)
+	return err
+}
+
+// keep caches a run's state, or forgets it once it ended.
+func (c *Conductor) keep(sh *shard, en *entry, st run.State) {
+	if st.Done() {
+		sh.end(st.Run, st.LastSeq)
+		return
+	}
+	en.st = st
+	sh.runs[st.Run] = en
 }
 
 func logDecision(log zerolog.Logger, e events.Event) {
@@ -328,7 +462,7 @@ func logDecision(log zerolog.Logger, e events.Event) {
 		ev = log.Info().Str("stage", p.Stage).Str("type", e.Type)
 	case events.ActionDispatched:
 		ev = log.Info().Str("stage", p.Task.Stage).Str("action", p.Task.Action).Int("attempt", p.Task.Attempt).Str("type", e.Type)
-	case events.RunSucceeded, events.RunFailed:
+	case events.RunSucceeded, events.RunFailed, events.RunStopped, events.RunStopping, events.ActionAbandoned:
 		ev = log.Info().Str("type", e.Type)
 	}
 	ev.Msg("appended")

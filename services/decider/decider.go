@@ -8,7 +8,6 @@ package decider
 import (
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -20,12 +19,41 @@ import (
 // Source is the CloudEvents source of the conductor's events.
 const Source = "/gantry/pipeline"
 
+// DefaultTimeout is an action's timeout when its definition gives none;
+// DefaultGrace is how long after its timeout the conductor waits for a
+// worker's own result before failing the attempt.
+const (
+	DefaultTimeout = time.Hour
+	DefaultGrace   = time.Minute
+)
+
+// Inputs are what a decision depends on besides the run: the time, and the
+// conductor's lease key (a secret that never enters the log).
+type Inputs struct {
+	Now time.Time
+	// LeaseKey signs the lease of every dispatched attempt (events.LeaseToken).
+	LeaseKey []byte
+	// Grace is added to an attempt's timeout before the decider fails it
+	// for want of a result; zero means DefaultGrace.
+	Grace time.Duration
+}
+
+func (in Inputs) grace() time.Duration {
+	if in.Grace <= 0 {
+		return DefaultGrace
+	}
+	return in.Grace
+}
+
 // Decide returns the events that move the run on, or none when it waits for
 // a worker (or has ended).
-func Decide(s run.State, now time.Time) []events.Event {
+func Decide(s run.State, in Inputs) []events.Event {
+	now := in.Now
 	switch s.Phase {
 	case run.Requested:
 		return one(events.RunID(s.Run, "started"), s.Run, now, events.RunStarted{Run: s.Run})
+	case run.Stopping:
+		return decideStop(s, in)
 	case run.Running:
 	default:
 		return nil
@@ -42,14 +70,18 @@ func Decide(s run.State, now time.Time) []events.Event {
 			return one(events.StageID(s.Run, st.Name, st.Attempt+1, "started"), s.Run, now,
 				events.StageStarted{Run: s.Run, Stage: st.Name, Attempt: st.Attempt + 1})
 		default:
-			return decideStage(s, i, now)
+			return decideStage(s, i, in)
 		}
 	}
 	return one(events.RunID(s.Run, "succeeded"), s.Run, now, events.RunSucceeded{Run: s.Run})
 }
 
-func decideStage(s run.State, i int, now time.Time) []events.Event {
+func decideStage(s run.State, i int, in Inputs) []events.Event {
+	now := in.Now
 	st := s.Stages[i]
+	if evs := expire(s, i, in); len(evs) > 0 {
+		return evs
+	}
 	var failed []string
 	active := false
 	for _, a := range st.Actions {
@@ -77,7 +109,7 @@ func decideStage(s run.State, i int, now time.Time) []events.Event {
 			pending = true
 			if a.Phase == run.NotStarted {
 				def := s.Definition.Stages[i].Actions[j]
-				out = append(out, dispatch(s, st, def, a.Attempt+1, now)...)
+				out = append(out, dispatch(s, st, def, a.Attempt+1, in)...)
 			}
 		}
 		if pending {
@@ -90,7 +122,8 @@ func decideStage(s run.State, i int, now time.Time) []events.Event {
 
 // dispatch builds the task of an action attempt, or fails the attempt at
 // once when an input artifact is missing (nothing a worker could fix).
-func dispatch(s run.State, st run.Stage, def events.ActionDef, attempt int, now time.Time) []events.Event {
+func dispatch(s run.State, st run.Stage, def events.ActionDef, attempt int, in Inputs) []events.Event {
+	now := in.Now
 	ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: def.Name, Attempt: attempt}
 	vars := Variables(s, st.Name, def.Name, attempt)
 	t := events.Task{
@@ -98,23 +131,120 @@ func dispatch(s run.State, st run.Stage, def events.ActionDef, attempt int, now 
 		Stage: st.Name, Action: def.Name, Attempt: attempt, Kind: def.Type, Pool: def.Pool,
 		Outputs: slices.Clone(def.Outputs), Variables: vars, TimeoutSeconds: def.TimeoutSeconds,
 	}
-	if len(def.Configuration) > 0 {
-		t.Configuration = make(map[string]string, len(def.Configuration))
-		for k, v := range def.Configuration {
-			t.Configuration[k] = expand(v, vars)
-		}
-	}
+	// The log records only the lease's hash; the conductor adds the lease
+	// itself to the task message it publishes.
+	lease := events.LeaseToken(in.LeaseKey, t.ID)
+	t.LeaseHash = events.LeaseHash(lease)
+	// Configuration is passed verbatim: a value (an inline buildspec above
+	// all) is never a template, because substituting run variables (a
+	// commit subject, a --var) into text a shell runs is command injection.
+	// Commands see the variables as environment variables instead.
+	t.Configuration = maps.Clone(def.Configuration)
 	evs := one(events.ActionID(ref, "dispatched"), s.Run, now, events.ActionDispatched{Task: t})
 	for _, name := range def.Inputs {
 		a, ok := s.Artifacts[name]
 		if !ok {
-			return append(evs, mustNew(events.ActionID(ref, "failed"), s.Run, now, events.ActionFailed{
-				ActionRef: ref, Reason: fmt.Sprintf("input artifact %q was not produced by an earlier action", name)}))
+			return append(evs, mustNew(events.ResultID(ref, "failed", lease), s.Run, now, events.ActionFailed{
+				ActionRef: ref, Lease: lease, Reason: fmt.Sprintf("input artifact %q was not produced by an earlier action", name)}))
 		}
 		t.Inputs = append(t.Inputs, a)
 	}
 	evs[0] = mustNew(events.ActionID(ref, "dispatched"), s.Run, now, events.ActionDispatched{Task: t})
 	return evs
+}
+
+// decideStop moves a run asked to stop towards Stopped: nothing new is
+// dispatched; with abandon, every attempt in progress is abandoned at once
+// (the worker running it kills its processes); without, they finish (or
+// reach their deadline) first.
+func decideStop(s run.State, in Inputs) []events.Event {
+	var out []events.Event
+	for i, st := range s.Stages {
+		if s.Abandon {
+			for _, a := range st.Actions {
+				if a.Phase != run.Dispatched && a.Phase != run.Running {
+					continue
+				}
+				ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: a.Name, Attempt: a.Attempt}
+				lease := events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, a.Name, a.Attempt))
+				out = append(out, mustNew(events.ResultID(ref, "abandoned", lease), s.Run, in.Now, events.ActionAbandoned{
+					ActionRef: ref, Lease: lease, Reason: "run stopped: " + s.Reason}))
+			}
+			continue
+		}
+		if st.Phase == run.Running {
+			out = append(out, expire(s, i, in)...)
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, st := range s.Stages {
+		for _, a := range st.Actions {
+			if a.Phase == run.Dispatched || a.Phase == run.Running {
+				return nil // let it finish, as CodePipeline's "stop and wait" does
+			}
+		}
+	}
+	return one(events.RunID(s.Run, "stopped"), s.Run, in.Now, events.RunStopped{Run: s.Run, Reason: s.Reason})
+}
+
+// expire fails the open attempts of stage i whose deadline (Deadline) has
+// passed: a worker that died after taking the task, a kind or pool nobody
+// serves, a result that never arrives. The failure carries the attempt's
+// lease, as a worker's would, since the attempt ends with it.
+func expire(s run.State, i int, in Inputs) []events.Event {
+	var out []events.Event
+	st := s.Stages[i]
+	for j, a := range st.Actions {
+		if a.Phase != run.Dispatched && a.Phase != run.Running {
+			continue
+		}
+		def := s.Definition.Stages[i].Actions[j]
+		at, timeout := deadline(a, def, in)
+		if in.Now.Before(at) {
+			continue
+		}
+		ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: a.Name, Attempt: a.Attempt}
+		lease := events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, a.Name, a.Attempt))
+		out = append(out, mustNew(events.ResultID(ref, "failed", lease), s.Run, in.Now, events.ActionFailed{
+			ActionRef: ref, Lease: lease,
+			Reason: fmt.Sprintf("no result within %s of dispatch (timeout %s + grace %s): is a worker of kind %s pool %s running?",
+				timeout+in.grace(), timeout, in.grace(), def.Type, def.Pool)}))
+	}
+	return out
+}
+
+// deadline is when an open attempt fails for want of a result: its
+// dispatch time plus its timeout (DefaultTimeout when the definition has
+// none) plus the grace.
+func deadline(a run.Action, def events.ActionDef, in Inputs) (at time.Time, timeout time.Duration) {
+	timeout = DefaultTimeout
+	if def.TimeoutSeconds > 0 {
+		timeout = time.Duration(def.TimeoutSeconds) * time.Second
+	}
+	return a.DispatchedAt.Add(timeout + in.grace()), timeout
+}
+
+// NextDeadline is the earliest time at which Decide would fail an open
+// attempt of the run, so that the conductor can wake up then even when no
+// event arrives; ok is false when nothing is open.
+func NextDeadline(s run.State, in Inputs) (next time.Time, ok bool) {
+	if s.Phase.Done() {
+		return time.Time{}, false
+	}
+	for i, st := range s.Stages {
+		for j, a := range st.Actions {
+			if a.Phase != run.Dispatched && a.Phase != run.Running {
+				continue
+			}
+			at, _ := deadline(a, s.Definition.Stages[i].Actions[j], in)
+			if !ok || at.Before(next) {
+				next, ok = at, true
+			}
+		}
+	}
+	return next, ok
 }
 
 // Variables are what an action sees: the run's variables (RunVariables)
@@ -155,17 +285,6 @@ func RunVariables(s run.State) map[string]string {
 		vars["GANTRY_REF"] = s.Trigger.Ref
 	}
 	return vars
-}
-
-// expand replaces ${NAME} and $NAME in configuration values; unknown names
-// are left as written so a typo shows in the action's own error.
-func expand(v string, vars map[string]string) string {
-	return os.Expand(v, func(k string) string {
-		if x, ok := vars[k]; ok {
-			return x
-		}
-		return "${" + k + "}"
-	})
 }
 
 func runOrders(st run.Stage) []int {

@@ -3,6 +3,7 @@ package decider_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,17 @@ import (
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// key is the conductor's lease key in these tests; in0 decides at t0.
+var (
+	key = []byte("test lease key")
+	in0 = decider.Inputs{Now: t0, LeaseKey: key}
+)
+
+// lease is the lease the conductor gives an attempt.
+func lease(stage, action string, attempt int) string {
+	return events.LeaseToken(key, events.TaskID(runID, stage, action, attempt))
+}
 
 const runID = "01a2154b-ea92-7634-ac3c-6b12b7b33cb5"
 
@@ -79,6 +91,10 @@ func summary(evs []events.Event) []string {
 			out = append(out, fmt.Sprintf("dispatched:%s/%s#%d", p.Task.Stage, p.Task.Action, p.Task.Attempt))
 		case events.ActionFailed:
 			out = append(out, "action.failed:"+p.Action)
+		case events.ActionAbandoned:
+			out = append(out, "action.abandoned:"+p.Action)
+		case events.RunStopped:
+			out = append(out, "run.stopped")
 		default:
 			out = append(out, e.Type)
 		}
@@ -133,7 +149,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := summary(decider.Decide(fold(t, c.given), t0))
+			got := summary(decider.Decide(fold(t, c.given), in0))
 			if !slices.Equal(got, c.then) {
 				t.Fatalf("then %v, want %v", got, c.then)
 			}
@@ -143,10 +159,12 @@ func TestDecide(t *testing.T) {
 
 func TestDispatchCarriesInputsVariablesAndConfiguration(t *testing.T) {
 	s := fold(t, given{events.RunStarted{Run: runID}, events.StageStarted{Run: runID, Stage: "A", Attempt: 1}})
-	evs := decider.Decide(s, t0)
+	evs := decider.Decide(s, in0)
 	task := evs[0].Payload.(events.ActionDispatched).Task
-	if task.Configuration["branch"] != "main" || task.Configuration["repo"] != "r" {
-		t.Fatalf("configuration not expanded from run variables: %v", task.Configuration)
+	// Configuration is verbatim: run variables reach commands only as
+	// environment variables, never substituted into text a shell runs.
+	if task.Configuration["branch"] != "${BRANCH}" || task.Configuration["repo"] != "r" {
+		t.Fatalf("configuration was rewritten: %v", task.Configuration)
 	}
 	if task.Variables["V"] != "def" || task.Variables["GANTRY_RUN_ID"] != runID || task.Kind != "source" {
 		t.Fatalf("task = %+v", task)
@@ -165,7 +183,7 @@ func TestMissingInputFailsTheAttemptAtOnce(t *testing.T) {
 		events.ActionSucceeded{ActionRef: ref("A", "x", 1)}, events.StageSucceeded{Run: runID, Stage: "A", Attempt: 1},
 		events.StageStarted{Run: runID, Stage: "B", Attempt: 1}, disp("B", "y"), disp("B", "z"),
 		events.ActionSucceeded{ActionRef: ref("B", "y", 1)}, events.ActionSucceeded{ActionRef: ref("B", "z", 1)}}
-	got := summary(decider.Decide(fold(t, g), t0))
+	got := summary(decider.Decide(fold(t, g), in0))
 	if !slices.Equal(got, []string{"dispatched:B/w#1", "action.failed:w"}) {
 		t.Fatalf("got %v", got)
 	}
@@ -175,8 +193,77 @@ func TestMissingInputFailsTheAttemptAtOnce(t *testing.T) {
 // byte, which is what lets two conductors race safely.
 func TestDecideIsDeterministic(t *testing.T) {
 	s := fold(t, given{events.RunStarted{Run: runID}, events.StageStarted{Run: runID, Stage: "A", Attempt: 1}})
-	a, b := decider.Decide(s, t0), decider.Decide(s, t0)
+	a, b := decider.Decide(s, in0), decider.Decide(s, in0)
 	if len(a) != len(b) || string(a[0].Data) != string(b[0].Data) || a[0].ID != b[0].ID {
 		t.Fatal("two decisions of one state differ")
+	}
+}
+
+func TestDispatchRecordsTheLeaseHashOnly(t *testing.T) {
+	s := fold(t, given{events.RunStarted{Run: runID}, events.StageStarted{Run: runID, Stage: "A", Attempt: 1}})
+	task := decider.Decide(s, in0)[0].Payload.(events.ActionDispatched).Task
+	if task.Lease != "" {
+		t.Fatal("the dispatched event carries the lease itself")
+	}
+	if task.LeaseHash != events.LeaseHash(lease("A", "x", 1)) {
+		t.Fatalf("lease hash %q is not the hash of the attempt's lease", task.LeaseHash)
+	}
+}
+
+// An attempt whose result never comes fails at dispatch + timeout + grace,
+// with a reason naming the kind and pool, and the attempt's lease.
+func TestDeadlineFailsAnAttemptWithoutResult(t *testing.T) {
+	d := def()
+	d.Stages[0].Actions[0].TimeoutSeconds = 60
+	s := run.State{}
+	for i, p := range []events.Payload{
+		events.RunRequested{Pipeline: "p", Run: runID, Revision: 1, Definition: d, Trigger: events.Trigger{ID: "t", Kind: "manual"}},
+		events.RunStarted{Run: runID}, events.StageStarted{Run: runID, Stage: "A", Attempt: 1},
+	} {
+		e := ev(t, p)
+		e.Seq = uint64(i + 1)
+		s = run.Evolve(s, e)
+	}
+	s = run.Fold(s, decider.Decide(s, in0)...) // dispatched at t0
+	grace := 10 * time.Second
+	at := func(d time.Duration) decider.Inputs {
+		return decider.Inputs{Now: t0.Add(d), LeaseKey: key, Grace: grace}
+	}
+	next, ok := decider.NextDeadline(s, at(0))
+	if !ok || !next.Equal(t0.Add(70*time.Second)) {
+		t.Fatalf("next deadline %v %v, want t0+70s", next, ok)
+	}
+	cases := []struct {
+		name string
+		now  time.Duration
+		then []string
+	}{
+		{"before the timeout", 59 * time.Second, nil},
+		{"in the grace", 69 * time.Second, nil},
+		{"at the deadline", 70 * time.Second, []string{"action.failed:x"}},
+		{"long after", 48 * time.Hour, []string{"action.failed:x"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			evs := decider.Decide(s, at(c.now))
+			if got := summary(evs); !slices.Equal(got, c.then) {
+				t.Fatalf("then %v, want %v", got, c.then)
+			}
+			if len(evs) == 0 {
+				return
+			}
+			f := evs[0].Payload.(events.ActionFailed)
+			if f.Lease != lease("A", "x", 1) || !strings.Contains(f.Reason, "kind source pool default") {
+				t.Fatalf("failure %+v", f)
+			}
+			if after := run.Fold(s, evs...); after.Action("A", "x").Phase != run.Failed {
+				t.Fatal("the fold ignored the conductor's own timeout")
+			}
+		})
+	}
+	// Without a timeout in the definition, DefaultTimeout applies.
+	s.Definition.Stages[0].Actions[0].TimeoutSeconds = 0
+	if next, _ := decider.NextDeadline(s, at(0)); !next.Equal(t0.Add(decider.DefaultTimeout + grace)) {
+		t.Fatalf("default deadline %v", next)
 	}
 }

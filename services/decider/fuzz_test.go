@@ -10,9 +10,11 @@ import (
 
 // FuzzDecideDrivesRunsToAnEnd plays a run where workers answer each
 // dispatched task with success or failure as the fuzzer chooses, in an order
-// it chooses, interleaving stale repeats. Whatever happens, the decider must
-// never dispatch the same attempt twice, and the run must end within a
-// bounded number of steps.
+// it chooses, interleaving stale repeats, forged results (without the
+// lease), stops with and without abandon, and silent workers (time jumps past the deadline). Whatever
+// happens, the decider must never dispatch the same attempt twice, a
+// forged result must change nothing, and the run must end within a bounded
+// number of steps.
 func FuzzDecideDrivesRunsToAnEnd(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0})
 	f.Add([]byte{1, 2, 3, 255, 7})
@@ -30,13 +32,14 @@ func FuzzDecideDrivesRunsToAnEnd(f *testing.F) {
 			return c
 		}
 		seq := uint64(100)
+		in := in0
 		apply := func(e events.Event) {
 			seq++
 			e.Seq = seq
 			s = run.Evolve(s, e)
 		}
 		for step := 0; step < 200 && !s.Done(); step++ {
-			evs := decider.Decide(s, t0)
+			evs := decider.Decide(s, in)
 			for _, e := range evs {
 				if d, ok := e.Payload.(events.ActionDispatched); ok {
 					if dispatched[d.Task.ID] {
@@ -54,13 +57,34 @@ func FuzzDecideDrivesRunsToAnEnd(f *testing.F) {
 				continue
 			}
 			c := next()
+			if c&0x30 == 0x30 { // every worker went silent: the deadlines pass
+				in.Now = in.Now.Add(decider.DefaultTimeout + decider.DefaultGrace)
+				open = nil
+				continue
+			}
+			if c&0x3F == 0x1F && s.Phase == run.Running { // someone stops the run
+				apply(ev(t, events.RunStopping{Run: s.Run, Reason: "fuzz", Abandon: c&0x40 != 0}))
+				if c&0x40 != 0 {
+					open = nil // abandoned tasks get no answer
+				}
+				continue
+			}
 			i := int(c) % len(open)
 			task := open[i]
 			open = append(open[:i], open[i+1:]...)
 			r := events.ActionRef{Run: task.Run, Stage: task.Stage, Action: task.Action, Attempt: task.Attempt}
-			var p events.Payload = events.ActionSucceeded{ActionRef: r, Outputs: outputs(task)}
+			l := events.LeaseToken(key, task.ID)
+			if c&0x30 == 0x20 { // a forger answers first, without the lease
+				before := s
+				forged := events.ActionSucceeded{ActionRef: r, Outputs: outputs(task), Lease: events.LeaseHash(l)}
+				apply(ev(t, forged))
+				if a, b := before.Action(task.Stage, task.Action), s.Action(task.Stage, task.Action); a.Phase != b.Phase {
+					t.Fatalf("a forged result moved %s from %s to %s", task.ID, a.Phase, b.Phase)
+				}
+			}
+			var p events.Payload = events.ActionSucceeded{ActionRef: r, Outputs: outputs(task), Lease: l}
 			if c&0x80 != 0 {
-				p = events.ActionFailed{ActionRef: r, Reason: "boom"}
+				p = events.ActionFailed{ActionRef: r, Reason: "boom", Lease: l}
 			}
 			apply(ev(t, p))
 			if c&0x40 != 0 { // a stale repeat of the same result must change nothing

@@ -128,7 +128,7 @@ func (s *Service) Run(ctx context.Context) error {
 	js := s.o.Bus.JetStream()
 	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamDeploys, jetstream.ConsumerConfig{
 		Durable: Durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: s.o.AckWait,
-		MaxAckPending: 1024, DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubject: events.SubjectDeploysAll,
+		MaxAckPending: 1024, DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubject: events.SubjectDeploysAll, MaxDeliver: consume.MaxDeliver,
 		Description: "the deploy service: folds deployments and decides what comes next",
 	})
 	if err != nil {
@@ -136,19 +136,19 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	alarms, err := js.CreateOrUpdateConsumer(ctx, events.StreamAlarms, jetstream.ConsumerConfig{
 		Durable: DurableAlarms, AckPolicy: jetstream.AckExplicitPolicy, AckWait: s.o.AckWait,
-		DeliverPolicy: jetstream.DeliverNewPolicy, FilterSubject: events.SubjectAlarmsAll,
+		DeliverPolicy: jetstream.DeliverNewPolicy, FilterSubject: events.SubjectAlarmsAll, MaxDeliver: consume.MaxDeliver,
 		Description: "the deploy service: alarms stop deployments",
 	})
 	if err != nil {
 		return fmt.Errorf("alarm consumer: %w", err)
 	}
-	cc, err := cons.Consume(consume.AckOrRedeliver(ctx, s.o.Log, "deployment event", 250*time.Millisecond,
+	cc, err := cons.Consume(consume.AckOrRedeliver(ctx, s.o.Log, "deployment event", 250*time.Millisecond, s.o.Bus,
 		func(m jetstream.Msg) error { return s.handle(ctx, m) }))
 	if err != nil {
 		return err
 	}
 	defer cc.Stop()
-	ac, err := alarms.Consume(consume.AckOrRedeliver(ctx, s.o.Log, "alarm", 250*time.Millisecond,
+	ac, err := alarms.Consume(consume.AckOrRedeliver(ctx, s.o.Log, "alarm", 250*time.Millisecond, s.o.Bus,
 		func(m jetstream.Msg) error { return s.alarm(ctx, m) }))
 	if err != nil {
 		return err

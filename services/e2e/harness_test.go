@@ -166,6 +166,12 @@ func (e *env) gantry(args ...string) (string, int) {
 // the given files committed on main.
 func (e *env) repo(name string, files map[string]string) {
 	e.t.Helper()
+	e.repoWithSubject(name, "test", files)
+}
+
+// repoWithSubject is repo with the commit's message chosen by the test.
+func (e *env) repoWithSubject(name, subject string, files map[string]string) {
+	e.t.Helper()
 	dir := filepath.Join(e.repos, name)
 	for p, content := range files {
 		full := filepath.Join(dir, p)
@@ -177,7 +183,7 @@ func (e *env) repo(name string, files map[string]string) {
 		}
 	}
 	ctx := context.Background()
-	for _, args := range [][]string{{"init", "--quiet", "--initial-branch=main"}, {"add", "--all"}, {"commit", "--quiet", "-m", "test"}} {
+	for _, args := range [][]string{{"init", "--quiet", "--initial-branch=main"}, {"add", "--all"}, {"commit", "--quiet", "-m", subject}} {
 		if err := stack.Git(ctx, dir, args...); err != nil {
 			e.t.Fatal(err)
 		}
@@ -301,10 +307,12 @@ func get(url string) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
+// count counts events of a type whose ID contains idSuffix (a result's ID
+// goes on with a tag of its lease).
 func count(evs []events.Event, typ, idSuffix string) int {
 	n := 0
 	for _, ev := range evs {
-		if ev.Type == typ && strings.HasSuffix(ev.ID, idSuffix) {
+		if ev.Type == typ && strings.Contains(ev.ID, idSuffix) {
 			n++
 		}
 	}

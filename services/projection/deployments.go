@@ -11,6 +11,7 @@ import (
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/services/deploydecider"
+	"github.com/gantry-ci/gantry/services/internal/consume"
 )
 
 // DeployDurable is the deployments projector's consumer on GANTRY_DEPLOYS.
@@ -30,7 +31,7 @@ func (p *Projector) runDeploys(ctx context.Context) error {
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamDeploys, jetstream.ConsumerConfig{
 		Durable: DeployDurable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-		FilterSubject: events.SubjectDeploysAll, Description: "projector: folds deployments into the deployments bucket",
+		FilterSubject: events.SubjectDeploysAll, MaxDeliver: consume.MaxDeliver, Description: "projector: folds deployments into the deployments bucket",
 	})
 	if err != nil {
 		return fmt.Errorf("deploy projector consumer: %w", err)

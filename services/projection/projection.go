@@ -18,6 +18,7 @@ import (
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/internal/consume"
 )
 
 // Durable is the projector's consumer; every projector shares it.
@@ -114,7 +115,7 @@ func (p *Projector) runRuns(ctx context.Context) error {
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamEvents, jetstream.ConsumerConfig{
 		Durable: Durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-		MaxAckPending: 4096, FilterSubject: events.SubjectEventsAll,
+		MaxAckPending: 4096, FilterSubject: events.SubjectEventsAll, MaxDeliver: consume.MaxDeliver,
 		Description: "projector: folds runs into the runs bucket",
 	})
 	if err != nil {
@@ -142,15 +143,10 @@ func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer, what s
 			p.Log.Warn().Err(err).Str("projection", what).Msg("projector next")
 			continue
 		}
-		if err := handle(m); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			p.Log.Warn().Err(err).Str("projection", what).Str("subject", m.Subject()).Msg("projection not written; will retry")
-			_ = m.NakWithDelay(250 * time.Millisecond)
-			continue
+		consume.Settle(ctx, p.Log.With().Str("projection", what).Logger(), what+" projection", 250*time.Millisecond, p.Bus, m, handle(m))
+		if ctx.Err() != nil {
+			return nil
 		}
-		_ = m.Ack()
 	}
 }
 

@@ -135,13 +135,13 @@ type Service struct {
 func (s *Service) Run(ctx context.Context) error {
 	cons, err := s.Bus.JetStream().CreateOrUpdateConsumer(ctx, events.StreamDeploys, jetstream.ConsumerConfig{
 		Durable: Durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-		DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubject: events.SubjectDeploysAll,
+		DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubject: events.SubjectDeploysAll, MaxDeliver: consume.MaxDeliver,
 		Description: "the rollback service: failed deployments roll back to the last known good revision",
 	})
 	if err != nil {
 		return fmt.Errorf("rollback consumer: %w", err)
 	}
-	cc, err := cons.Consume(consume.AckOrRedeliver(ctx, s.Log, "rollback", time.Second,
+	cc, err := cons.Consume(consume.AckOrRedeliver(ctx, s.Log, "rollback", time.Second, s.Bus,
 		func(m jetstream.Msg) error { return s.handle(ctx, m) }))
 	if err != nil {
 		return err

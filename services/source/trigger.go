@@ -130,14 +130,14 @@ func (s *Triggers) Run(ctx context.Context) error {
 		return fmt.Errorf("pipelines bucket: %w", err)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamTriggers, jetstream.ConsumerConfig{
-		Durable: TriggersDurable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+		Durable: TriggersDurable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: consume.MaxDeliver,
 		Description: "source service: triggers become runs",
 	})
 	if err != nil {
 		return fmt.Errorf("trigger consumer: %w", err)
 	}
 	pipes := Pipelines{KV: kv}
-	cc, err := cons.Consume(consume.AckOrRedeliver(ctx, s.Log, "trigger", time.Second,
+	cc, err := cons.Consume(consume.AckOrRedeliver(ctx, s.Log, "trigger", time.Second, s.Bus,
 		func(m jetstream.Msg) error { return s.handle(ctx, pipes, m) }))
 	if err != nil {
 		return fmt.Errorf("consume triggers: %w", err)

@@ -40,6 +40,9 @@ type RoleOptions struct {
 	// HeartbeatTimeout fails an in-progress host whose agent went silent
 	// this long (deploy service only; default 30s).
 	HeartbeatTimeout time.Duration
+	// Grace is how long past an action's timeout the conductor waits for
+	// its result before failing it (conductor only; default 1m).
+	Grace time.Duration
 }
 
 // Role names, as the CLI spells them.
@@ -70,7 +73,7 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 	log = log.With().Str("service", name).Logger()
 	switch name {
 	case RoleConductor:
-		cd, err := conductor.New(conductor.Options{Bus: c.Bus, Log: log})
+		cd, err := conductor.New(conductor.Options{Bus: c.Bus, Log: log, Grace: o.Grace})
 		if err != nil {
 			return Role{}, err
 		}

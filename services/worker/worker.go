@@ -14,10 +14,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -25,6 +27,7 @@ import (
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/artifact"
+	"github.com/gantry-ci/gantry/services/internal/consume"
 )
 
 // Handler does one task. A returned error fails the action with the error as
@@ -163,8 +166,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		FilterSubject: events.TaskSubject(w.o.Kind, w.o.Pool),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       w.o.AckWait,
-		MaxDeliver:    -1,
-		Description:   fmt.Sprintf("the %s fleet of pool %s", w.o.Kind, w.o.Pool),
+		// Redelivery is how a dead worker's task returns to the fleet;
+		// past consume.PoisonAfter tries it is dead-lettered (process).
+		MaxDeliver:  consume.MaxDeliver,
+		Description: fmt.Sprintf("the %s fleet of pool %s", w.o.Kind, w.o.Pool),
 	})
 	if err != nil {
 		return fmt.Errorf("task consumer %s: %w", ConsumerName(w.o.Kind, w.o.Pool), err)
@@ -231,6 +236,9 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	}
 	ref := events.ActionRef{Run: t.Run, Stage: t.Stage, Action: t.Action, Attempt: t.Attempt}
 	log := w.o.Log.With().Str("run", t.Run).Str("stage", t.Stage).Str("action", t.Action).Int("attempt", t.Attempt).Logger()
+	if consume.Poisoned(ctx, log, b, m, "every worker that took the task died or could not report; the conductor fails the attempt at its deadline") {
+		return
+	}
 	if meta != nil && meta.NumDelivered > 1 {
 		log.Warn().Uint64("delivery", meta.NumDelivered).Msg("task redelivered: its previous worker went silent")
 		if done, err := w.alreadyDone(ctx, t); err == nil && done {
@@ -288,12 +296,31 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 		}
 		return publish(ctx, p, fact)
 	}
+	// A stop with abandon ends the attempt in the log; cancelling the
+	// handler's context makes the runner kill the task's process group.
+	runCtx, abandon := context.WithCancelCause(runCtx)
+	defer abandon(nil)
+	if stopWatch, err := w.watchAbandon(ctx, t, ref, abandon); err != nil {
+		log.Warn().Err(err).Msg("cannot watch for the run being stopped; an abandon will not cancel this task")
+	} else {
+		defer stopWatch()
+	}
 	res, herr := w.o.Handler.Handle(runCtx, &Task{
 		Task: t, Workspace: ws, Log: ls, Publish: publishOpen, Ref: ref, Artifacts: store, Worker: w.o.Name, Upload: upload,
 	})
 	if ctx.Err() != nil {
 		// This worker is stopping: leave the task to the fleet.
 		log.Warn().Msg("worker stopping mid-task; the task returns to the fleet")
+		return
+	}
+	if cause := context.Cause(runCtx); errors.Is(cause, errAbandoned) {
+		// The attempt already ended in the log: no result, only the log.
+		log.Info().Err(cause).Msg("task abandoned; its processes were killed")
+		ls.Line("gantry", cause.Error())
+		w.archive(ctx, store, t, ref, upload, publish, ls, log)
+		if err := m.DoubleAck(ctx); err != nil {
+			log.Warn().Err(err).Msg("ack task")
+		}
 		return
 	}
 	if herr != nil && runCtx.Err() == context.DeadlineExceeded {
@@ -322,23 +349,20 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.St
 		if herr != nil {
 			ls.Line("gantry", "action failed: "+herr.Error())
 		}
-		arch, ok, err := ls.Archive(ctx, store, events.LogKey(t.Pipeline, t.Run, t.Stage, t.Action, t.Attempt, upload), ref)
-		switch {
-		case err != nil:
-			log.Warn().Err(err).Msg("archive log")
-		case ok:
-			if err := publish(ctx, arch, "log-archived"); err != nil {
-				log.Warn().Err(err).Msg("append log.archived")
-			}
-		}
+		w.archive(ctx, store, t, ref, upload, publish, ls, log)
 	}
+	// The result carries the task's lease (the conductor refuses a result
+	// without it) and its ID a tag of the lease, so that a result someone
+	// published ahead under the plain ID cannot take this one's slot.
 	var err error
 	if herr != nil {
 		log.Info().Err(herr).Msg("task failed")
-		err = publish(ctx, events.ActionFailed{ActionRef: ref, Worker: w.o.Name, Reason: truncate(herr.Error(), 2000)}, "failed")
+		err = publish(ctx, events.ActionFailed{ActionRef: ref, Worker: w.o.Name, Reason: truncate(herr.Error(), 2000), Lease: t.Lease},
+			resultFact(ref, "failed", t.Lease))
 	} else {
 		log.Info().Int("outputs", len(res.Outputs)).Msg("task succeeded")
-		err = publish(ctx, events.ActionSucceeded{ActionRef: ref, Worker: w.o.Name, Outputs: res.Outputs, Variables: res.Variables}, "succeeded")
+		err = publish(ctx, events.ActionSucceeded{ActionRef: ref, Worker: w.o.Name, Outputs: res.Outputs, Variables: res.Variables, Lease: t.Lease},
+			resultFact(ref, "succeeded", t.Lease))
 	}
 	if err != nil {
 		log.Warn().Err(err).Msg("append the action's result; the task will be retried")
@@ -348,6 +372,54 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.St
 	if err := m.DoubleAck(ctx); err != nil {
 		log.Warn().Err(err).Msg("ack task")
 	}
+}
+
+func (w *Worker) archive(ctx context.Context, store *artifact.Store, t events.Task, ref events.ActionRef, upload string,
+	publish func(context.Context, events.Payload, string) error, ls *LogStream, log zerolog.Logger) {
+	arch, ok, err := ls.Archive(ctx, store, events.LogKey(t.Pipeline, t.Run, t.Stage, t.Action, t.Attempt, upload), ref)
+	switch {
+	case err != nil:
+		log.Warn().Err(err).Msg("archive log")
+	case ok:
+		if err := publish(ctx, arch, "log-archived"); err != nil {
+			log.Warn().Err(err).Msg("append log.archived")
+		}
+	}
+}
+
+// errAbandoned is the cause of a task's context when its run was stopped
+// with abandon.
+var errAbandoned = errors.New("abandoned")
+
+// watchAbandon calls abandon when the attempt is abandoned in the log: it
+// listens to the run's subject for action.abandoned, and reads the log
+// once after subscribing, in case the abandon came first.
+func (w *Worker) watchAbandon(ctx context.Context, t events.Task, ref events.ActionRef, abandon context.CancelCauseFunc) (func(), error) {
+	b := w.o.Bus
+	fire := func(reason string) { abandon(fmt.Errorf("%w: %s", errAbandoned, reason)) }
+	sub, err := b.Conn().Subscribe(events.RunSubject(t.Pipeline, t.Run), func(m *nats.Msg) {
+		e, err := b.Codec().Decode(m.Data)
+		if err != nil {
+			return
+		}
+		// The lease proves the conductor sent it: nobody else knows it.
+		if p, ok := e.Payload.(events.ActionAbandoned); ok && p.ActionRef == ref && p.Lease == t.Lease {
+			fire(p.Reason)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to run %s: %w", t.Run, err)
+	}
+	evs, err := b.ReadRun(ctx, t.Pipeline, t.Run, 0)
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	st := run.Fold(run.State{}, evs...)
+	if a := st.Action(t.Stage, t.Action); a != nil && a.Attempt == t.Attempt && a.Phase == run.Abandoned {
+		fire(a.Reason)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
 }
 
 // alreadyDone reads the run's log to see whether this attempt has ended, so
@@ -434,6 +506,12 @@ func decodeTask(data []byte, t *events.Task) error {
 		return fmt.Errorf("%w: task: %w", events.ErrInvalidEvent, err)
 	}
 	return nil
+}
+
+// resultFact is the fact part of events.ResultID, for publish, which
+// prefixes the attempt's ActionID.
+func resultFact(ref events.ActionRef, fact, lease string) string {
+	return strings.TrimPrefix(events.ResultID(ref, fact, lease), events.ActionID(ref, ""))
 }
 
 func truncate(s string, n int) string {
