@@ -627,6 +627,17 @@ func TestFastPathBoundaries(t *testing.T) {
 		{events.TypeActionDispatched, "task/outputs", []any{"a", "a"}, false},
 		{events.TypeActionDispatched, "task/inputs/0/name", "", false},
 		{events.TypeActionDispatched, "task/configuration", map[string]any{}, false},
+		{events.TypeActionDispatched, "task/secrets", map[string]any{}, false},
+		{events.TypeActionDispatched, "task/secrets", map[string]any{"A_1": "a-b_c"}, true},
+		{events.TypeActionDispatched, "task/secrets", map[string]any{"A.B": "x"}, false},
+		{events.TypeActionDispatched, "task/secrets", map[string]any{"A": "file:/" + long(1018)}, true},
+		{events.TypeActionDispatched, "task/secrets", map[string]any{"A": "file:/" + long(1019)}, false},
+		{events.TypeActionDispatched, "task/secrets", map[string]any{"A": "file:relative"}, false},
+		{events.TypeActionDispatched, "task/secrets", map[string]any{"A": "file:/a\x00"}, false},
+		{events.TypeActionDispatched, "task/secrets", map[string]any{"A": "file:/a\nb"}, true},
+		{events.TypeActionDispatched, "task/secrets", map[string]any{"A": "a.b"}, false},
+		{events.TypeActionDispatched, "task/secrets", map[string]any{"A": 1}, false},
+		{events.TypeRunRequested, "definition/stages/0/actions/0/secrets", map[string]any{"9A": "x"}, false},
 		{events.TypeRunRequested, "revision", 0, true},
 		{events.TypeRunRequested, "revision", -1, false},
 		{events.TypeRunRequested, "trigger/kind", "poll", true},
@@ -758,7 +769,7 @@ func TestFastPathMessages(t *testing.T) {
 // (envelope.json, defs.json and the run types' schemas, in runTypes order).
 // A change to any of them must be made to fastcodec.go and validate.go too;
 // then update the digest.
-const fastSchemasDigest = "0545eecee9d67194c2fa657b14109d90944ee010a8c0956acba61fd06d6960b3"
+const fastSchemasDigest = "6907496c52cf5ffd912afd8fc7c4e9ee22e4ede8177cec4e387e1e0f08da9673"
 
 func TestFastPathSchemasUnchanged(t *testing.T) {
 	var all []byte
