@@ -97,6 +97,8 @@ func dispatch(s run.State, st run.Stage, def events.ActionDef, attempt int, now 
 		ID: events.TaskID(s.Run, st.Name, def.Name, attempt), Pipeline: s.Pipeline, Run: s.Run,
 		Stage: st.Name, Action: def.Name, Attempt: attempt, Kind: def.Type, Pool: def.Pool,
 		Outputs: slices.Clone(def.Outputs), Variables: vars, TimeoutSeconds: def.TimeoutSeconds,
+		// References only, never expanded: the worker resolves them.
+		Secrets: maps.Clone(def.Secrets),
 	}
 	if len(def.Configuration) > 0 {
 		t.Configuration = make(map[string]string, len(def.Configuration))

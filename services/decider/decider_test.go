@@ -2,6 +2,7 @@ package decider_test
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -178,5 +179,27 @@ func TestDecideIsDeterministic(t *testing.T) {
 	a, b := decider.Decide(s, t0), decider.Decide(s, t0)
 	if len(a) != len(b) || string(a[0].Data) != string(b[0].Data) || a[0].ID != b[0].ID {
 		t.Fatal("two decisions of one state differ")
+	}
+}
+
+// TestDispatchCarriesSecretRefsUnexpanded: a task names its secrets by
+// reference, as written, even when a run variable looks like one.
+func TestDispatchCarriesSecretRefsUnexpanded(t *testing.T) {
+	d := def()
+	d.Stages[0].Actions[0].Secrets = map[string]string{"TOKEN": "npm-token", "KEY": "file:/run/secrets/${BRANCH}"}
+	s := run.State{}
+	for i, p := range []events.Payload{
+		events.RunRequested{Pipeline: "p", Run: runID, Revision: 1, Definition: d,
+			Variables: map[string]string{"BRANCH": "main"}, Trigger: events.Trigger{ID: "t", Kind: "manual"}},
+		events.RunStarted{Run: runID}, events.StageStarted{Run: runID, Stage: "A", Attempt: 1},
+	} {
+		e := ev(t, p)
+		e.Seq = uint64(i + 1)
+		s = run.Evolve(s, e)
+	}
+	task := decider.Decide(s, t0)[0].Payload.(events.ActionDispatched).Task
+	want := map[string]string{"TOKEN": "npm-token", "KEY": "file:/run/secrets/${BRANCH}"}
+	if !maps.Equal(task.Secrets, want) {
+		t.Fatalf("task secrets = %v, want %v", task.Secrets, want)
 	}
 }
