@@ -189,6 +189,11 @@ func (c *checker) schemaProblems(d schemas.Detail) {
 	}
 	msg := d.Message
 	val := lookup(c.doc, p)
+	if _, isString := val.(string); isString && len(p) == 6 && kindOf(p[:5]) == kindSecrets {
+		// The value is not repeated: it may be a secret pasted by mistake.
+		c.add(p, "not a secret reference: give a secret's name (1-64 letters, digits, '-' or '_') or file: and an absolute path; never the secret itself", ErrSchema)
+		return
+	}
 	switch {
 	case reAddProps.MatchString(msg):
 		if c.unknownKeys(p) {
