@@ -81,6 +81,7 @@ func TestSecretsStayOutOfLogsEventsAndBuilds(t *testing.T) {
 env:
   secrets:
     SIGNING_KEY: file:` + filepath.Join(secretsDir, "signing.key") + `
+  exported-variables: [LEAKED, SAFE]
 phases:
   build:
     commands:
@@ -89,6 +90,18 @@ phases:
       - env | sort
       - test -z "${NATS_CREDS:-}" && test -z "${NATS_URL:-}" && test -z "${CLOUD_KEY:-}"
       - case "$TMPDIR" in "$GANTRY_WORKSPACE"/*) echo tmpdir-in-workspace;; esac
+      - export LEAKED="x-$NPM_TOKEN" SAFE=kept
+`,
+		// A test whose failure message quotes the secret: the report is an event.
+		"testspec.yml": `version: 0.2
+phases:
+  build:
+    commands:
+      - mkdir -p reports
+      - printf '<testsuite name="s" tests="1" failures="1"><testcase name="t"><failure message="bad token %s">x</failure></testcase></testsuite>\n' "$NPM_TOKEN" > reports/junit.xml
+reports:
+  unit:
+    files: ["reports/*.xml"]
 `})
 	e.apply(`name: secrets
 stages:
@@ -108,6 +121,11 @@ stages:
         type: build
         inputs: [source]
         secrets: {OTHER: never-stored}
+      - name: unit
+        type: test
+        inputs: [source]
+        configuration: {buildspec: testspec.yml}
+        secrets: {NPM_TOKEN: npm-token}
 `)
 	if out, code := e.gantryStdin(tokenValue+"\n", "secret", "set", "npm-token"); code != 0 {
 		t.Fatalf("secret set: %s", out)
@@ -120,12 +138,20 @@ stages:
 	// (--creds= keeps it connecting without auth to the test server).
 	e.startWithEnv([]string{"NATS_CREDS=" + credsValue, "CLOUD_KEY=" + cloudValue},
 		"build", "build", "--creds=", "--secrets-dir", secretsDir, "--concurrency", "2")
+	e.start("test", "test")
 
 	runID := e.startRun("secrets")
 	st := e.waitDone("secrets", runID, time.Minute)
 	compile, missing := st.Action("Build", "compile"), st.Action("Build", "missing")
 	if compile == nil || compile.Phase != run.Succeeded {
 		t.Fatalf("compile: %+v (run %s: %s)", compile, st.Phase, st.Reason)
+	}
+	if v := compile.Variables; v["SAFE"] != "kept" || v["LEAKED"] != "" {
+		t.Errorf("exported variables %v: LEAKED holds the secret and must be left out", v)
+	}
+	if unit := st.Action("Build", "unit"); unit == nil || unit.Report == nil || len(unit.Report.Failures) != 1 ||
+		unit.Report.Failures[0].Message != "bad token ***" {
+		t.Errorf("test report: %+v", unit)
 	}
 	if missing == nil || missing.Phase != run.Failed ||
 		!strings.Contains(missing.Reason, "secret never-stored (for OTHER): secret not found") ||
