@@ -666,20 +666,25 @@ func (r *run) startPump(phase string, f *os.File) *pump {
 // longer than MaxLineBytes is handed over in pieces of that size.
 type lineWriter struct {
 	emit func(string)
+	max  int // MaxLineBytes when 0
 	buf  []byte
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
+	limit := w.max
+	if limit <= 0 {
+		limit = MaxLineBytes
+	}
 	w.buf = append(w.buf, p...)
 	for {
 		i := bytes.IndexByte(w.buf, '\n')
 		switch {
-		case i >= 0 && i < MaxLineBytes:
+		case i >= 0 && i < limit:
 			w.emit(strings.TrimSuffix(string(w.buf[:i]), "\r"))
 			w.buf = w.buf[i+1:]
-		case len(w.buf) >= MaxLineBytes:
-			w.emit(strings.TrimSuffix(string(w.buf[:MaxLineBytes]), "\r"))
-			w.buf = w.buf[MaxLineBytes:]
+		case len(w.buf) >= limit:
+			w.emit(strings.TrimSuffix(string(w.buf[:limit]), "\r"))
+			w.buf = w.buf[limit:]
 		default:
 			return len(p), nil
 		}

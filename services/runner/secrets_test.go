@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/gantry-ci/gantry/services/redact"
 )
 
 // TestSecretsMasked: a secret's value reaches the commands' environment
@@ -81,4 +83,38 @@ func TestDescribe(t *testing.T) {
 			t.Errorf("describe(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzMaskedLines: output masked as a stream and then cut into lines gives
+// the same lines however it arrives, and no line holds the secret, even
+// where a line is cut at its length limit.
+func FuzzMaskedLines(f *testing.F) {
+	f.Add("s3cret-value", "a s3cret-value b\ns3cret-\nvalue s3cr", uint8(3), uint8(5))
+	f.Add("abcd", "abcdabcdabcd", uint8(1), uint8(2))
+	f.Fuzz(func(t *testing.T, secret, in string, chunk, limit uint8) {
+		lines := func(size int) []string {
+			var out []string
+			lw := &lineWriter{emit: func(l string) { out = append(out, l) }, max: int(limit)%9 + 4}
+			mw := redact.New(secret).NewWriter(lw)
+			for s := in; s != ""; {
+				n := min(size, len(s))
+				mw.Write([]byte(s[:n]))
+				s = s[n:]
+			}
+			mw.Flush()
+			lw.flush()
+			return out
+		}
+		whole, cut := lines(len(in)+1), lines(int(chunk)%7+1)
+		if strings.Join(whole, "\n") != strings.Join(cut, "\n") || len(whole) != len(cut) {
+			t.Fatalf("lines differ with chunking:\n%q\n%q", whole, cut)
+		}
+		if len(secret) >= redact.MinLen && !strings.Contains(secret, "*") {
+			for _, l := range cut {
+				if strings.Contains(l, secret) {
+					t.Fatalf("line %q holds the secret", l)
+				}
+			}
+		}
+	})
 }
