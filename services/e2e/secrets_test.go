@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -70,8 +71,15 @@ func TestSecretsStayOutOfLogsEventsAndBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every task message as it is published, before a worker takes it.
-	var tasks []*nats.Msg
-	sub, err := e.bus.Conn().Subscribe(events.SubjectTasksAll, func(m *nats.Msg) { tasks = append(tasks, m) })
+	var (
+		tasksMu sync.Mutex
+		tasks   []*nats.Msg
+	)
+	sub, err := e.bus.Conn().Subscribe(events.SubjectTasksAll, func(m *nats.Msg) {
+		tasksMu.Lock()
+		defer tasksMu.Unlock()
+		tasks = append(tasks, m)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,6 +237,8 @@ stages:
 		}
 	}
 	var sawRef bool
+	tasksMu.Lock()
+	defer tasksMu.Unlock()
 	for _, m := range tasks {
 		noLeak("task "+m.Subject, string(m.Data))
 		sawRef = sawRef || strings.Contains(string(m.Data), `"NPM_TOKEN":"npm-token"`)
