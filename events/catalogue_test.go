@@ -56,6 +56,7 @@ func samples() map[string]events.Payload {
 					Inputs: []string{"source"}, Outputs: []string{"app", "test-bin"},
 					Configuration:  map[string]string{"buildspec": "buildspec.yml"},
 					TimeoutSeconds: 1800,
+					Secrets:        map[string]string{"NPM_TOKEN": "npm-token"},
 				},
 				{
 					Name: "unit", Type: "test", Pool: "linux-amd64", RunOrder: 2,
@@ -101,6 +102,7 @@ func samples() map[string]events.Payload {
 			Variables:      map[string]string{"GOFLAGS": "-mod=readonly", "DEPLOY_ENV": "staging"},
 			TimeoutSeconds: 1800,
 			LeaseHash:      events.LeaseHash(sampleLease),
+			Secrets:        map[string]string{"NPM_TOKEN": "npm-token", "SIGNING_KEY": "file:/run/secrets/signing.key"},
 		}},
 		events.TypeActionStarted:   events.ActionStarted{ActionRef: ref, Worker: "build-7f9c4-2"},
 		events.TypeActionHeartbeat: events.ActionHeartbeat{ActionRef: ref, Worker: "build-7f9c4-2", Beat: 3},

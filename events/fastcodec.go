@@ -77,6 +77,8 @@ var (
 	nonNegFloat = &shape{kind: kNumber, sign: signNonNegative}
 	posFloat    = &shape{kind: kNumber, sign: signPositive}
 	varsShape   = &shape{kind: kMap, elem: str, key: isVarName}
+	// secretsShape: environment variable names to secret references.
+	secretsShape = &shape{kind: kMap, elem: str, key: isEnvName}
 
 	artifactRefShape = obj(req("name", str), req("key", str), req("sha256", str), req("size", num))
 	triggerShape     = obj(req("id", str), req("kind", str), opt("commit", str), opt("ref", str), opt("actor", str))
@@ -84,10 +86,10 @@ var (
 		req("action", str), req("attempt", num), req("kind", str), req("pool", str),
 		opt("configuration", varsShape), opt("inputs", arr(artifactRefShape)),
 		opt("outputs", arr(str)), opt("variables", varsShape), opt("timeoutSeconds", num),
-		opt("leaseHash", str), opt("lease", str))
+		opt("leaseHash", str), opt("lease", str), opt("secrets", secretsShape))
 	actionDefShape = obj(req("name", str), req("type", str), req("pool", str), req("runOrder", num),
 		opt("inputs", arr(str)), opt("outputs", arr(str)), opt("configuration", varsShape),
-		opt("timeoutSeconds", num))
+		opt("timeoutSeconds", num), opt("secrets", secretsShape))
 	stageDefShape   = obj(req("name", str), req("actions", arr(actionDefShape)))
 	definitionShape = obj(req("name", str), opt("variables", varsShape), req("stages", arr(stageDefShape)))
 	testCaseShape   = obj(opt("suite", str), req("name", str), opt("message", str), opt("durationSeconds", posFloat))

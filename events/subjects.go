@@ -16,6 +16,9 @@ const (
 	BucketArtifacts = "artifacts"
 	BucketPipelines = "pipelines"
 	BucketRuns      = "runs"
+	// BucketSecrets holds secret values by name, for build and test workers
+	// to resolve a task's secret references; nothing else reads it.
+	BucketSecrets = "gantry_secrets"
 
 	SubjectEventsAll   = "gantry.events.>"
 	SubjectTriggersAll = "gantry.triggers.>"

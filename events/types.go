@@ -162,6 +162,10 @@ type Task struct {
 	// GANTRY_TASKS carries it, never the action.dispatched event; a worker
 	// puts it in the result that ends the attempt.
 	Lease string `json:"lease,omitempty"`
+	// Secrets maps environment variable names to secret references (a
+	// name in BucketSecrets, or file:/path on the worker host), which the
+	// worker resolves; values never travel in a task or an event.
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // ActionDispatched records that a task was handed to the worker fleet.
@@ -300,6 +304,8 @@ type ActionDef struct {
 	Outputs        []string          `json:"outputs,omitempty"`
 	Configuration  map[string]string `json:"configuration,omitempty"`
 	TimeoutSeconds int               `json:"timeoutSeconds,omitempty"`
+	// Secrets are references by environment variable name, as in Task.
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // Deployment event types. A deployment's events go to its own subject on

@@ -268,7 +268,8 @@ func (a ActionDef) check() *fieldError {
 	}
 	return firstOf(name("name", a.Name), name("type", a.Type), name("pool", a.Pool), order,
 		names("inputs", a.Inputs, true), names("outputs", a.Outputs, true),
-		vars("configuration", a.Configuration), optAtLeast("timeoutSeconds", a.TimeoutSeconds, 1))
+		vars("configuration", a.Configuration), optAtLeast("timeoutSeconds", a.TimeoutSeconds, 1),
+		secrets("secrets", a.Secrets))
 }
 
 func (d Definition) check() *fieldError {
@@ -297,7 +298,7 @@ func (t Task) check() *fieldError {
 		name("action", t.Action), attempt("attempt", t.Attempt), name("kind", t.Kind), name("pool", t.Pool),
 		vars("configuration", t.Configuration), artifactRefs("inputs", t.Inputs),
 		names("outputs", t.Outputs, true), vars("variables", t.Variables),
-		optAtLeast("timeoutSeconds", t.TimeoutSeconds, 1), optSHA("leaseHash", t.LeaseHash), optSHA("lease", t.Lease))
+		optAtLeast("timeoutSeconds", t.TimeoutSeconds, 1), optSHA("leaseHash", t.LeaseHash), optSHA("lease", t.Lease), secrets("secrets", t.Secrets))
 }
 
 // optSHA checks an optional 64-hex-digit value (a lease or its hash).

@@ -179,6 +179,8 @@ func (b *Bus) Provision(ctx context.Context, cfg Config) error {
 		{Bucket: events.BucketAgents, History: 1, Replicas: cfg.Replicas, TTL: cfg.AgentTTL, Description: "agent heartbeats by <group>.<host>; a missing or stale entry is a dead agent"},
 		{Bucket: events.BucketDeployGroups, History: 16, Replicas: cfg.Replicas, Description: "deployment group documents"},
 		{Bucket: events.BucketDeployments, History: 1, Replicas: cfg.Replicas, Description: "projection of folded deployments"},
+		// History 1: a rotated or removed secret's old value does not linger.
+		{Bucket: events.BucketSecrets, History: 1, Replicas: cfg.Replicas, Description: "secret values by name, read by build and test workers; never copied into events"},
 	}
 	for _, kc := range kvs {
 		if _, err := b.js.KeyValue(ctx, kc.Bucket); err == nil {

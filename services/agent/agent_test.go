@@ -143,3 +143,29 @@ func TestHealthURL(t *testing.T) {
 		t.Error("a missing label must be an error")
 	}
 }
+
+// TestRunScriptGetsOnlyItsEnvironment: a hook sees the environment it is
+// given and nothing of the agent's, even when given none.
+func TestRunScriptGetsOnlyItsEnvironment(t *testing.T) {
+	t.Setenv("NATS_CREDS", "/etc/agent/nats.creds")
+	dir := t.TempDir()
+	script := filepath.Join(dir, "env.sh")
+	if err := os.WriteFile(script, []byte("env\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range [][]string{nil, {"A=1"}} {
+		logPath := filepath.Join(dir, "out.log")
+		out, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, err := runScript(context.Background(), script, dir, env, nil, 5*time.Second, out)
+		out.Close()
+		if code != 0 || err != nil {
+			t.Fatalf("runScript: %d %v", code, err)
+		}
+		if got := tail(logPath, 10000); strings.Contains(got, "NATS_CREDS") {
+			t.Errorf("env %v: the hook saw the agent's NATS_CREDS:\n%s", env, got)
+		}
+	}
+}

@@ -31,7 +31,9 @@ func runScript(ctx context.Context, script, dir string, env []string, as *hookUs
 		cmd = exec.Command("/bin/sh", script)
 	}
 	cmd.Dir = dir
-	cmd.Env = env
+	// Exactly env: a nil Env would make exec pass the agent's own
+	// environment (NATS_CREDS among it) to the hook.
+	cmd.Env = append([]string{}, env...)
 	cmd.Stdin = nil
 	cmd.Stdout = out
 	cmd.Stderr = out

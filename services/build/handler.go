@@ -21,7 +21,9 @@ import (
 	"github.com/gantry-ci/gantry/services/artifact"
 	"github.com/gantry-ci/gantry/services/buildspec"
 	"github.com/gantry-ci/gantry/services/junit"
+	"github.com/gantry-ci/gantry/services/redact"
 	"github.com/gantry-ci/gantry/services/runner"
+	"github.com/gantry-ci/gantry/services/secrets"
 	"github.com/gantry-ci/gantry/services/worker"
 )
 
@@ -31,6 +33,13 @@ type Handler struct {
 	// Tests makes the handler read the buildspec's reports and fail the
 	// action when a test failed.
 	Tests bool
+	// Secrets resolves the secret references of the action and of its
+	// buildspec; nil fails any action that has some.
+	Secrets *secrets.Resolver
+	// PassEnv names variables of the worker's environment that builds see
+	// besides BaseEnvNames (a proxy of your own, GOPROXY, ...). Nothing
+	// else of the worker's environment reaches a build.
+	PassEnv []string
 }
 
 var _ worker.Handler = (*Handler)(nil)
@@ -54,7 +63,10 @@ func (h *Handler) Handle(ctx context.Context, t *worker.Task) (worker.Result, er
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return worker.Result{}, err
 	}
-	env := baseEnv()
+	env, err := buildEnv(t.Workspace, h.PassEnv)
+	if err != nil {
+		return worker.Result{}, err
+	}
 	for i, in := range t.Inputs {
 		dest := src
 		if i > 0 {
@@ -70,13 +82,54 @@ func (h *Handler) Handle(ctx context.Context, t *worker.Task) (worker.Result, er
 	if err != nil {
 		return worker.Result{}, err
 	}
+	refs := maps.Clone(spec.Env.Secrets)
+	if refs == nil {
+		refs = map[string]string{}
+	}
+	maps.Copy(refs, t.Secrets) // the pipeline's references win, as its variables do
+	resolver := h.Secrets
+	if resolver == nil {
+		resolver = &secrets.Resolver{}
+	}
+	values, err := resolver.Resolve(ctx, refs)
+	if err != nil {
+		return worker.Result{}, err
+	}
+	mask := redact.New(slices.Collect(maps.Values(values))...)
+	t.Log.SetMask(mask)
+	if len(values) > 0 {
+		t.Log.Printf("secrets: %s (values masked as %s)", strings.Join(slices.Sorted(maps.Keys(values)), ", "), redact.Mask)
+	}
+	out, err := h.run(ctx, t, spec, src, env, values, mask)
+	return out, maskErr(mask, err)
+}
+
+// maskErr hides secret values in the text of an error, which becomes an
+// action.failed reason; errors.Is still sees the chain.
+func maskErr(m *redact.Masker, err error) error {
+	if err == nil || !m.Contains(err.Error()) {
+		return err
+	}
+	return &maskedError{msg: m.String(err.Error()), err: err}
+}
+
+type maskedError struct {
+	msg string
+	err error
+}
+
+func (e *maskedError) Error() string { return e.msg }
+func (e *maskedError) Unwrap() error { return e.err }
+
+func (h *Handler) run(ctx context.Context, t *worker.Task, spec *buildspec.Spec, src string, env, secretValues map[string]string, mask *redact.Masker) (worker.Result, error) {
+	store := t.Artifacts
 	env["GANTRY_SRC_DIR"] = src
 	env["GANTRY_WORKSPACE"] = t.Workspace
 	if exe, err := os.Executable(); err == nil {
 		env["GANTRY_BIN"] = exe
 	}
-	res, err := runner.Run(ctx, spec, runner.Options{Workspace: src, Env: env, Variables: t.Variables, Sink: t.Log,
-		KillGrace: 5 * time.Second, TempDir: t.Workspace})
+	res, err := runner.Run(ctx, spec, runner.Options{Workspace: src, Env: env, Variables: t.Variables, Secrets: secretValues,
+		Sink: t.Log, KillGrace: 5 * time.Second, TempDir: t.Workspace})
 	if err != nil {
 		return worker.Result{}, fmt.Errorf("run buildspec: %w", err)
 	}
@@ -86,7 +139,7 @@ func (h *Handler) Handle(ctx context.Context, t *worker.Task) (worker.Result, er
 	}
 	out := worker.Result{Variables: res.ExportedVariables}
 	if h.Tests {
-		if err := h.report(ctx, t, spec, src); err != nil && runErr == nil {
+		if err := h.report(ctx, t, spec, src, mask); err != nil && runErr == nil {
 			runErr = err
 		} else if err != nil {
 			t.Log.Printf("%v", err)
@@ -139,7 +192,7 @@ func (h *Handler) loadSpec(t *worker.Task, src string) (*buildspec.Spec, error) 
 }
 
 // report parses every report the buildspec names into one test.reported.
-func (h *Handler) report(ctx context.Context, t *worker.Task, spec *buildspec.Spec, src string) error {
+func (h *Handler) report(ctx context.Context, t *worker.Task, spec *buildspec.Spec, src string, mask *redact.Masker) error {
 	var files []string
 	for _, name := range slices.Sorted(maps.Keys(spec.Reports)) {
 		found, err := runner.CollectReport(src, spec.Reports[name])
@@ -161,6 +214,11 @@ func (h *Handler) report(ctx context.Context, t *worker.Task, spec *buildspec.Sp
 		return fmt.Errorf("parse JUnit reports: %w", err)
 	}
 	ev := rep.Event(t.Ref)
+	// A test may print a secret in its failure message; the report is an event.
+	for i := range ev.Failures {
+		f := &ev.Failures[i]
+		f.Suite, f.Name, f.Message = mask.String(f.Suite), mask.String(f.Name), mask.String(f.Message)
+	}
 	if err := t.Publish(ctx, ev, "test-reported"); err != nil {
 		return err
 	}
@@ -175,14 +233,34 @@ func (h *Handler) report(ctx context.Context, t *worker.Task, spec *buildspec.Sp
 	return nil
 }
 
-func baseEnv() map[string]string {
-	env := map[string]string{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
+// BaseEnvNames are the variables of the worker's own environment that a
+// build sees: what tools need to find programs, locale and proxies. The
+// rest (NATS_URL, NATS_CREDS, cloud credentials of the worker host, ...)
+// never reaches a build.
+var BaseEnvNames = []string{
+	"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ",
+	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+}
+
+// defaultPath is PATH when the worker has none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// buildEnv is a build's base environment: BaseEnvNames and pass taken from
+// the worker's environment where set, and TMPDIR a directory of the task's
+// workspace, so that temporary files go away with it.
+func buildEnv(workspace string, pass []string) (map[string]string, error) {
+	env := map[string]string{"PATH": defaultPath}
+	for _, k := range append(slices.Clone(BaseEnvNames), pass...) {
+		if v, ok := os.LookupEnv(k); ok {
 			env[k] = v
 		}
 	}
-	return env
+	tmp := filepath.Join(workspace, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("create the build's TMPDIR: %w", err)
+	}
+	env["TMPDIR"] = tmp
+	return env, nil
 }
 
 func envName(s string) string {

@@ -33,6 +33,7 @@ func TestParseFull(t *testing.T) {
 				"GOFLAGS": "-mod=readonly", "PORT": "8080", "DEBUG": "true", "EMPTY": "",
 			},
 			ExportedVariables: []string{"IMAGE_TAG", "VERSION"},
+			Secrets:           map[string]string{"NPM_TOKEN": "npm-token", "SIGNING_KEY": "file:/run/secrets/signing.key"},
 		},
 		Phases: Phases{
 			Install: &Phase{

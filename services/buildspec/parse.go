@@ -10,6 +10,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/goccy/go-yaml/ast"
 
+	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/schemas"
 	"github.com/gantry-ci/gantry/services/internal/yamldoc"
 )
@@ -116,10 +117,11 @@ func (d *decoder) env(e entry, path string, env *Env) {
 	d.Object(n, path, e.At, []field{
 		{Name: "variables", Decode: func(e entry, p string) { env.Variables = d.variables(e, p) }},
 		{Name: "exported-variables", Decode: func(e entry, p string) { env.ExportedVariables = d.exported(e, p) }},
+		{Name: "secrets", Decode: func(e entry, p string) { env.Secrets = d.secrets(e, p) }},
 	}, map[string]string{
 		"shell":                 "commands run with bash, or sh where bash is missing",
-		"parameter-store":       "pass secrets as pipeline variables",
-		"secrets-manager":       "pass secrets as pipeline variables",
+		"parameter-store":       "use env.secrets: NAME: a secret stored with `gantry secret set`, or file:/path on the worker",
+		"secrets-manager":       "use env.secrets: NAME: a secret stored with `gantry secret set`, or file:/path on the worker",
 		"git-credential-helper": "configure git in the install phase",
 	})
 }
@@ -153,6 +155,44 @@ func (d *decoder) variables(e entry, path string) map[string]string {
 			d.Add(v.At, p, []error{ErrSchema}, "must be a string, number or boolean, got %s%s", yamldoc.KindOf(vn), hint)
 		case strings.ContainsRune(text, 0):
 			d.Add(v.At, p, []error{ErrSchema}, "must not contain a NUL character")
+		default:
+			out[v.Key] = text
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// secrets reads env.secrets: environment variable names to secret
+// references (events.ValidSecretRef), never values.
+func (d *decoder) secrets(e entry, path string) map[string]string {
+	n, ok := d.Resolve(e.Value, path)
+	if !ok {
+		return nil
+	}
+	es, ok := d.Entries(n, path, e.At)
+	if !ok {
+		return nil
+	}
+	out := map[string]string{}
+	for _, v := range es {
+		p := yamldoc.Join(path, v.Key)
+		if !varName.MatchString(v.Key) {
+			d.Add(v.At, p, []error{ErrSchema}, "invalid variable name: use letters, digits and _, not starting with a digit, at most 128")
+		}
+		vn, ok := d.Resolve(v.Value, p)
+		if !ok {
+			continue
+		}
+		text, kind, ok := yamldoc.Scalar(vn)
+		switch {
+		case !ok || kind != "string":
+			d.Add(v.At, p, []error{ErrSchema}, "must be a secret reference (a secret's name, or file:/path), got %s", yamldoc.KindOf(vn))
+		case !events.ValidSecretRef(text):
+			// The value is not repeated: it may be a secret pasted by mistake.
+			d.Add(v.At, p, []error{ErrSchema}, "not a secret reference: give a secret's name (1-64 letters, digits, '-' or '_') or file: and an absolute path; never the secret itself")
 		default:
 			out[v.Key] = text
 		}

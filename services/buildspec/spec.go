@@ -51,6 +51,10 @@ type Env struct {
 	// ExportedVariables are read after the last phase and become the
 	// action's output variables.
 	ExportedVariables []string `json:"exported-variables,omitempty"`
+	// Secrets maps environment variable names to secret references (a
+	// secret's name, or file:/path on the worker), resolved by the worker
+	// and masked in its logs. Nil when there are none.
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // Phases holds the four phases; a phase the buildspec does not define is nil.

@@ -13,6 +13,7 @@ import (
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/natsd"
 	"github.com/gantry-ci/gantry/services/projection"
+	"github.com/gantry-ci/gantry/services/secrets"
 	"github.com/gantry-ci/gantry/services/source"
 	"github.com/gantry-ci/gantry/services/stack"
 )
@@ -103,7 +104,8 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 	}
 	for _, name := range stack.AllRoles {
 		r, err := stack.NewRole(conn, name, log, stack.RoleOptions{
-			ReposDir: reposDir, WorkDir: filepath.Join(dataDir, "work"), Concurrency: concurrency})
+			ReposDir: reposDir, WorkDir: filepath.Join(dataDir, "work"), Concurrency: concurrency,
+			SecretsDirs: []string{secrets.DefaultDir, filepath.Join(dataDir, "secrets")}})
 		if err != nil {
 			return fail(err)
 		}

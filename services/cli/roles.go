@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-ci/gantry/services/secrets"
 	"github.com/gantry-ci/gantry/services/stack"
 )
 
@@ -56,6 +57,12 @@ work through durable consumers. Stop with SIGINT or SIGTERM.`,
 		}
 		if name == stack.RoleDeployService {
 			c.Flags().DurationVar(&o.HeartbeatTimeout, "heartbeat-timeout", 30*time.Second, "fail an in-progress host whose agent has not heartbeated for this long")
+		}
+		if name == stack.RoleBuild || name == stack.RoleTest {
+			c.Flags().StringSliceVar(&o.SecretsDirs, "secrets-dir", []string{secrets.DefaultDir},
+				"directory that file: secret references may point into (repeatable)")
+			c.Flags().StringSliceVar(&o.PassEnv, "pass-env", nil,
+				"variable of this worker's environment that builds may see besides PATH, HOME, locale and proxies (repeatable); nothing else is passed")
 		}
 		c.Flags().DurationVar(&o.AckWait, "ack-wait", 30*time.Second, "how long a task stays with a worker that stopped heartbeating (workers only)")
 		out = append(out, c)

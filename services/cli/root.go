@@ -102,7 +102,7 @@ announced in --data-dir, or open the data directory themselves.`,
 	pf.StringVar(&g.logLevel, "log-level", "info", "service log level: debug, info, warn, error")
 	root.AddCommand(
 		pipelineCmd(g), runCmd(g), logsCmd(g), eventsCmd(g), artifactCmd(g), stateCmd(g),
-		devCmd(g), demoCmd(g), junitCmd(g),
+		devCmd(g), demoCmd(g), junitCmd(g), secretCmd(g),
 	)
 	root.AddCommand(roleCmds(g)...)
 	root.AddCommand(deployCmds(g)...)

@@ -130,6 +130,8 @@ func dispatch(s run.State, st run.Stage, def events.ActionDef, attempt int, in I
 		ID: events.TaskID(s.Run, st.Name, def.Name, attempt), Pipeline: s.Pipeline, Run: s.Run,
 		Stage: st.Name, Action: def.Name, Attempt: attempt, Kind: def.Type, Pool: def.Pool,
 		Outputs: slices.Clone(def.Outputs), Variables: vars, TimeoutSeconds: def.TimeoutSeconds,
+		// References only, never expanded: the worker resolves them.
+		Secrets: maps.Clone(def.Secrets),
 	}
 	// The log records only the lease's hash; the conductor adds the lease
 	// itself to the task message it publishes.

@@ -2,6 +2,7 @@ package decider_test
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -265,5 +266,27 @@ func TestDeadlineFailsAnAttemptWithoutResult(t *testing.T) {
 	s.Definition.Stages[0].Actions[0].TimeoutSeconds = 0
 	if next, _ := decider.NextDeadline(s, at(0)); !next.Equal(t0.Add(decider.DefaultTimeout + grace)) {
 		t.Fatalf("default deadline %v", next)
+	}
+}
+
+// TestDispatchCarriesSecretRefsUnexpanded: a task names its secrets by
+// reference, as written, even when a run variable looks like one.
+func TestDispatchCarriesSecretRefsUnexpanded(t *testing.T) {
+	d := def()
+	d.Stages[0].Actions[0].Secrets = map[string]string{"TOKEN": "npm-token", "KEY": "file:/run/secrets/${BRANCH}"}
+	s := run.State{}
+	for i, p := range []events.Payload{
+		events.RunRequested{Pipeline: "p", Run: runID, Revision: 1, Definition: d,
+			Variables: map[string]string{"BRANCH": "main"}, Trigger: events.Trigger{ID: "t", Kind: "manual"}},
+		events.RunStarted{Run: runID}, events.StageStarted{Run: runID, Stage: "A", Attempt: 1},
+	} {
+		e := ev(t, p)
+		e.Seq = uint64(i + 1)
+		s = run.Evolve(s, e)
+	}
+	task := decider.Decide(s, in0)[0].Payload.(events.ActionDispatched).Task
+	want := map[string]string{"TOKEN": "npm-token", "KEY": "file:/run/secrets/${BRANCH}"}
+	if !maps.Equal(task.Secrets, want) {
+		t.Fatalf("task secrets = %v, want %v", task.Secrets, want)
 	}
 }

@@ -81,6 +81,13 @@ func (c *checker) semantics(def events.Definition, paths [][]actionPaths) {
 			if a.Type == "source" {
 				c.sourceConfiguration(a, ap.path)
 			}
+			for name := range a.Secrets {
+				if strings.HasPrefix(name, ReservedVariablePrefix) {
+					c.add(ap.path.key("secrets").key(name),
+						fmt.Sprintf("secret variable names starting with %s are reserved for the variables Gantry sets", ReservedVariablePrefix),
+						ErrReservedVariable)
+				}
+			}
 		}
 	}
 	for i, s := range def.Stages {

@@ -40,6 +40,7 @@ func Marshal(def events.Definition) ([]byte, error) {
 				fmt.Fprintf(&b, in+"timeoutSeconds: %d\n", a.TimeoutSeconds)
 			}
 			writeMap(&b, in, "configuration", a.Configuration)
+			writeMap(&b, in, "secrets", a.Secrets)
 		}
 	}
 	out := []byte(b.String())

@@ -293,6 +293,9 @@ func (c *checker) extract() (events.Definition, [][]actionPaths) {
 			if cfg, ok := am["configuration"].(map[string]any); ok {
 				act.Configuration = stringValues(cfg)
 			}
+			if sec, ok := am["secrets"].(map[string]any); ok {
+				act.Secrets = stringValues(sec)
+			}
 			st.Actions = append(st.Actions, act)
 			ap = append(ap, p)
 		}

@@ -176,6 +176,12 @@ var goodFiles = map[string]events.Definition{
 		Name:   "m",
 		Stages: []events.StageDef{{Name: "only", Actions: []events.ActionDef{action("lint", "test", nil)}}},
 	},
+	"secrets": {
+		Name: "publish",
+		Stages: []events.StageDef{{Name: "Release", Actions: []events.ActionDef{action("npm", "build", func(a *events.ActionDef) {
+			a.Secrets = map[string]string{"NPM_TOKEN": "npm-token", "SIGNING_KEY": "file:/run/secrets/signing.key"}
+		})}}},
+	},
 	"groups": {
 		Name:      "web-app_2",
 		Variables: map[string]string{"ENV": "staging", "_private": "1", "REPLICAS": "3"},
@@ -350,7 +356,7 @@ func TestSchemaFacts(t *testing.T) {
 	if want := []string{"actions", "name"}; !slices.Equal(info.stageFields, want) {
 		t.Errorf("stage fields = %v, want %v", info.stageFields, want)
 	}
-	if want := []string{"configuration", "inputs", "name", "outputs", "pool", "runOrder", "timeoutSeconds", "type"}; !slices.Equal(info.actionFields, want) {
+	if want := []string{"configuration", "inputs", "name", "outputs", "pool", "runOrder", "secrets", "timeoutSeconds", "type"}; !slices.Equal(info.actionFields, want) {
 		t.Errorf("action fields = %v, want %v", info.actionFields, want)
 	}
 }

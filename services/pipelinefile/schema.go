@@ -25,6 +25,7 @@ type schemaInfo struct {
 	actionFields []string
 	variableKey  *regexp.Regexp
 	configKey    *regexp.Regexp
+	secretKey    *regexp.Regexp
 }
 
 var loadSchema = sync.OnceValues(func() (*schemaInfo, error) {
@@ -54,6 +55,12 @@ var loadSchema = sync.OnceValues(func() (*schemaInfo, error) {
 		return nil, err
 	}
 	if info.configKey, err = action.Properties["configuration"].keyPattern(); err != nil {
+		return nil, err
+	}
+	if action.Properties["secrets"] == nil {
+		return nil, fmt.Errorf("pipeline schema: missing action secrets")
+	}
+	if info.secretKey, err = action.Properties["secrets"].keyPattern(); err != nil {
 		return nil, err
 	}
 	return info, nil
@@ -95,6 +102,7 @@ const (
 	kindStage
 	kindAction
 	kindConfiguration
+	kindSecrets
 )
 
 func kindOf(p fieldPath) mappingKind {
@@ -110,6 +118,8 @@ func kindOf(p fieldPath) mappingKind {
 		return kindAction
 	case len(p) == 5 && is(0, "stages") && is(2, "actions") && is(4, "configuration"):
 		return kindConfiguration
+	case len(p) == 5 && is(0, "stages") && is(2, "actions") && is(4, "secrets"):
+		return kindSecrets
 	}
 	return kindOther
 }
@@ -179,6 +189,11 @@ func (c *checker) schemaProblems(d schemas.Detail) {
 	}
 	msg := d.Message
 	val := lookup(c.doc, p)
+	if _, isString := val.(string); isString && len(p) == 6 && kindOf(p[:5]) == kindSecrets {
+		// The value is not repeated: it may be a secret pasted by mistake.
+		c.add(p, "not a secret reference: give a secret's name (1-64 letters, digits, '-' or '_') or file: and an absolute path; never the secret itself", ErrSchema)
+		return
+	}
 	switch {
 	case reAddProps.MatchString(msg):
 		if c.unknownKeys(p) {
@@ -284,6 +299,8 @@ func (c *checker) unknownKeys(p fieldPath) bool {
 		pattern, rule = c.schema.variableKey, "invalid variable name %q: use 1-128 letters, digits or '_', not starting with a digit"
 	case kindConfiguration:
 		pattern, rule = c.schema.configKey, "invalid configuration key %q: use 1-128 letters, digits, '_', '.' or '-', starting with a letter"
+	case kindSecrets:
+		pattern, rule = c.schema.secretKey, "invalid environment variable name %q: use 1-128 letters, digits or '_', not starting with a digit"
 	default:
 		return false
 	}

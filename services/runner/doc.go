@@ -56,6 +56,16 @@
 // unreaped zombie until the end of the run, so its process group ID cannot
 // be reused by an unrelated process before the runner signals the group.
 //
-// Secrets are not the runner's business: it logs the first line of every
-// command it runs.
+// # Secrets
+//
+// Options.Secrets are set in the first command's environment (over the
+// task's variables) and their values never reach the LogSink: output is
+// masked as a byte stream, before it is cut into lines, by a
+// redact.Writer, so a value printed in pieces or across a MaxLineBytes cut
+// is still replaced by "***"; the runner's own lines and Result.Reason are
+// masked as well. An exported variable that holds a secret's value is left
+// out of Result.ExportedVariables (they are written to events), with a line
+// saying so. A command that starts with an assignment (export NAME=...) is
+// announced by the variable's name only: "export NAME=[value hidden]".
+// Values shorter than redact.MinLen are refused by Validate.
 package runner

@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gantry-ci/gantry/services/buildspec"
+	"github.com/gantry-ci/gantry/services/redact"
 )
 
 // LogSink receives a run's output, one line at a time without its line
@@ -55,6 +55,12 @@ type Options struct {
 	// Variables are the task's variables; they override the buildspec's
 	// env.variables, which override Env.
 	Variables map[string]string
+	// Secrets are resolved secret values by environment variable name; they
+	// override Variables. Every value is masked in the output handed to
+	// Sink, in the runner's own lines and in Result.Reason, and an exported
+	// variable that holds one is left out. Values shorter than
+	// redact.MinLen are refused, since they could not be masked.
+	Secrets map[string]string
 	// Sink receives the output; nil discards it.
 	Sink LogSink
 	// MaxLogBytes caps the bytes (line plus newline) handed to Sink; 0
@@ -94,7 +100,7 @@ func (o *Options) Validate() error {
 	for _, m := range []struct {
 		name string
 		vars map[string]string
-	}{{"Env", o.Env}, {"Variables", o.Variables}} {
+	}{{"Env", o.Env}, {"Variables", o.Variables}, {"Secrets", o.Secrets}} {
 		for _, k := range slices.Sorted(maps.Keys(m.vars)) {
 			if k == "" || strings.ContainsAny(k, "=\x00") {
 				bad("%s: invalid variable name %q", m.name, k)
@@ -102,6 +108,11 @@ func (o *Options) Validate() error {
 			if strings.ContainsRune(m.vars[k], 0) {
 				bad("%s: value of %s contains a NUL character", m.name, k)
 			}
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(o.Secrets)) {
+		if redact.TooShort(o.Secrets[k]) {
+			bad("Secrets: the value of %s is shorter than %d bytes and could not be masked", k, redact.MinLen)
 		}
 	}
 	return errors.Join(errs...)
@@ -248,6 +259,7 @@ func Run(ctx context.Context, spec *buildspec.Spec, opts Options) (*Result, erro
 		nextEnv:    filepath.Join(state, "env.next"),
 		nextCwd:    filepath.Join(state, "cwd.next"),
 		succeeding: true,
+		mask:       redact.New(slices.Collect(maps.Values(opts.Secrets))...),
 	}
 	if r.maxLog == 0 {
 		r.maxLog = DefaultMaxLogBytes
@@ -261,6 +273,7 @@ func Run(ctx context.Context, spec *buildspec.Spec, opts Options) (*Result, erro
 	}
 	maps.Copy(env, spec.Env.Variables)
 	maps.Copy(env, opts.Variables)
+	maps.Copy(env, opts.Secrets)
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		r.initEnv = append(r.initEnv, k+"="+env[k])
 	}
@@ -271,6 +284,10 @@ func Run(ctx context.Context, spec *buildspec.Spec, opts Options) (*Result, erro
 		res.ExportedVariables = r.exported(ctx)
 	}
 	r.finish()
+	res.Reason = r.mask.String(res.Reason)
+	for i := range res.Phases {
+		res.Phases[i].Reason = r.mask.String(res.Phases[i].Reason)
+	}
 	res.LogBytes, res.Truncated = r.logBytes, r.truncated
 	res.Duration = time.Since(start)
 	return res, nil
@@ -294,6 +311,7 @@ type run struct {
 	nextCwd  string
 
 	succeeding bool
+	mask       *redact.Masker // the secrets' values, hidden in every line
 
 	groups    []*exec.Cmd // every command's shell, its process group's leader
 	lingering []*pump     // output readers still held open by background processes
@@ -404,6 +422,21 @@ func summary(c string) string {
 	return first
 }
 
+// assignment matches a command that starts by setting a variable (export
+// NAME=..., NAME=..., declare -x NAME=...).
+var assignment = regexp.MustCompile(`^\s*((?:export|readonly|local|declare(?:\s+-[A-Za-z]+)*)\s+)?([A-Za-z_][A-Za-z0-9_]*)=`)
+
+// describe is how a command is announced in the log: its summary, except
+// that the value a command assigns is not shown, since it is often a
+// token or a key; the variable's name is.
+func describe(c string) string {
+	s := summary(c)
+	if m := assignment.FindStringSubmatchIndex(s); m != nil {
+		return s[:m[1]] + "[value hidden]"
+	}
+	return s
+}
+
 // shQuote quotes s for the shell.
 func shQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
@@ -460,7 +493,7 @@ func (r *run) command(ctx context.Context, phase, command string, finally bool) 
 	}
 	start := time.Now()
 	defer func() { cr.Duration = time.Since(start) }()
-	r.note(phase, "Running command: %s", summary(command))
+	r.note(phase, "Running command: %s", describe(command))
 	os.Remove(r.nextEnv)
 	os.Remove(r.nextCwd)
 
@@ -584,7 +617,13 @@ func (r *run) exported(ctx context.Context) map[string]string {
 	vars := map[string]string{}
 	parts := bytes.Split(out, []byte{0})
 	for i := 0; i+1 < len(parts); i += 2 {
-		vars[string(parts[i])] = string(parts[i+1])
+		k, v := string(parts[i]), string(parts[i+1])
+		if r.mask.Contains(v) {
+			// Exported variables are written to the run's events.
+			r.note("gantry", "exported variable %s holds a secret's value; it is not exported", k)
+			continue
+		}
+		vars[k] = v
 	}
 	return vars
 }
@@ -599,22 +638,65 @@ func (r *run) startPump(phase string, f *os.File) *pump {
 	p := &pump{f: f, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		br := bufio.NewReaderSize(f, MaxLineBytes)
+		// Mask the byte stream before it is cut into lines, so that a
+		// secret split across reads or across a MaxLineBytes cut is still
+		// found whole.
+		lw := &lineWriter{emit: func(line string) { r.emit(phase, line) }}
+		mw := r.mask.NewWriter(lw)
+		buf := make([]byte, 32<<10)
 		for {
-			line, err := br.ReadSlice('\n')
-			if len(line) > 0 {
-				s := strings.TrimSuffix(string(line), "\n")
-				r.emit(phase, strings.TrimSuffix(s, "\r"))
+			n, err := f.Read(buf)
+			if n > 0 {
+				_, _ = mw.Write(buf[:n])
 			}
-			if err != nil && err != bufio.ErrBufferFull {
+			if err != nil {
 				if err != io.EOF && !errors.Is(err, os.ErrClosed) {
 					r.note(phase, "reading output: %v", err)
 				}
-				return
+				break
 			}
 		}
+		_ = mw.Flush()
+		lw.flush()
 	}()
 	return p
+}
+
+// lineWriter cuts output into lines without their line endings; a line
+// longer than MaxLineBytes is handed over in pieces of that size.
+type lineWriter struct {
+	emit func(string)
+	max  int // MaxLineBytes when 0
+	buf  []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	limit := w.max
+	if limit <= 0 {
+		limit = MaxLineBytes
+	}
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		switch {
+		case i >= 0 && i < limit:
+			w.emit(strings.TrimSuffix(string(w.buf[:i]), "\r"))
+			w.buf = w.buf[i+1:]
+		case len(w.buf) >= limit:
+			w.emit(strings.TrimSuffix(string(w.buf[:limit]), "\r"))
+			w.buf = w.buf[limit:]
+		default:
+			return len(p), nil
+		}
+	}
+}
+
+// flush hands over the last line if it had no line ending.
+func (w *lineWriter) flush() {
+	if len(w.buf) > 0 {
+		w.emit(strings.TrimSuffix(string(w.buf), "\r"))
+		w.buf = nil
+	}
 }
 
 // settle waits for the end of a command's output. If processes the command
@@ -654,7 +736,7 @@ func (r *run) emit(phase, line string) {
 	}
 }
 
-// note logs a line of the runner's own.
+// note logs a line of the runner's own, secrets masked.
 func (r *run) note(phase, format string, args ...any) {
-	r.emit(phase, "[gantry] "+fmt.Sprintf(format, args...))
+	r.emit(phase, r.mask.String("[gantry] "+fmt.Sprintf(format, args...)))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/projection"
 	"github.com/gantry-ci/gantry/services/rollback"
+	"github.com/gantry-ci/gantry/services/secrets"
 	"github.com/gantry-ci/gantry/services/source"
 	"github.com/gantry-ci/gantry/services/worker"
 )
@@ -43,6 +44,12 @@ type RoleOptions struct {
 	// Grace is how long past an action's timeout the conductor waits for
 	// its result before failing it (conductor only; default 1m).
 	Grace time.Duration
+	// SecretsDirs are where file: secret references may point (build and
+	// test workers); nil means secrets.DefaultDir.
+	SecretsDirs []string
+	// PassEnv names extra variables of the worker's environment that builds
+	// see (build and test workers).
+	PassEnv []string
 }
 
 // Role names, as the CLI spells them.
@@ -86,10 +93,13 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 		return Role{name, t.Run}, nil
 	case RoleSource:
 		return workerRole(c, name, log, o, &source.Checkout{ReposDir: o.ReposDir})
-	case RoleBuild:
-		return workerRole(c, name, log, o, &build.Handler{Validator: c.Validator})
-	case RoleTest:
-		return workerRole(c, name, log, o, &build.Handler{Validator: c.Validator, Tests: true})
+	case RoleBuild, RoleTest:
+		dirs := o.SecretsDirs
+		if dirs == nil {
+			dirs = []string{secrets.DefaultDir}
+		}
+		return workerRole(c, name, log, o, &build.Handler{Validator: c.Validator, Tests: name == RoleTest,
+			Secrets: &secrets.Resolver{JetStream: c.Bus.JetStream(), Dirs: dirs}, PassEnv: o.PassEnv})
 	case RoleDeployService:
 		s, err := deploy.New(deploy.Options{Bus: c.Bus, Log: log, HeartbeatTimeout: o.HeartbeatTimeout})
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/services/artifact"
+	"github.com/gantry-ci/gantry/services/redact"
 )
 
 // HeaderPhase names the buildspec phase (or "gantry") a live log line came from.
@@ -31,6 +32,7 @@ type LogStream struct {
 	lines     int
 	truncated bool
 	closed    bool
+	mask      *redact.Masker
 }
 
 func newLogStream(nc *nats.Conn, subject, path string, cap int64) *LogStream {
@@ -51,6 +53,17 @@ func (l *LogStream) file() *os.File {
 	return l.f
 }
 
+// SetMask makes every later line hide the masker's secrets, live and in
+// the archive. Handlers that resolve secrets set it before they print
+// anything that could hold one; a line is the unit here, so output that can
+// split a secret across lines must be masked as a stream before it arrives
+// (the build runner does).
+func (l *LogStream) SetMask(m *redact.Masker) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mask = m
+}
+
 // Line records one line of output. Past the cap, lines are dropped and the
 // archive says it was truncated.
 func (l *LogStream) Line(phase, line string) {
@@ -59,6 +72,7 @@ func (l *LogStream) Line(phase, line string) {
 	if l.closed {
 		return
 	}
+	line = l.mask.String(line)
 	f := l.file()
 	n := int64(len(line) + 1)
 	if l.written+n > l.cap {
