@@ -643,6 +643,46 @@ func TestFastPathBoundaries(t *testing.T) {
 		{events.TypeRunRequested, "definition/stages/0/actions/0/inputs", []any{"x", "x"}, false},
 		{events.TypeRunRequested, "definition/stages/0/actions/0/Name", "x", false},
 		{events.TypeRunRequested, "definition/variables", del, true},
+		// The size bounds (issue 7).
+		{events.TypeRunFailed, "reason", long(4096), true},
+		{events.TypeRunFailed, "reason", long(4097), false},
+		{events.TypeStageFailed, "reason", longRune(4097), false},
+		{events.TypeActionFailed, "reason", long(4097), false},
+		{events.TypeActionSucceeded, "variables", map[string]any{"a": long(4096)}, true},
+		{events.TypeActionSucceeded, "variables", map[string]any{"a": longRune(4097)}, false},
+		{events.TypeActionSucceeded, "variables", manyVars(1000), true},
+		{events.TypeActionSucceeded, "variables", manyVars(1001), false},
+		{events.TypeActionSucceeded, "outputs", manyRefs(100), true},
+		{events.TypeActionSucceeded, "outputs", manyRefs(101), false},
+		{events.TypeActionDispatched, "task/configuration", map[string]any{"a": long(65536)}, true},
+		{events.TypeActionDispatched, "task/configuration", map[string]any{"a": long(65537)}, false},
+		{events.TypeActionDispatched, "task/configuration", manyVars(100), true},
+		{events.TypeActionDispatched, "task/configuration", manyVars(101), false},
+		{events.TypeActionDispatched, "task/variables", manyVars(1001), false},
+		{events.TypeActionDispatched, "task/outputs", manyNames(100), true},
+		{events.TypeActionDispatched, "task/outputs", manyNames(101), false},
+		{events.TypeActionDispatched, "task/inputs", manyRefs(101), false},
+		{events.TypeActionDispatched, "task/id", "run/a/stage/b/action/c/attempt/1" + strings.Repeat("0", 256), false},
+		{events.TypeRunRequested, "trigger/commit", long(128), true},
+		{events.TypeRunRequested, "trigger/commit", long(129), false},
+		{events.TypeRunRequested, "trigger/ref", long(257), false},
+		{events.TypeRunRequested, "trigger/actor", long(257), false},
+		{events.TypeRunRequested, "variables", manyVars(1001), false},
+		{events.TypeRunRequested, "definition/variables", map[string]any{"a": long(4097)}, false},
+		{events.TypeRunRequested, "definition/stages/0/actions/0/inputs", manyNames(101), false},
+		{events.TypeRunRequested, "definition/stages", manyStages(500), true},
+		{events.TypeRunRequested, "definition/stages", manyStages(501), false},
+		{events.TypeRunRequested, "definition/stages/0/actions/0/outputs", manyNames(101), false},
+		{events.TypeRunRequested, "definition/stages/0/actions/0/configuration", manyVars(101), false},
+		{events.TypeTestReported, "failures/1/name", long(1024), true},
+		{events.TypeTestReported, "failures/1/name", long(1025), false},
+		{events.TypeTestReported, "failures/1/suite", long(1025), false},
+		{events.TypeTestReported, "failures/1/message", long(4096), true},
+		{events.TypeTestReported, "failures/1/message", long(4097), false},
+		{events.TypeRunStarted, "/source", long(256), true},
+		{events.TypeRunStarted, "/source", long(257), false},
+		{events.TypeRunStarted, "/subject", long(257), false},
+		{events.TypeRunStarted, "/dataschema", long(1025), false},
 		// The envelope.
 		{events.TypeRunStarted, "/traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", true},
 		{events.TypeRunStarted, "/trace-parent", "x", false},
@@ -668,7 +708,11 @@ func TestFastPathBoundaries(t *testing.T) {
 		{events.TypeRunStarted, "/data", del, false},
 	}
 	for _, k := range cases {
-		t.Run(fmt.Sprintf("%s:%s=%v", k.typ[len("dev.gantry."):], k.path, k.val), func(t *testing.T) {
+		label := fmt.Sprintf("%v", k.val)
+		if len(label) > 40 {
+			label = fmt.Sprintf("%.20s…(%d bytes)", label, len(label))
+		}
+		t.Run(fmt.Sprintf("%s:%s=%s", k.typ[len("dev.gantry."):], k.path, label), func(t *testing.T) {
 			doc := mustDoc(t, sampleRaw(t, c, k.typ))
 			var target any = doc["data"]
 			p := k.path
@@ -704,6 +748,44 @@ func TestFastPathBoundaries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyVars is a variables map of n entries.
+func manyVars(n int) map[string]any {
+	m := make(map[string]any, n)
+	for i := range n {
+		m[fmt.Sprintf("V%d", i)] = "x"
+	}
+	return m
+}
+
+// manyStages is a list of n stages of one action each.
+func manyStages(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = map[string]any{"name": fmt.Sprintf("s%d", i), "actions": []any{
+			map[string]any{"name": "a", "type": "build", "pool": "default", "runOrder": 1}}}
+	}
+	return out
+}
+
+// manyNames is a list of n distinct names.
+func manyNames(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("n%d", i)
+	}
+	return out
+}
+
+// manyRefs is a list of n artifact references.
+func manyRefs(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = map[string]any{"name": fmt.Sprintf("n%d", i), "key": fmt.Sprintf("p/r/n%d", i),
+			"sha256": strings.Repeat("0", 64), "size": 1}
+	}
+	return out
 }
 
 // TestFastPathRefusesRepeatedNames covers the one intended difference from
@@ -758,7 +840,7 @@ func TestFastPathMessages(t *testing.T) {
 // (envelope.json, defs.json and the run types' schemas, in runTypes order).
 // A change to any of them must be made to fastcodec.go and validate.go too;
 // then update the digest.
-const fastSchemasDigest = "0545eecee9d67194c2fa657b14109d90944ee010a8c0956acba61fd06d6960b3"
+const fastSchemasDigest = "927d764adfdd9cc4a512337b194733be6e2aaa6b94b517201857d71618ec7a6c"
 
 func TestFastPathSchemasUnchanged(t *testing.T) {
 	var all []byte
