@@ -15,9 +15,3 @@ var (
 	// encoded event is larger than MaxEventBytes.
 	ErrTooLarge = errors.New("event too large")
 )
-
-// MaxEventBytes bounds an encoded event (envelope and payload). It is below
-// NATS's default max_payload (1 MiB) less room for headers, so an event
-// Encode accepts can always be published, and a run's projection (which
-// holds its definition) fits in a KV value.
-const MaxEventBytes = 1<<20 - 64<<10
