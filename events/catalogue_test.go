@@ -1098,6 +1098,13 @@ func renderCatalogue(ss *schemaSet) []byte {
 	w("Payload objects refuse unknown properties, so a misspelt field is an error rather than a lost value. ")
 	w("Optional fields are omitted rather than written empty, and the schemas refuse their empty forms ")
 	w("(`\"\"`, `[]`, `{}`, `0`), so every payload has one encoding.\n\n")
+	w("Every field is bounded, so that no input can grow an event past what the bus carries: strings by ")
+	w("`maxLength` (names 64, reasons %d characters), lists by `maxItems` (stages %d; actions of a stage, ", events.MaxReason, events.MaxStages)
+	w("inputs, outputs and test failures %d), variables maps by `maxProperties` (%d entries in the log, 100 where they enter: ", events.MaxItems, events.MaxVariables)
+	w("trigger, pipeline file, buildspec) with values of at most %d characters, configuration maps %d entries ", events.MaxVariableValue, events.MaxConfiguration)
+	w("of at most %d characters. On top of the field bounds, a whole encoded event is at most %d bytes ", events.MaxConfigurationValue, events.MaxEventBytes)
+	w("(`events.MaxEventBytes`, below NATS's default 1 MiB `max_payload`): `Encode` and `Decode` refuse a larger ")
+	w("one with `ErrTooLarge` and the size. Producers cut free text to fit (`events.TruncateReason`).\n\n")
 
 	w("## Types\n\n| Type | Description |\n|---|---|\n")
 	for _, typ := range events.Types {
@@ -1278,6 +1285,9 @@ func (ss *schemaSet) constraint(s map[string]any) string {
 		if n, ok := s["minItems"].(json.Number); ok && n.String() != "0" {
 			limits = append(limits, "at least "+n.String())
 		}
+		if n, ok := s["maxItems"].(json.Number); ok {
+			limits = append(limits, "at most "+n.String())
+		}
 	case "object":
 		if s["properties"] != nil {
 			if title := str(s["title"]); title != "" {
@@ -1293,6 +1303,9 @@ func (ss *schemaSet) constraint(s map[string]any) string {
 		}
 		if n, ok := s["minProperties"].(json.Number); ok && n.String() != "0" {
 			limits = append(limits, "at least "+n.String()+" entry")
+		}
+		if n, ok := s["maxProperties"].(json.Number); ok {
+			limits = append(limits, "at most "+n.String()+" entries")
 		}
 	}
 	if len(limits) > 0 {

@@ -29,6 +29,9 @@ func (c *Codec) Encode(e Event) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s %s: %w", e.Type, e.ID, err)
 	}
+	if err := checkSize(raw); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", e.Type, e.ID, err)
+	}
 	// The run event types take the fast path, which accepts exactly what
 	// the schema accepts (fastcodec.go); the others keep the schema.
 	if _, ok, err := decodeFast(raw); ok {
@@ -47,6 +50,9 @@ func (c *Codec) Encode(e Event) ([]byte, error) {
 // ErrInvalidEvent (or ErrUnknownType) with the reason, which is what the
 // dead-letter stream records.
 func (c *Codec) Decode(raw []byte) (Event, error) {
+	if err := checkSize(raw); err != nil {
+		return Event{}, err
+	}
 	if e, ok, err := decodeFast(raw); ok {
 		return e, err
 	}
@@ -71,6 +77,16 @@ func (c *Codec) decodeSchema(raw []byte) (Event, error) {
 		return Event{}, fmt.Errorf("%w: %s data: %w", ErrInvalidEvent, env.Type, err)
 	}
 	return Event{Envelope: env, Payload: deref(p)}, nil
+}
+
+// checkSize refuses an event over MaxEventBytes before any parsing: what
+// the bus cannot carry must fail once, with a reason, rather than at publish
+// time on every redelivery.
+func checkSize(raw []byte) error {
+	if len(raw) > MaxEventBytes {
+		return fmt.Errorf("%w: %w: %d bytes, the limit is %d", ErrInvalidEvent, ErrTooLarge, len(raw), MaxEventBytes)
+	}
+	return nil
 }
 
 // newPayload returns a pointer to a zero payload of the type.

@@ -11,4 +11,7 @@ var (
 	// ErrInvalidName is returned when a pipeline, stage, action or artifact name
 	// cannot be used in a subject or an event ID.
 	ErrInvalidName = errors.New("invalid name")
+	// ErrTooLarge is returned, wrapped together with ErrInvalidEvent, when an
+	// encoded event is larger than MaxEventBytes.
+	ErrTooLarge = errors.New("event too large")
 )

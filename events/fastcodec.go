@@ -695,6 +695,12 @@ func parseEnvelope(raw []byte) (env Envelope, sh *shape, ok bool, ferr *fieldErr
 		ferr = errorf("maxLength: got %d, want 512", utf8.RuneCountInString(env.ID)).in("id")
 	case env.Source == "":
 		ferr = errorf("minLength: got 0, want 1").in("source")
+	case utf8.RuneCountInString(env.Source) > 256:
+		ferr = errorf("maxLength: got %d, want 256", utf8.RuneCountInString(env.Source)).in("source")
+	case utf8.RuneCountInString(env.Subject) > 256:
+		ferr = errorf("maxLength: got %d, want 256", utf8.RuneCountInString(env.Subject)).in("subject")
+	case utf8.RuneCountInString(env.DataSchema) > 1024:
+		ferr = errorf("maxLength: got %d, want 1024", utf8.RuneCountInString(env.DataSchema)).in("dataschema")
 	case seen&(1<<attrDataContentType) != 0 && env.DataContentType != "application/json":
 		ferr = errorf("'const' failed").in("datacontenttype")
 	}

@@ -21,6 +21,34 @@ const (
 	maxVarNameBytes = 128
 )
 
+// The size bounds of the schemas (issue 7: an unbounded field let an 8 MB
+// trigger through, which then failed to publish forever). MaxReason is
+// exported so that producers cut their reasons to fit (TruncateReason).
+const (
+	// MaxReason bounds a reason (defs reason): characters.
+	MaxReason = 4096
+	// MaxVariables bounds a variables map in the log (defs variables); where
+	// variables enter (trigger, pipeline file, buildspec) each source is
+	// bounded to 100, and a task's merge them.
+	MaxVariables = 1000
+	// MaxVariableValue bounds a variable's value: characters.
+	MaxVariableValue = 4096
+	// MaxConfiguration bounds the entries of an action's configuration.
+	MaxConfiguration = 100
+	// MaxConfigurationValue bounds one configuration value: characters, so
+	// that an inline buildspec fits.
+	MaxConfigurationValue = 65536
+	// MaxItems bounds the actions of a stage, inputs, outputs and test
+	// failures.
+	MaxItems = 100
+	// MaxStages bounds the stages of a pipeline.
+	MaxStages = 500
+	// maxTaskID bounds a task ID: characters.
+	maxTaskID = 256
+	// MaxTestName bounds a test case's suite and name: characters.
+	MaxTestName = 1024
+)
+
 // first returns the first violation, as an error interface that is nil when
 // there is none.
 func first(errs ...*fieldError) error {
@@ -195,18 +223,46 @@ func optAtLeast(field string, v, minimum int) *fieldError {
 
 func attempt(field string, v int) *fieldError { return atLeast(field, v, 1) }
 
-func vars(field string, m map[string]string) *fieldError {
+// vars checks a variables or configuration map: at most maxN entries, each
+// name a variable name, each value at most maxValue characters.
+func vars(field string, m map[string]string, maxN, maxValue int) *fieldError {
 	// An empty map was refused by the shape pass (minProperties 1), so here
 	// it was absent.
-	for k := range m {
+	if len(m) > maxN {
+		return errorf("maxProperties: got %d, want %d", len(m), maxN).in(field)
+	}
+	for k, v := range m {
 		if !isVarName(k) {
 			return errorf("additional properties %s not allowed", quote(k)).in(field)
+		}
+		if n := utf8.RuneCountInString(v); n > maxValue {
+			return errorf("maxLength: got %d, want %d", n, maxValue).in(k).in(field)
 		}
 	}
 	return nil
 }
 
+func variables(field string, m map[string]string) *fieldError {
+	return vars(field, m, MaxVariables, MaxVariableValue)
+}
+
+func configuration(field string, m map[string]string) *fieldError {
+	return vars(field, m, MaxConfiguration, MaxConfigurationValue)
+}
+
+func maxItems(field string, n int) *fieldError { return atMostItems(field, n, MaxItems) }
+
+func atMostItems(field string, n, limit int) *fieldError {
+	if n > limit {
+		return errorf("maxItems: got %d, want %d", n, limit).in(field)
+	}
+	return nil
+}
+
 func names(field string, list []string, unique bool) *fieldError {
+	if e := maxItems(field, len(list)); e != nil {
+		return e
+	}
 	for i, s := range list {
 		if e := name(strconv.Itoa(i), s); e != nil {
 			return e.in(field)
@@ -234,6 +290,9 @@ func (a ArtifactRef) check() *fieldError {
 }
 
 func artifactRefs(field string, list []ArtifactRef) *fieldError {
+	if e := maxItems(field, len(list)); e != nil {
+		return e
+	}
 	for i, a := range list {
 		if e := a.check(); e != nil {
 			return e.in(strconv.Itoa(i)).in(field)
@@ -254,7 +313,7 @@ func (t Trigger) check() *fieldError {
 		kind = errorf("value must be one of 'manual', 'api', 'webhook', 'poll', 'event'").in("kind")
 	}
 	return firstOf(text("id", t.ID, 1, 512), kind,
-		optText("commit", t.Commit, 0), optText("ref", t.Ref, 0), optText("actor", t.Actor, 0))
+		optText("commit", t.Commit, 128), optText("ref", t.Ref, 256), optText("actor", t.Actor, 256))
 }
 
 func (a ActionDef) check() *fieldError {
@@ -268,16 +327,17 @@ func (a ActionDef) check() *fieldError {
 	}
 	return firstOf(name("name", a.Name), name("type", a.Type), name("pool", a.Pool), order,
 		names("inputs", a.Inputs, true), names("outputs", a.Outputs, true),
-		vars("configuration", a.Configuration), optAtLeast("timeoutSeconds", a.TimeoutSeconds, 1),
+		configuration("configuration", a.Configuration), optAtLeast("timeoutSeconds", a.TimeoutSeconds, 1),
 		secrets("secrets", a.Secrets))
 }
 
 func (d Definition) check() *fieldError {
-	if e := firstOf(name("name", d.Name), vars("variables", d.Variables), minItems("stages", len(d.Stages))); e != nil {
+	if e := firstOf(name("name", d.Name), variables("variables", d.Variables), minItems("stages", len(d.Stages)),
+		atMostItems("stages", len(d.Stages), MaxStages)); e != nil {
 		return e
 	}
 	for i, s := range d.Stages {
-		if e := firstOf(name("name", s.Name), minItems("actions", len(s.Actions))); e != nil {
+		if e := firstOf(name("name", s.Name), minItems("actions", len(s.Actions)), maxItems("actions", len(s.Actions))); e != nil {
 			return e.in(strconv.Itoa(i)).in("stages")
 		}
 		for j, a := range s.Actions {
@@ -291,13 +351,15 @@ func (d Definition) check() *fieldError {
 
 func (t Task) check() *fieldError {
 	var id *fieldError
-	if !isTaskID(t.ID) {
+	if n := utf8.RuneCountInString(t.ID); n > maxTaskID {
+		id = errorf("maxLength: got %d, want %d", n, maxTaskID).in("id")
+	} else if !isTaskID(t.ID) {
 		id = patternError("id", t.ID, taskIDPattern)
 	}
 	return firstOf(id, name("pipeline", t.Pipeline), name("run", t.Run), name("stage", t.Stage),
 		name("action", t.Action), attempt("attempt", t.Attempt), name("kind", t.Kind), name("pool", t.Pool),
-		vars("configuration", t.Configuration), artifactRefs("inputs", t.Inputs),
-		names("outputs", t.Outputs, true), vars("variables", t.Variables),
+		configuration("configuration", t.Configuration), artifactRefs("inputs", t.Inputs),
+		names("outputs", t.Outputs, true), variables("variables", t.Variables),
 		optAtLeast("timeoutSeconds", t.TimeoutSeconds, 1), optSHA("leaseHash", t.LeaseHash), optSHA("lease", t.Lease), secrets("secrets", t.Secrets))
 }
 
@@ -316,19 +378,20 @@ func (c TestCase) check() *fieldError {
 	}
 	// A zero duration is absent: the shape pass refused 0 and anything
 	// negative by its text (a negative that decodes to -0 included).
-	return firstOf(optText("suite", c.Suite, 0), text("name", c.Name, 1, 0), optText("message", c.Message, 0), d)
+	return firstOf(optText("suite", c.Suite, MaxTestName), text("name", c.Name, 1, MaxTestName),
+		optText("message", c.Message, MaxReason), d)
 }
 
 func (p RunRequested) validate() error {
 	return first(name("pipeline", p.Pipeline), name("run", p.Run), p.Definition.check().in("definition"),
-		p.Trigger.check().in("trigger"), vars("variables", p.Variables))
+		p.Trigger.check().in("trigger"), variables("variables", p.Variables))
 	// revision is a uint64: encoding/json refused anything below 0.
 }
 
 func (p RunStarted) validate() error   { return first(name("run", p.Run)) }
 func (p RunSucceeded) validate() error { return first(name("run", p.Run)) }
 func (p RunFailed) validate() error {
-	return first(name("run", p.Run), optName("stage", p.Stage), text("reason", p.Reason, 1, 0))
+	return first(name("run", p.Run), optName("stage", p.Stage), text("reason", p.Reason, 1, MaxReason))
 }
 func (p StageStarted) validate() error {
 	return first(name("run", p.Run), name("stage", p.Stage), attempt("attempt", p.Attempt))
@@ -337,7 +400,7 @@ func (p StageSucceeded) validate() error {
 	return first(name("run", p.Run), name("stage", p.Stage), attempt("attempt", p.Attempt))
 }
 func (p StageFailed) validate() error {
-	return first(name("run", p.Run), name("stage", p.Stage), attempt("attempt", p.Attempt), text("reason", p.Reason, 1, 0))
+	return first(name("run", p.Run), name("stage", p.Stage), attempt("attempt", p.Attempt), text("reason", p.Reason, 1, MaxReason))
 }
 func (p ActionDispatched) validate() error {
 	var lease *fieldError
@@ -355,10 +418,10 @@ func (p ActionHeartbeat) validate() error {
 }
 func (p ActionSucceeded) validate() error {
 	return first(p.ActionRef.check(), optText("worker", p.Worker, 256),
-		artifactRefs("outputs", p.Outputs), vars("variables", p.Variables), optSHA("lease", p.Lease))
+		artifactRefs("outputs", p.Outputs), variables("variables", p.Variables), optSHA("lease", p.Lease))
 }
 func (p ActionFailed) validate() error {
-	return first(p.ActionRef.check(), optText("worker", p.Worker, 256), text("reason", p.Reason, 1, 0), optSHA("lease", p.Lease))
+	return first(p.ActionRef.check(), optText("worker", p.Worker, 256), text("reason", p.Reason, 1, MaxReason), optSHA("lease", p.Lease))
 }
 func (p ArtifactStored) validate() error {
 	return first(p.ActionRef.check(), p.Artifact.check().in("artifact"))
@@ -373,7 +436,7 @@ func (p TestReported) validate() error {
 		d = errorf("minimum: got %v, want 0", p.Duration).in("durationSeconds")
 	}
 	if e := first(p.ActionRef.check(), atLeast("total", p.Total, 0), atLeast("passed", p.Passed, 0),
-		atLeast("failed", p.Failed, 0), atLeast("skipped", p.Skipped, 0), d); e != nil {
+		atLeast("failed", p.Failed, 0), atLeast("skipped", p.Skipped, 0), d, maxItems("failures", len(p.Failures))); e != nil {
 		return e
 	}
 	for i, c := range p.Failures {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,9 @@ const (
 	HeaderReason      = "Gantry-Reason"
 	HeaderOrigSubject = "Gantry-Original-Subject"
 	HeaderOrigStream  = "Gantry-Original-Stream"
+	// HeaderOrigSize is set on a dead letter whose data was cut to
+	// events.MaxDeadLetterBytes: the size of the refused message.
+	HeaderOrigSize    = "Gantry-Original-Size"
 	HeaderTraceparent = "traceparent"
 )
 
@@ -69,6 +73,10 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// headerRoom is what a stream's MaxMsgSize leaves for headers above a
+// bounded payload (Nats-Msg-Id, traceparent, Gantry-* headers).
+const headerRoom = 16 << 10
 
 // Bus is safe for concurrent use.
 type Bus struct {
@@ -121,7 +129,7 @@ func (b *Bus) Provision(ctx context.Context, cfg Config) error {
 		{
 			Name: events.StreamEvents, Subjects: []string{events.SubjectEventsAll},
 			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
-			Duplicates: cfg.DuplicateWindow, Replicas: cfg.Replicas,
+			Duplicates: cfg.DuplicateWindow, Replicas: cfg.Replicas, MaxMsgSize: events.MaxMessageBytes,
 			AllowDirect: true, AllowAtomicPublish: cfg.AtomicBatches,
 			Description: "Gantry run event log: one subject per run",
 		},
@@ -129,7 +137,8 @@ func (b *Bus) Provision(ctx context.Context, cfg Config) error {
 			Name: events.StreamTriggers, Subjects: []string{events.SubjectTriggersAll},
 			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
 			Duplicates: cfg.TriggerDuplicateWindow, Replicas: cfg.Replicas,
-			MaxAge: 30 * 24 * time.Hour, Description: "requests for runs, deduplicated by trigger ID",
+			MaxMsgSize: events.MaxTriggerBytes + headerRoom,
+			MaxAge:     30 * 24 * time.Hour, Description: "requests for runs, deduplicated by trigger ID",
 		},
 		{
 			Name: events.StreamTasks, Subjects: []string{events.SubjectTasksAll},
@@ -146,13 +155,13 @@ func (b *Bus) Provision(ctx context.Context, cfg Config) error {
 		{
 			Name: events.StreamDLQ, Subjects: []string{events.SubjectDLQAll},
 			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
-			MaxAge: 30 * 24 * time.Hour, Replicas: cfg.Replicas,
+			MaxAge: 30 * 24 * time.Hour, Replicas: cfg.Replicas, MaxMsgSize: events.MaxMessageBytes,
 			Description: "messages refused by a consumer, with the reason",
 		},
 		{
 			Name: events.StreamDeploys, Subjects: []string{events.SubjectDeploysAll},
 			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
-			Duplicates: cfg.DuplicateWindow, Replicas: cfg.Replicas,
+			Duplicates: cfg.DuplicateWindow, Replicas: cfg.Replicas, MaxMsgSize: events.MaxMessageBytes,
 			AllowDirect: true, Description: "Gantry deployment event log: one subject per deployment",
 		},
 		{
@@ -225,7 +234,7 @@ func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig) err
 	if slices.Equal(have.Subjects, want.Subjects) && have.Duplicates == want.Duplicates &&
 		have.MaxAge == want.MaxAge && unlimited(have.MaxBytes) == unlimited(want.MaxBytes) && have.Replicas == want.Replicas &&
 		have.AllowDirect == want.AllowDirect && have.AllowAtomicPublish == want.AllowAtomicPublish &&
-		have.Retention == want.Retention {
+		have.Retention == want.Retention && have.MaxMsgSize == want.MaxMsgSize {
 		return nil
 	}
 	_, err = b.js.UpdateStream(ctx, want)
@@ -330,13 +339,23 @@ func (b *Bus) PublishTask(ctx context.Context, t events.Task, data []byte) error
 // terminates the original afterwards, so nothing is lost and nothing loops.
 // A non-zero seq (the original's stream sequence) deduplicates redelivered
 // refusals.
+//
+// The copy is cut to events.MaxDeadLetterBytes (HeaderOrigSize then gives
+// the whole size) and the reason to events.MaxReason characters: a refusal
+// of an oversized message must not fail for the same size, or the message
+// would be redelivered forever.
 func (b *Bus) DeadLetter(ctx context.Context, stream, subject string, seq uint64, data []byte, reason error) error {
 	msg := &nats.Msg{Subject: events.DLQSubject(stream), Data: data, Header: nats.Header{}}
+	if len(data) > events.MaxDeadLetterBytes {
+		msg.Data = data[:events.MaxDeadLetterBytes]
+		msg.Header.Set(HeaderOrigSize, strconv.Itoa(len(data)))
+	}
 	var opts []jetstream.PublishOpt
 	if seq > 0 {
 		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("dlq/%s/%d", stream, seq)))
 	}
-	msg.Header.Set(HeaderReason, reason.Error())
+	// A header value is one line.
+	msg.Header.Set(HeaderReason, events.TruncateReason(strings.NewReplacer("\r", " ", "\n", " ").Replace(reason.Error())))
 	msg.Header.Set(HeaderOrigSubject, subject)
 	msg.Header.Set(HeaderOrigStream, stream)
 	if _, err := b.js.PublishMsg(ctx, msg, opts...); err != nil {

@@ -234,7 +234,7 @@ func (a *Agent) take(ctx context.Context, deploys *bus.Deploys, store *artifact.
 	}
 	if err != nil {
 		log.Warn().Err(err).Msg("host failed")
-		if perr := r.emit(ctx, "failed", events.DeployHostFailed{Deployment: cmd.Deployment, Group: cmd.Group, Host: cmd.Host, Reason: err.Error()}); perr != nil {
+		if perr := r.emit(ctx, "failed", events.DeployHostFailed{Deployment: cmd.Deployment, Group: cmd.Group, Host: cmd.Host, Reason: events.TruncateReason(err.Error())}); perr != nil {
 			_ = m.NakWithDelay(time.Second)
 			return
 		}

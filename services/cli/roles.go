@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-ci/gantry/services/retention"
 	"github.com/gantry-ci/gantry/services/secrets"
 	"github.com/gantry-ci/gantry/services/stack"
 )
@@ -22,6 +23,7 @@ func roleCmds(g *globals) []*cobra.Command {
 	}
 	short[stack.RoleDeployService] = "Run the deploy service: fold deployments, dispatch agents, fail hosts of dead agents, stop on alarms"
 	short[stack.RoleRollbackService] = "Run the rollback service: roll failed deployments back to the last known good revision"
+	short[stack.RoleRetention] = "Run the retention sweeper: remove artifacts and archived logs of old runs, never a deployed revision"
 	short[stack.RoleDeployWorker] = "Run a deploy worker: pipeline actions of type deploy create a deployment and wait for it"
 	var out []*cobra.Command
 	for _, name := range stack.AllRoles {
@@ -63,6 +65,11 @@ work through durable consumers. Stop with SIGINT or SIGTERM.`,
 				"directory that file: secret references may point into (repeatable)")
 			c.Flags().StringSliceVar(&o.PassEnv, "pass-env", nil,
 				"variable of this worker's environment that builds may see besides PATH, HOME, locale and proxies (repeatable); nothing else is passed")
+		}
+		if name == stack.RoleRetention {
+			c.Flags().IntVar(&o.RetainRuns, "retain-runs", retention.DefaultKeepRuns, "newest runs of each pipeline whose artifacts and logs are kept")
+			c.Flags().DurationVar(&o.RetainFor, "retain-for", retention.DefaultKeepFor, "keep a run's artifacts and logs this long after it ended")
+			c.Flags().DurationVar(&o.SweepEvery, "sweep-every", retention.DefaultEvery, "time between sweeps")
 		}
 		c.Flags().DurationVar(&o.AckWait, "ack-wait", 30*time.Second, "how long a task stays with a worker that stopped heartbeating (workers only)")
 		out = append(out, c)

@@ -13,12 +13,15 @@ func stateCmd(g *globals) *cobra.Command {
 	var verify bool
 	rebuild := &cobra.Command{
 		Use:   "rebuild [--verify]",
-		Short: "Throw the runs and deployments projections away and rebuild them from the logs",
+		Short: "Rebuild the runs and deployments projections from the logs",
 		Long: `Fold every run from the event log and every deployment (with each host's
-state) from the deployment log, and rewrite the runs and deployments
-projections. With --verify, first compare every rebuilt state with the live
-one and exit non-zero if any differs. Works offline on a data directory
-(--data-dir).`,
+state) from the deployment log, in memory, then swap the result into the
+runs and deployments projections: changed entries are overwritten and
+entries the logs no longer hold are deleted. Nothing is emptied first, and
+a rebuild that fails or is interrupted puts back what it wrote, so the old
+projections stay as they were. With --verify, first compare every rebuilt
+state with the live one and exit non-zero if any differs. Works offline on
+a data directory (--data-dir).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			conn, err := g.open(cmd.Context(), "gantry-cli", false)
 			if err != nil {

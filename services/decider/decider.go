@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gantry-ci/gantry/events"
@@ -65,7 +66,7 @@ func Decide(s run.State, in Inputs) []events.Event {
 			continue
 		case run.Failed:
 			return one(events.RunID(s.Run, "failed"), s.Run, now, events.RunFailed{
-				Run: s.Run, Stage: st.Name, Reason: fmt.Sprintf("stage %s failed: %s", st.Name, st.Reason)})
+				Run: s.Run, Stage: st.Name, Reason: events.TruncateReason(fmt.Sprintf("stage %s failed: %s", st.Name, st.Reason))})
 		case run.NotStarted:
 			return one(events.StageID(s.Run, st.Name, st.Attempt+1, "started"), s.Run, now,
 				events.StageStarted{Run: s.Run, Stage: st.Name, Attempt: st.Attempt + 1})
@@ -300,12 +301,10 @@ func runOrders(st run.Stage) []int {
 	return orders
 }
 
+// joinReasons joins the failed actions' reasons, cut to the schema's bound:
+// each may be up to the bound already.
 func joinReasons(rs []string) string {
-	out := rs[0]
-	for _, r := range rs[1:] {
-		out += "; " + r
-	}
-	return out
+	return events.TruncateReason(strings.Join(rs, "; "))
 }
 
 func one(id, runID string, now time.Time, p events.Payload) []events.Event {

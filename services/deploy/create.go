@@ -233,7 +233,7 @@ func Stop(ctx context.Context, b *bus.Bus, deployment, reason string, rollback b
 			return fmt.Errorf("%w: %s is %s", ErrEnded, deployment, st.Phase)
 		}
 		e, err := events.New(events.DeployID(deployment, "stopped"), Source, deployment, time.Now(),
-			events.DeploymentStopped{Deployment: deployment, Group: group, Reason: reason, Rollback: rollback})
+			events.DeploymentStopped{Deployment: deployment, Group: group, Reason: events.TruncateReason(reason), Rollback: rollback})
 		if err != nil {
 			return err
 		}

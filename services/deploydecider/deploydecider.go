@@ -247,7 +247,7 @@ func Decide(s State, in Inputs) []events.Event {
 	plan, err := deployplan.New(Config(c.Config), c.Hosts)
 	if err != nil {
 		add(events.DeployID(c.Deployment, "failed"), events.DeploymentFailed{Deployment: c.Deployment, Group: c.Group,
-			Reason: fmt.Sprintf("cannot plan the deployment: %v", err)})
+			Reason: events.TruncateReason(fmt.Sprintf("cannot plan the deployment: %v", err))})
 		return out
 	}
 	d := deployplan.Next(plan, s.Statuses())

@@ -97,7 +97,11 @@ func (r *Report) Event(ref events.ActionRef) events.TestReported {
 		if i == MaxEventFailures {
 			break
 		}
-		ev.Failures = append(ev.Failures, events.TestCase(c))
+		tc := events.TestCase(c)
+		// Names come from the test files: cut them to the schema's bound
+		// rather than make the report unpublishable.
+		tc.Suite, tc.Name = events.Truncate(tc.Suite, events.MaxTestName), events.Truncate(tc.Name, events.MaxTestName)
+		ev.Failures = append(ev.Failures, tc)
 	}
 	return ev
 }

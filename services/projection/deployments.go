@@ -11,7 +11,6 @@ import (
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/services/deploydecider"
-	"github.com/gantry-ci/gantry/services/internal/consume"
 )
 
 // DeployDurable is the deployments projector's consumer on GANTRY_DEPLOYS.
@@ -31,13 +30,14 @@ func (p *Projector) runDeploys(ctx context.Context) error {
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamDeploys, jetstream.ConsumerConfig{
 		Durable: DeployDurable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-		FilterSubject: events.SubjectDeploysAll, MaxDeliver: consume.MaxDeliver, Description: "projector: folds deployments into the deployments bucket",
+		FilterSubject: events.SubjectDeploysAll, Description: "projector: folds deployments into the deployments bucket",
+		MaxDeliver: p.poison(events.StreamDeploys).ServerMaxDeliver(),
 	})
 	if err != nil {
 		return fmt.Errorf("deploy projector consumer: %w", err)
 	}
 	deploys := newBucket[deploydecider.State](kv)
-	return p.consume(ctx, cons, "deployment", func(m jetstream.Msg) error { return p.handleDeploy(ctx, deploys, d, m) })
+	return p.consume(ctx, cons, "deployment", p.poison(events.StreamDeploys), func(m jetstream.Msg) error { return p.handleDeploy(ctx, deploys, d, m) })
 }
 
 func (p *Projector) handleDeploy(ctx context.Context, deploys *bucket[deploydecider.State], d *bus.Deploys, m jetstream.Msg) error {

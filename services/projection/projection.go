@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -85,10 +86,30 @@ func (b *bucket[S]) store(ctx context.Context, key string, e *entry[S], next S) 
 	}
 	if err != nil {
 		delete(b.cache, key)
-		return fmt.Errorf("write projection of %s: %w", key, err)
+		err = fmt.Errorf("write projection of %s (%d bytes): %w", key, len(v), err)
+		if tooLarge(err) {
+			err = consume.Permanent(err)
+		}
+		return err
 	}
 	e.st, e.rev = next, rev
 	return nil
+}
+
+// tooLarge reports whether a write failed for its size, which no retry
+// cures: larger than the connection's max_payload, or than the bucket's
+// maximum message size.
+func tooLarge(err error) bool {
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum)
+}
+
+// poison gives up on an event the projector still cannot write after about
+// two minutes of redeliveries, or at once when it is too large: it goes to
+// the dead-letter stream with the reason. The projection of its run is then
+// behind the log until the run's next event (each write folds everything
+// since the last one) or `gantry state rebuild`.
+func (p *Projector) poison(stream string) consume.Poison {
+	return consume.Poison{DLQ: p.Bus, Stream: stream, MaxDeliver: 12, Delay: 250 * time.Millisecond, MaxDelay: 15 * time.Second}
 }
 
 // Run keeps both projections, runs and deployments, until ctx ends.
@@ -115,19 +136,20 @@ func (p *Projector) runRuns(ctx context.Context) error {
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamEvents, jetstream.ConsumerConfig{
 		Durable: Durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-		MaxAckPending: 4096, FilterSubject: events.SubjectEventsAll, MaxDeliver: consume.MaxDeliver,
+		MaxAckPending: 4096, FilterSubject: events.SubjectEventsAll,
+		MaxDeliver:  p.poison(events.StreamEvents).ServerMaxDeliver(),
 		Description: "projector: folds runs into the runs bucket",
 	})
 	if err != nil {
 		return fmt.Errorf("projector consumer: %w", err)
 	}
 	runs := newBucket[run.State](kv)
-	return p.consume(ctx, cons, "run", func(m jetstream.Msg) error { return p.handle(ctx, runs, m) })
+	return p.consume(ctx, cons, "run", p.poison(events.StreamEvents), func(m jetstream.Msg) error { return p.handle(ctx, runs, m) })
 }
 
 // consume hands each message of a projector's consumer to handle, acking
 // what was written and asking again later for what was not, until ctx ends.
-func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer, what string, handle func(jetstream.Msg) error) error {
+func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer, what string, poison consume.Poison, handle func(jetstream.Msg) error) error {
 	msgs, err := cons.Messages(jetstream.PullMaxMessages(512))
 	if err != nil {
 		return fmt.Errorf("%s projector consume: %w", what, err)
@@ -143,9 +165,12 @@ func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer, what s
 			p.Log.Warn().Err(err).Str("projection", what).Msg("projector next")
 			continue
 		}
-		consume.Settle(ctx, p.Log.With().Str("projection", what).Logger(), what+" projection", 250*time.Millisecond, p.Bus, m, handle(m))
-		if ctx.Err() != nil {
-			return nil
+		if err := handle(m); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			poison.Fail(ctx, p.Log.With().Str("projection", what).Logger(), what+" event", m, err)
+			continue
 		}
 	}
 }

@@ -105,8 +105,26 @@ func FoldAll(ctx context.Context, b *bus.Bus) (map[string]run.State, int, int, e
 
 // Rebuild folds the whole run log and the whole deployment log, compares
 // every run and deployment with the live projections when verify is set,
-// then throws the projections away and writes the rebuilt states.
+// then swaps the rebuilt states in. The fold happens in memory, aside from
+// the buckets, and the swap never empties a bucket first: it overwrites
+// what changed and deletes what the logs no longer hold, and if any write
+// fails (or ctx ends) it puts back what it had written, so a failed rebuild
+// leaves both projections as it found them.
 func Rebuild(ctx context.Context, b *bus.Bus, verify bool) (Report, error) {
+	return rebuild(ctx, b, verify, func(kv jetstream.KeyValue) store { return kv })
+}
+
+// store is what the swap needs of a bucket; tests wrap it to inject
+// failures.
+type store interface {
+	Bucket() string
+	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
+	Put(ctx context.Context, key string, value []byte) (uint64, error)
+	Purge(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error
+	ListKeys(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyLister, error)
+}
+
+func rebuild(ctx context.Context, b *bus.Bus, verify bool, wrap func(jetstream.KeyValue) store) (Report, error) {
 	start := time.Now()
 	runs, n, skipped, err := FoldAll(ctx, b)
 	if err != nil {
@@ -122,102 +140,180 @@ func Rebuild(ctx context.Context, b *bus.Bus, verify bool) (Report, error) {
 		rep.EventsPerSec = float64(rep.Events) / rep.Duration.Seconds()
 	}
 	js := b.JetStream()
-	runsKV, err := js.KeyValue(ctx, events.BucketRuns)
+	rkv, err := js.KeyValue(ctx, events.BucketRuns)
 	if err != nil {
 		return rep, fmt.Errorf("runs bucket: %w", err)
 	}
-	deploysKV, err := js.KeyValue(ctx, events.BucketDeployments)
+	dkv, err := js.KeyValue(ctx, events.BucketDeployments)
 	if err != nil {
 		return rep, fmt.Errorf("deployments bucket: %w", err)
 	}
+	runsKV, deploysKV := wrap(rkv), wrap(dkv)
+	liveRuns, err := snapshot(ctx, runsKV)
+	if err != nil {
+		return rep, err
+	}
+	liveDeploys, err := snapshot(ctx, deploysKV)
+	if err != nil {
+		return rep, err
+	}
+	// Encode everything before writing anything: a state that cannot be
+	// encoded or is too large to store fails the rebuild untouched.
+	maxValue := int(b.Conn().MaxPayload()) - 4<<10
+	newRuns, err := encodeAll(runs, maxValue)
+	if err != nil {
+		return rep, err
+	}
+	newDeploys, err := encodeAll(deploys, maxValue)
+	if err != nil {
+		return rep, err
+	}
 	if verify {
-		m1, err := compare(ctx, runsKV, runs, func(id, why string) Mismatch { return Mismatch{Run: id, Reason: why} })
-		if err != nil {
-			return rep, err
-		}
-		m2, err := compare(ctx, deploysKV, deploys, func(id, why string) Mismatch { return Mismatch{Deployment: id, Reason: why} })
-		if err != nil {
-			return rep, err
-		}
-		rep.Mismatches = append(m1, m2...)
+		rep.Mismatches = append(
+			compare(liveRuns, newRuns, func(id, why string) Mismatch { return Mismatch{Run: id, Reason: why} }),
+			compare(liveDeploys, newDeploys, func(id, why string) Mismatch { return Mismatch{Deployment: id, Reason: why} })...)
 		rep.Verified = len(rep.Mismatches) == 0
 	}
-	if err := rewrite(ctx, runsKV, runs); err != nil {
-		return rep, err
+	var u undoLog
+	if err := swap(ctx, runsKV, liveRuns, newRuns, &u); err != nil {
+		return rep, u.rollback(ctx, err)
 	}
-	if err := rewrite(ctx, deploysKV, deploys); err != nil {
-		return rep, err
+	if err := swap(ctx, deploysKV, liveDeploys, newDeploys, &u); err != nil {
+		return rep, u.rollback(ctx, err)
 	}
 	rep.Written = true
 	return rep, nil
 }
 
-// rewrite throws a bucket's entries away and writes the rebuilt states.
-func rewrite[S any](ctx context.Context, kv jetstream.KeyValue, states map[string]S) error {
-	keys, err := kv.ListKeys(ctx)
-	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
-		return fmt.Errorf("list %s: %w", kv.Bucket(), err)
-	}
-	for k := range keysOf(keys) {
-		if err := kv.Purge(ctx, k); err != nil {
-			return fmt.Errorf("drop projection of %s: %w", k, err)
-		}
-	}
-	for id, st := range states {
-		v, err := json.Marshal(st)
-		if err != nil {
-			return err
-		}
-		if _, err := kv.Put(ctx, id, v); err != nil {
-			return fmt.Errorf("write projection of %s: %w", id, err)
-		}
-	}
-	return nil
-}
-
-// compare lists what differs, byte for byte, between a bucket and the
-// states folded from the log.
-func compare[S any](ctx context.Context, kv jetstream.KeyValue, states map[string]S, mismatch func(id, why string) Mismatch) ([]Mismatch, error) {
-	var out []Mismatch
-	live := map[string][]byte{}
+// snapshot reads every value of a bucket.
+func snapshot(ctx context.Context, kv store) (map[string][]byte, error) {
 	keys, err := kv.ListKeys(ctx)
 	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
 		return nil, fmt.Errorf("list %s: %w", kv.Bucket(), err)
 	}
+	live := map[string][]byte{}
 	for k := range keysOf(keys) {
 		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // deleted since it was listed
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read projection of %s: %w", k, err)
 		}
 		live[k] = e.Value()
 	}
-	for _, id := range slices.Sorted(maps.Keys(states)) {
-		want, err := json.Marshal(states[id])
+	return live, nil
+}
+
+// encodeAll encodes the rebuilt states, refusing any over maxValue bytes.
+func encodeAll[S any](states map[string]S, maxValue int) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(states))
+	for id, st := range states {
+		v, err := json.Marshal(st)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("encode projection of %s: %w", id, err)
 		}
+		if len(v) > maxValue {
+			return nil, fmt.Errorf("projection of %s is %d bytes, more than the %d a value may hold; nothing was written", id, len(v), maxValue)
+		}
+		out[id] = v
+	}
+	return out, nil
+}
+
+// undoLog records how to reverse each write of a swap, newest last.
+type undoLog struct {
+	steps []func(context.Context) error
+}
+
+// rollback reverses the recorded writes, newest first, and returns cause
+// with what became of the projections. It runs even when ctx has ended:
+// a cancelled rebuild must still not leave a half-written projection.
+func (u *undoLog) rollback(ctx context.Context, cause error) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var errs []error
+	for i := len(u.steps) - 1; i >= 0; i-- {
+		if err := u.steps[i](rctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("rebuild failed: %w; restoring the old projections also failed (run `gantry state rebuild` again): %w", cause, errors.Join(errs...))
+	}
+	return fmt.Errorf("rebuild failed, the old projections were kept: %w", cause)
+}
+
+// swap makes a bucket hold exactly want, given its live values: each key
+// whose value changed is overwritten, each key want lacks is deleted, in
+// key order, recording how to undo every write in u.
+func swap(ctx context.Context, kv store, live, want map[string][]byte, u *undoLog) error {
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		old, had := live[id]
+		if had && bytes.Equal(old, want[id]) {
+			continue
+		}
+		if _, err := kv.Put(ctx, id, want[id]); err != nil {
+			return fmt.Errorf("write projection of %s: %w", id, err)
+		}
+		if had {
+			u.steps = append(u.steps, func(c context.Context) error {
+				if _, err := kv.Put(c, id, old); err != nil {
+					return fmt.Errorf("restore projection of %s: %w", id, err)
+				}
+				return nil
+			})
+		} else {
+			u.steps = append(u.steps, func(c context.Context) error {
+				if err := kv.Purge(c, id); err != nil {
+					return fmt.Errorf("remove projection of %s: %w", id, err)
+				}
+				return nil
+			})
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(live)) {
+		if _, ok := want[id]; ok {
+			continue
+		}
+		if err := kv.Purge(ctx, id); err != nil {
+			return fmt.Errorf("drop projection of %s: %w", id, err)
+		}
+		old := live[id]
+		u.steps = append(u.steps, func(c context.Context) error {
+			if _, err := kv.Put(c, id, old); err != nil {
+				return fmt.Errorf("restore projection of %s: %w", id, err)
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+// compare lists what differs, byte for byte, between a bucket's live
+// values and the states folded from the log.
+func compare(live, want map[string][]byte, mismatch func(id, why string) Mismatch) []Mismatch {
+	var out []Mismatch
+	for _, id := range slices.Sorted(maps.Keys(want)) {
 		got, ok := live[id]
 		switch {
 		case !ok:
 			out = append(out, mismatch(id, "missing from the live projection"))
-		case !bytes.Equal(got, want):
-			var g struct {
+		case !bytes.Equal(got, want[id]):
+			var g, w struct {
 				LastSeq uint64 `json:"lastSeq"`
 			}
 			_ = json.Unmarshal(got, &g)
-			var w struct {
-				LastSeq uint64 `json:"lastSeq"`
-			}
-			_ = json.Unmarshal(want, &w)
+			_ = json.Unmarshal(want[id], &w)
 			out = append(out, mismatch(id, fmt.Sprintf("live state differs from the log's fold (live at seq %d, log at seq %d)", g.LastSeq, w.LastSeq)))
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(live)) {
-		if _, ok := states[id]; !ok {
+		if _, ok := want[id]; !ok {
 			out = append(out, mismatch(id, "in the live projection but not in the log"))
 		}
 	}
-	return out, nil
+	return out
 }
 
 // keysOf drains a key lister, which may be nil when the bucket is empty.

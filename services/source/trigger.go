@@ -47,6 +47,20 @@ func (t Trigger) RunID() string { return events.RunIDForTrigger(t.ID, t.Time.Uni
 // never applied.
 var ErrUnknownPipeline = errors.New("unknown pipeline")
 
+// ErrTriggerTooLarge is returned (wrapped with the sizes) for a trigger over
+// events.MaxTriggerBytes.
+var ErrTriggerTooLarge = errors.New("trigger too large")
+
+// checkSize refuses an encoded trigger over events.MaxTriggerBytes. The
+// schema bounds each field; this bounds their sum, so that the run.requested
+// a trigger becomes still fits an event with its definition.
+func checkSize(data []byte) error {
+	if len(data) > events.MaxTriggerBytes {
+		return fmt.Errorf("%w: %w: %d bytes, the limit is %d", schemas.ErrInvalid, ErrTriggerTooLarge, len(data), events.MaxTriggerBytes)
+	}
+	return nil
+}
+
 // Publish validates a trigger and publishes it with its ID as Nats-Msg-Id.
 // It returns the run the trigger starts.
 func Publish(ctx context.Context, js jetstream.JetStream, v *schemas.Validator, t Trigger) (string, error) {
@@ -57,6 +71,9 @@ func Publish(ctx context.Context, js jetstream.JetStream, v *schemas.Validator, 
 	data, err := json.Marshal(t)
 	if err != nil {
 		return "", fmt.Errorf("encode trigger: %w", err)
+	}
+	if err := checkSize(data); err != nil {
+		return "", err
 	}
 	if err := v.ValidateJSON("trigger", data); err != nil {
 		return "", err
@@ -122,6 +139,14 @@ type Triggers struct {
 // TriggersDurable is the consumer every source service shares.
 const TriggersDurable = "source-triggers"
 
+// poison gives up on a trigger that still fails after about three minutes
+// of redeliveries (an unreachable bucket, a log that refuses the append):
+// it goes to the dead-letter stream with the last error instead of coming
+// back forever.
+func (s *Triggers) poison() consume.Poison {
+	return consume.Poison{DLQ: s.Bus, Stream: events.StreamTriggers, MaxDeliver: 10, Delay: time.Second, MaxDelay: 30 * time.Second}
+}
+
 // Run consumes triggers until ctx ends.
 func (s *Triggers) Run(ctx context.Context) error {
 	js := s.Bus.JetStream()
@@ -129,15 +154,17 @@ func (s *Triggers) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pipelines bucket: %w", err)
 	}
+	poison := s.poison()
 	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamTriggers, jetstream.ConsumerConfig{
-		Durable: TriggersDurable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: consume.MaxDeliver,
+		Durable: TriggersDurable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+		MaxDeliver:  poison.ServerMaxDeliver(),
 		Description: "source service: triggers become runs",
 	})
 	if err != nil {
 		return fmt.Errorf("trigger consumer: %w", err)
 	}
 	pipes := Pipelines{KV: kv}
-	cc, err := cons.Consume(consume.AckOrRedeliver(ctx, s.Log, "trigger", time.Second, s.Bus,
+	cc, err := cons.Consume(consume.AckOrDeadLetter(ctx, s.Log, "trigger", poison,
 		func(m jetstream.Msg) error { return s.handle(ctx, pipes, m) }))
 	if err != nil {
 		return fmt.Errorf("consume triggers: %w", err)
@@ -157,6 +184,9 @@ func (s *Triggers) handle(ctx context.Context, pipes Pipelines, m jetstream.Msg)
 	refuse := func(reason error) error {
 		s.Log.Warn().Err(reason).Str("subject", m.Subject()).Msg("refused trigger sent to the dead-letter stream")
 		return s.Bus.DeadLetter(ctx, events.StreamTriggers, m.Subject(), seq, m.Data(), reason)
+	}
+	if err := checkSize(m.Data()); err != nil {
+		return refuse(err)
 	}
 	if err := s.Validator.ValidateJSON("trigger", m.Data()); err != nil {
 		return refuse(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/gantry-ci/gantry/services/conductor"
 	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/projection"
+	"github.com/gantry-ci/gantry/services/retention"
 	"github.com/gantry-ci/gantry/services/rollback"
 	"github.com/gantry-ci/gantry/services/secrets"
 	"github.com/gantry-ci/gantry/services/source"
@@ -50,6 +51,11 @@ type RoleOptions struct {
 	// PassEnv names extra variables of the worker's environment that builds
 	// see (build and test workers).
 	PassEnv []string
+	// RetainRuns, RetainFor and SweepEvery configure the retention role:
+	// zero means retention.DefaultKeepRuns, DefaultKeepFor, DefaultEvery.
+	RetainRuns int
+	RetainFor  time.Duration
+	SweepEvery time.Duration
 }
 
 // Role names, as the CLI spells them.
@@ -69,11 +75,13 @@ const (
 	RoleRollbackService = "rollback-service"
 	// RoleDeployWorker runs pipeline actions of type deploy (task kind deploy).
 	RoleDeployWorker = "deploy-worker"
+	// RoleRetention removes the artifacts and archived logs of old runs.
+	RoleRetention = "retention"
 )
 
 // AllRoles is what `gantry dev` runs.
 var AllRoles = []string{RoleConductor, RoleProjector, RoleTriggers, RoleSource, RoleBuild, RoleTest,
-	RoleDeployService, RoleRollbackService, RoleDeployWorker}
+	RoleDeployService, RoleRollbackService, RoleDeployWorker, RoleRetention}
 
 // NewRole builds a role on a connection.
 func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, error) {
@@ -109,6 +117,16 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 	case RoleRollbackService:
 		r := &rollback.Service{Bus: c.Bus, Log: log}
 		return Role{name, r.Run}, nil
+	case RoleRetention:
+		p := retention.Policy{KeepRuns: o.RetainRuns, KeepFor: o.RetainFor}
+		if p.KeepRuns == 0 {
+			p.KeepRuns = retention.DefaultKeepRuns
+		}
+		if p.KeepFor == 0 {
+			p.KeepFor = retention.DefaultKeepFor
+		}
+		s := &retention.Sweeper{Bus: c.Bus, Log: log, Policy: p, Every: o.SweepEvery}
+		return Role{name, s.Run}, nil
 	case RoleDeployWorker:
 		r, err := workerRole(c, deploy.TaskKind, log, o, &deploy.Action{Bus: c.Bus})
 		r.Name = name
