@@ -189,9 +189,9 @@ func (a *Agent) beat(ctx context.Context, kv jetstream.KeyValue) error {
 // command is unreadable), left unacked if the agent stops mid-way.
 func (a *Agent) take(ctx context.Context, deploys *bus.Deploys, store *artifact.Store, m jetstream.Msg) {
 	var cmd Command
-	if err := json.Unmarshal(m.Data(), &cmd); err != nil || cmd.Validate() != nil || cmd.Host != a.o.Name || cmd.Group != a.o.Group {
-		a.o.Log.Warn().Str("subject", m.Subject()).Msg("unreadable deploy command dropped")
-		_ = a.o.Bus.DeadLetter(ctx, events.StreamAgents, m.Subject(), 0, m.Data(), fmt.Errorf("unreadable deploy command: %v", err))
+	if err := a.readCommand(m.Data(), &cmd); err != nil {
+		a.o.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("unreadable deploy command dropped")
+		_ = a.o.Bus.DeadLetter(ctx, events.StreamAgents, m.Subject(), 0, m.Data(), err)
 		_ = m.Term()
 		return
 	}
@@ -207,6 +207,17 @@ func (a *Agent) take(ctx context.Context, deploys *bus.Deploys, store *artifact.
 		_ = m.Ack()
 		return
 	}
+	// The command only says which deployment to carry out: what to install
+	// (revision, variables, health check) comes from the deployment's
+	// created event in the log, so a forged or tampered command on
+	// gantry.agents.> cannot make this host run another bundle.
+	if st.Created.Group != cmd.Group {
+		_ = a.o.Bus.DeadLetter(ctx, events.StreamAgents, m.Subject(), 0, m.Data(),
+			fmt.Errorf("deploy command for group %s names deployment %s of group %q", cmd.Group, cmd.Deployment, st.Created.Group))
+		_ = m.Term()
+		return
+	}
+	cmd = CommandFor(st.Created, cmd.Host)
 	// Keep the command while the lifecycle runs.
 	beatCtx, stopBeat := context.WithCancel(ctx)
 	go func() {
@@ -241,6 +252,21 @@ func (a *Agent) take(ctx context.Context, deploys *bus.Deploys, store *artifact.
 		}
 	}
 	_ = m.Ack()
+}
+
+// readCommand decodes a deploy command and checks it is addressed to this
+// agent, saying what is wrong so the dead letter carries a reason.
+func (a *Agent) readCommand(data []byte, cmd *Command) error {
+	if err := json.Unmarshal(data, cmd); err != nil {
+		return fmt.Errorf("unreadable deploy command: %w", err)
+	}
+	if err := cmd.Validate(); err != nil {
+		return fmt.Errorf("invalid deploy command: %w", err)
+	}
+	if cmd.Group != a.o.Group || cmd.Host != a.o.Name {
+		return fmt.Errorf("deploy command for %s/%s reached agent %s/%s", cmd.Group, cmd.Host, a.o.Group, a.o.Name)
+	}
+	return nil
 }
 
 // deployRun is one command being carried out.
