@@ -59,6 +59,11 @@ type Options struct {
 	AckWait time.Duration
 	// Keep is how many revisions stay on disk (default 5).
 	Keep int
+	// StopOnExit runs the ApplicationStop hooks of the revision that last
+	// succeeded here when Run ends, so the apps a throwaway local host
+	// started (`gantry dev`) do not outlive it. Real hosts leave their
+	// application running across agent restarts.
+	StopOnExit bool
 }
 
 // Agent is one host's agent.
@@ -125,6 +130,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if err := a.beat(ctx, kv); err != nil {
 		return err
+	}
+	if a.o.StopOnExit {
+		defer a.stopApplication()
 	}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
@@ -252,6 +260,52 @@ func (a *Agent) take(ctx context.Context, deploys *bus.Deploys, store *artifact.
 		}
 	}
 	_ = m.Ack()
+}
+
+// stopTimeout bounds stopApplication when a hook names no timeout of its own.
+const stopTimeout = 30 * time.Second
+
+// stopApplication runs the ApplicationStop hooks of the revision that last
+// succeeded on this host, outside any deployment: no events, output to the
+// revision's log directory. It runs after Run's context has ended, so it
+// has its own, bounded by the hooks' timeouts.
+func (a *Agent) stopApplication() {
+	prev := readTrim(filepath.Join(a.o.Root, "last-succeeded"))
+	if prev == "" {
+		return
+	}
+	dir := filepath.Join(a.o.Root, "revisions", prev)
+	spec, err := appspec.ParseFile(filepath.Join(dir, "appspec.yml"))
+	if err != nil {
+		a.o.Log.Warn().Err(err).Str("deployment", prev).Msg("cannot stop the application: revision unreadable")
+		return
+	}
+	if err := os.MkdirAll(dir+".logs", 0o755); err != nil {
+		return
+	}
+	out, err := os.Create(filepath.Join(dir+".logs", "exit-ApplicationStop.log"))
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	r := &deployRun{a: a, cmd: Command{Deployment: prev, Group: a.o.Group, Host: a.o.Name}, log: a.o.Log}
+	for _, h := range spec.Hooks(appspec.ApplicationStop) {
+		as, err := resolveRunAs(h.RunAs, a.o.Name, os.Geteuid(), lookupAccount)
+		if err != nil {
+			a.o.Log.Warn().Err(err).Str("hook", h.Location).Msg("cannot stop the application")
+			return
+		}
+		timeout := h.TimeoutDuration()
+		if timeout <= 0 {
+			timeout = stopTimeout
+		}
+		if _, err := runScript(context.Background(), filepath.Join(dir, filepath.FromSlash(h.Location)), dir,
+			r.env(appspec.ApplicationStop, dir), as, timeout, out); err != nil {
+			a.o.Log.Warn().Err(err).Str("hook", h.Location).Msg("ApplicationStop on exit failed")
+			return
+		}
+	}
+	a.o.Log.Info().Str("deployment", prev).Msg("application stopped on exit")
 }
 
 // readCommand decodes a deploy command and checks it is addressed to this

@@ -1,19 +1,26 @@
 package deploy_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/services/agent"
+	"github.com/gantry-ci/gantry/services/deploy/deploytest"
 	"github.com/gantry-ci/gantry/services/deploydecider"
 	"github.com/gantry-ci/gantry/services/deployplan"
+	"github.com/gantry-ci/gantry/services/internal/proctest"
 )
 
 // TestAgentInstallsTheLoggedRevisionNotTheCommands: a forged command names
@@ -93,6 +100,50 @@ func TestAgentDeadLettersMisaddressedCommandWithReason(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the misaddressed command was not dead-lettered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestAgentStopOnExitStopsTheApplication: an agent with StopOnExit (the
+// local hosts of `gantry dev`) runs the current revision's ApplicationStop
+// when it stops, so the app it started does not outlive it.
+func TestAgentStopOnExitStopsTheApplication(t *testing.T) {
+	w := newWorld(t, 5*time.Second)
+	w.applyGroup("AllAtOnce", false)
+	root := t.TempDir()
+	port := freePort(t)
+	a, err := agent.New(agent.Options{Bus: w.bus, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+		Group: "web", Name: "h1", Root: root, InstallRoot: filepath.Join(root, "fs"),
+		Labels:    map[string]string{"port": strconv.Itoa(port), "server": serverBin},
+		Heartbeat: 200 * time.Millisecond, AckWait: 3 * time.Second, StopOnExit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(w.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	ta := &testAgent{name: "h1", root: root, port: port}
+	t.Cleanup(func() { cancel(); <-done; killServer(ta) })
+	waitAgents(t, w, 1)
+	id := w.create(w.bundle("v1", "exit 0", "exit 0", 0))
+	if st := w.wait(id, 30*time.Second); st.Phase != deploydecider.Succeeded {
+		t.Fatalf("%s: %s", st.Phase, st.Reason)
+	}
+	b, err := os.ReadFile(deploytest.PidFile(filepath.Join(root, "fs")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if !proctest.Alive(pid) {
+		t.Fatalf("the app (pid %d) is not running after the deployment", pid)
+	}
+	cancel()
+	<-done
+	deadline := time.Now().Add(5 * time.Second)
+	for proctest.Alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the app (pid %d) outlived its agent", pid)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -72,7 +72,7 @@ func LocalAgents(c *Conn, log zerolog.Logger, dataDir, group string, n int) ([]L
 		a, err := agent.New(agent.Options{
 			Bus: c.Bus, Log: log.With().Str("service", "agent").Str("host", name).Logger(),
 			Group: group, Name: name, Root: root, InstallRoot: filepath.Join(root, "fs"),
-			Labels: map[string]string{"port": strconv.Itoa(port)},
+			Labels: map[string]string{"port": strconv.Itoa(port)}, StopOnExit: true,
 		})
 		if err != nil {
 			return nil, nil, err
