@@ -124,3 +124,26 @@ func list(s []string) string {
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
 }
+
+// Defaults is the configuration `gantry nats config` writes when told
+// nothing else: loopback only, TLS material under /etc/gantry/tls.
+func Defaults() ServerConfig {
+	return ServerConfig{ServerName: "gantry-nats-1", Listen: "127.0.0.1:4222", Monitor: "127.0.0.1:8222",
+		StoreDir: "/var/lib/nats", CertFile: "/etc/gantry/tls/server.pem", KeyFile: "/etc/gantry/tls/server-key.pem",
+		CAFile: "/etc/gantry/tls/ca.pem"}
+}
+
+// WithEnvPasswords returns c with every user of spec reading its password
+// from its PasswordEnv variable: a configuration that holds no secret and
+// may be committed.
+func WithEnvPasswords(c ServerConfig, spec Spec) (ServerConfig, error) {
+	users, err := Users(spec)
+	if err != nil {
+		return c, err
+	}
+	c.Users = nil
+	for _, u := range users {
+		c.Users = append(c.Users, UserEntry{User: u, PasswordEnv: PasswordEnv(u.Name)})
+	}
+	return c, nil
+}

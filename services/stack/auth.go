@@ -25,10 +25,10 @@ type Auth struct {
 	CAFile, CertFile, KeyFile string
 }
 
-// options turns Auth into connection options. A user's connection takes
+// Options turns Auth into connection options. A user's connection takes
 // replies on its own inbox prefix, the only one its permissions let it
 // subscribe to.
-func (a Auth) options() []nats.Option {
+func (a Auth) Options() []nats.Option {
 	var opts []nats.Option
 	if a.User != "" {
 		opts = append(opts, nats.UserInfo(a.User, a.Password), nats.CustomInboxPrefix(access.Inbox(a.User)))

@@ -75,7 +75,7 @@ func Open(ctx context.Context, t Target, name string, provision bool) (*Conn, er
 					auth = a
 				}
 			}
-			probe := append([]nats.Option{nats.Name(name), nats.Timeout(time.Second)}, auth.options()...)
+			probe := append([]nats.Option{nats.Name(name), nats.Timeout(time.Second)}, auth.Options()...)
 			if nc, err := nats.Connect(announced, probe...); err == nil {
 				nc.Close()
 				url = announced
@@ -95,7 +95,7 @@ func Open(ctx context.Context, t Target, name string, provision bool) (*Conn, er
 		url = srv.ClientURL()
 		auth = Auth{} // this process's own server has no users
 	}
-	opts := auth.options()
+	opts := auth.Options()
 	if t.Creds != "" {
 		opts = append(opts, nats.UserCredentials(t.Creds))
 	}
