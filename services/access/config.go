@@ -102,8 +102,8 @@ func (c ServerConfig) Render() (string, error) {
 			w("        password: %s\n", q(u.PasswordHash))
 		}
 		w("        permissions: {\n")
-		w("          publish: { allow: %s }\n", list(u.Permissions.Publish))
-		w("          subscribe: { allow: %s }\n", list(u.Permissions.Subscribe))
+		w("          publish: { allow: %s }\n", list(u.Permissions.Publish, "            "))
+		w("          subscribe: { allow: %s }\n", list(u.Permissions.Subscribe, "            "))
 		w("        }\n      }\n")
 	}
 	w("    ]\n  }\n}\n")
@@ -114,15 +114,22 @@ func (c ServerConfig) Render() (string, error) {
 // for variables, which matters for bcrypt hashes and $JS subjects.
 func q(s string) string { return strconv.Quote(s) }
 
-func list(s []string) string {
-	if len(s) == 0 {
+// list writes one subject a line, so that a diff of two configurations
+// shows which permission changed.
+func list(s []string, indent string) string {
+	switch len(s) {
+	case 0:
 		return "[]"
+	case 1:
+		return "[" + q(s[0]) + "]"
 	}
-	parts := make([]string, len(s))
-	for i, v := range s {
-		parts[i] = q(v)
+	var b strings.Builder
+	b.WriteString("[\n")
+	for _, v := range s {
+		b.WriteString(indent + "  " + q(v) + "\n")
 	}
-	return "[" + strings.Join(parts, ", ") + "]"
+	b.WriteString(indent + "]")
+	return b.String()
 }
 
 // Defaults is the configuration `gantry nats config` writes when told

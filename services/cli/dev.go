@@ -228,6 +228,7 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 			}
 		},
 	}
+	c.AddCommand(devCertsCmd(g))
 	c.Flags().IntVar(&port, "port", 4222, "NATS client port on 127.0.0.1 (a free one if taken)")
 	c.Flags().StringVar(&examples, "examples", "", "examples directory (default: examples/ here or above)")
 	c.Flags().BoolVar(&noStart, "no-start", false, "do not start the example pipeline")

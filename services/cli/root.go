@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -25,15 +26,17 @@ func (e ExitError) Error() string { return fmt.Sprintf("exit %d", e.Code) }
 
 // globals are the flags every command shares.
 type globals struct {
-	natsURL   string
-	dataDir   string
-	creds     string
-	auth      stack.Auth
-	output    string
-	logFormat string
-	logLevel  string
-	stdout    io.Writer
-	stderr    io.Writer
+	natsURL string
+	dataDir string
+	creds   string
+	auth    stack.Auth
+	// passwordFile holds the NATS password (--nats-password-file).
+	passwordFile string
+	output       string
+	logFormat    string
+	logLevel     string
+	stdout       io.Writer
+	stderr       io.Writer
 }
 
 func (g *globals) target() stack.Target {
@@ -41,7 +44,18 @@ func (g *globals) target() stack.Target {
 }
 
 func (g *globals) open(ctx context.Context, name string, provision bool) (*stack.Conn, error) {
-	return stack.Open(ctx, g.target(), name, provision)
+	t := g.target()
+	if g.passwordFile != "" && t.Auth.Password == "" {
+		// A file, as `gantry nats config` writes and systemd's
+		// LoadCredential hands over, keeps the password out of the
+		// process's environment and command line.
+		b, err := os.ReadFile(g.passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("NATS password file: %w", err)
+		}
+		t.Auth.Password = strings.TrimSpace(string(b))
+	}
+	return stack.Open(ctx, t, name, provision)
 }
 
 func (g *globals) logger(role string) zerolog.Logger {
@@ -100,6 +114,7 @@ announced in --data-dir, or open the data directory themselves.`,
 	pf.StringVar(&g.creds, "creds", os.Getenv("NATS_CREDS"), "NATS credentials file (env NATS_CREDS)")
 	pf.StringVar(&g.auth.User, "nats-user", os.Getenv("NATS_USER"), "NATS user, one per role (env NATS_USER; see gantry nats config)")
 	pf.StringVar(&g.auth.Password, "nats-password", os.Getenv("NATS_PASSWORD"), "NATS user's password (env NATS_PASSWORD; prefer the variable)")
+	pf.StringVar(&g.passwordFile, "nats-password-file", os.Getenv("NATS_PASSWORD_FILE"), "file holding the NATS user's password (env NATS_PASSWORD_FILE)")
 	pf.StringVar(&g.auth.CAFile, "tls-ca", os.Getenv("NATS_CA"), "CA certificate that signed the NATS server's (env NATS_CA)")
 	pf.StringVar(&g.auth.CertFile, "tls-cert", os.Getenv("NATS_CERT"), "client certificate, where the server verifies clients (env NATS_CERT)")
 	pf.StringVar(&g.auth.KeyFile, "tls-key", os.Getenv("NATS_KEY"), "client certificate's key (env NATS_KEY)")
@@ -108,7 +123,7 @@ announced in --data-dir, or open the data directory themselves.`,
 	pf.StringVar(&g.logLevel, "log-level", "info", "service log level: debug, info, warn, error")
 	root.AddCommand(
 		pipelineCmd(g), runCmd(g), logsCmd(g), eventsCmd(g), artifactCmd(g), stateCmd(g),
-		devCmd(g), demoCmd(g), junitCmd(g),
+		devCmd(g), demoCmd(g), junitCmd(g), natsCmd(g),
 	)
 	root.AddCommand(roleCmds(g)...)
 	root.AddCommand(deployCmds(g)...)
