@@ -82,6 +82,9 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 	if err := stack.WriteDevAuth(dataDir, spec); err != nil {
 		return nil, err
 	}
+	if err := stack.AdoptDefaultAccount(dataDir); err != nil {
+		return nil, err
+	}
 	nopts := natsd.Options{DataDir: stack.JetStreamDir(dataDir), Port: port, ConfigFile: stack.DevServerConfig(dataDir),
 		Logs: os.Getenv("GANTRY_NATS_LOGS") != ""}
 	srv, err := natsd.Start(nopts)

@@ -468,4 +468,9 @@ func TestDemoThenOfflineRebuild(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "verified") {
 		t.Fatalf("offline rebuild --verify: %d %s", code, out)
 	}
+	// Offline, the CLI sees what the demo's server (its own account and
+	// users) stored: both runs and the three deployments.
+	if !strings.Contains(out, "rebuilt 2 runs and 3 deployments") {
+		t.Fatalf("offline rebuild read another log than the demo wrote: %s", out)
+	}
 }

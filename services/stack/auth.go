@@ -147,3 +147,22 @@ func writeSecret(path string, data []byte) error {
 	}
 	return nil
 }
+
+// AdoptDefaultAccount moves the JetStream state a data directory holds in
+// NATS's default account (a Gantry before users, or an offline CLI) into
+// the GANTRY account the dev server's users live in, so upgrading keeps
+// every run. It does nothing when the GANTRY account has state already.
+func AdoptDefaultAccount(dataDir string) error {
+	base := filepath.Join(JetStreamDir(dataDir), "jetstream")
+	from, to := filepath.Join(base, "$G"), filepath.Join(base, access.Account)
+	if _, err := os.Stat(to); err == nil {
+		return nil
+	}
+	if _, err := os.Stat(from); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := os.Rename(from, to); err != nil {
+		return fmt.Errorf("move the data directory's state into account %s: %w", access.Account, err)
+	}
+	return nil
+}

@@ -86,14 +86,23 @@ func Open(ctx context.Context, t Target, name string, provision bool) (*Conn, er
 		if t.DataDir == "" {
 			return nil, errors.New("no NATS server: pass --nats URL, set NATS_URL, or give a --data-dir")
 		}
-		srv, err := natsd.Start(natsd.Options{DataDir: JetStreamDir(t.DataDir), Port: -1})
+		// A data directory `gantry dev` ran in keeps its state in the
+		// GANTRY account: open it with dev's configuration, as its admin,
+		// or the streams would look empty.
+		nopts := natsd.Options{DataDir: JetStreamDir(t.DataDir), Port: -1}
+		auth = Auth{}
+		if a, ok, err := DevAuth(t.DataDir, access.Admin); err != nil {
+			return nil, err
+		} else if ok {
+			nopts.ConfigFile, auth = DevServerConfig(t.DataDir), a
+		}
+		srv, err := natsd.Start(nopts)
 		if err != nil {
 			return nil, err
 		}
 		c.Embedded = srv
 		c.closers = append(c.closers, srv.Shutdown)
 		url = srv.ClientURL()
-		auth = Auth{} // this process's own server has no users
 	}
 	opts := auth.Options()
 	if t.Creds != "" {
