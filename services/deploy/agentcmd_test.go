@@ -28,7 +28,7 @@ import (
 // the agent installs what the deployment's created event names.
 func TestAgentInstallsTheLoggedRevisionNotTheCommands(t *testing.T) {
 	w := newWorld(t, 5*time.Second)
-	w.applyGroup("AllAtOnce", false)
+	w.applyGroup("AllAtOnce", true) // the health check waits until the app answers
 	a := w.startAgent("h1", nil)
 	waitAgents(t, w, 1)
 	w.stopService() // no real command goes out: only the forged one arrives
