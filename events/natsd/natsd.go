@@ -21,6 +21,11 @@ type Options struct {
 	ServerName string
 	// Logs sends the server's own log to stderr.
 	Logs bool
+	// ConfigFile, when set, is a nats-server configuration (accounts,
+	// users and their permissions, TLS) to run with, as `gantry dev`
+	// writes from services/access. DataDir, Host, Port and ServerName
+	// still apply over it.
+	ConfigFile string
 }
 
 // ErrNotReady is returned when the server does not accept connections in time.
@@ -44,19 +49,26 @@ func Start(o Options) (*Server, error) {
 	if name == "" {
 		name = "gantry-embedded"
 	}
-	opts := &server.Options{
-		ServerName:         name,
-		Host:               host,
-		Port:               o.Port,
-		JetStream:          true,
-		StoreDir:           o.DataDir,
-		NoSigs:             true,
-		MaxPayload:         8 << 20,
-		JetStreamMaxMemory: 256 << 20,
-		// The write-ahead files are fsynced at this interval; tests and the
-		// dev loop do not need per-message fsync.
-		SyncInterval: 2 * time.Minute,
+	opts := &server.Options{}
+	if o.ConfigFile != "" {
+		var err error
+		if opts, err = server.ProcessConfigFile(o.ConfigFile); err != nil {
+			return nil, fmt.Errorf("embedded nats-server configuration: %w", err)
+		}
 	}
+	opts.ServerName = name
+	opts.Host = host
+	opts.Port = o.Port
+	opts.JetStream = true
+	opts.StoreDir = o.DataDir
+	opts.NoSigs = true
+	opts.MaxPayload = 8 << 20
+	opts.JetStreamMaxMemory = 256 << 20
+	// The write-ahead files are fsynced at this interval; tests and the
+	// dev loop do not need per-message fsync.
+	opts.SyncInterval = 2 * time.Minute
+	// The embedded server serves no monitoring endpoint.
+	opts.HTTPHost, opts.HTTPPort = "", 0
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats-server in %s: %w", o.DataDir, err)

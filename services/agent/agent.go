@@ -60,6 +60,11 @@ type Options struct {
 	AckWait time.Duration
 	// Keep is how many revisions stay on disk (default 5).
 	Keep int
+	// StopOnExit runs the ApplicationStop hooks of the revision that last
+	// succeeded here when Run ends, so the apps a throwaway local host
+	// started (`gantry dev`) do not outlive it. Real hosts leave their
+	// application running across agent restarts.
+	StopOnExit bool
 }
 
 // Agent is one host's agent.
@@ -127,6 +132,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.beat(ctx, kv); err != nil {
 		return err
 	}
+	if a.o.StopOnExit {
+		defer a.stopApplication()
+	}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
 	go func() {
@@ -191,9 +199,9 @@ func (a *Agent) beat(ctx context.Context, kv jetstream.KeyValue) error {
 // command is unreadable), left unacked if the agent stops mid-way.
 func (a *Agent) take(ctx context.Context, deploys *bus.Deploys, store *artifact.Store, m jetstream.Msg) {
 	var cmd Command
-	if err := json.Unmarshal(m.Data(), &cmd); err != nil || cmd.Validate() != nil || cmd.Host != a.o.Name || cmd.Group != a.o.Group {
-		a.o.Log.Warn().Str("subject", m.Subject()).Msg("unreadable deploy command dropped")
-		_ = a.o.Bus.DeadLetter(ctx, events.StreamAgents, m.Subject(), 0, m.Data(), fmt.Errorf("unreadable deploy command: %v", err))
+	if err := a.readCommand(m.Data(), &cmd); err != nil {
+		a.o.Log.Warn().Err(err).Str("subject", m.Subject()).Msg("unreadable deploy command dropped")
+		_ = a.o.Bus.DeadLetter(ctx, events.StreamAgents, m.Subject(), 0, m.Data(), err)
 		_ = m.Term()
 		return
 	}
@@ -212,6 +220,17 @@ func (a *Agent) take(ctx context.Context, deploys *bus.Deploys, store *artifact.
 		_ = m.Ack()
 		return
 	}
+	// The command only says which deployment to carry out: what to install
+	// (revision, variables, health check) comes from the deployment's
+	// created event in the log, so a forged or tampered command on
+	// gantry.agents.> cannot make this host run another bundle.
+	if st.Created.Group != cmd.Group {
+		_ = a.o.Bus.DeadLetter(ctx, events.StreamAgents, m.Subject(), 0, m.Data(),
+			fmt.Errorf("deploy command for group %s names deployment %s of group %q", cmd.Group, cmd.Deployment, st.Created.Group))
+		_ = m.Term()
+		return
+	}
+	cmd = CommandFor(st.Created, cmd.Host)
 	// Keep the command while the lifecycle runs.
 	beatCtx, stopBeat := context.WithCancel(ctx)
 	go func() {
@@ -246,6 +265,67 @@ func (a *Agent) take(ctx context.Context, deploys *bus.Deploys, store *artifact.
 		}
 	}
 	_ = m.Ack()
+}
+
+// stopTimeout bounds stopApplication when a hook names no timeout of its own.
+const stopTimeout = 30 * time.Second
+
+// stopApplication runs the ApplicationStop hooks of the revision that last
+// succeeded on this host, outside any deployment: no events, output to the
+// revision's log directory. It runs after Run's context has ended, so it
+// has its own, bounded by the hooks' timeouts.
+func (a *Agent) stopApplication() {
+	prev := readTrim(filepath.Join(a.o.Root, "last-succeeded"))
+	if prev == "" {
+		return
+	}
+	dir := filepath.Join(a.o.Root, "revisions", prev)
+	spec, err := appspec.ParseFile(filepath.Join(dir, "appspec.yml"))
+	if err != nil {
+		a.o.Log.Warn().Err(err).Str("deployment", prev).Msg("cannot stop the application: revision unreadable")
+		return
+	}
+	if err := os.MkdirAll(dir+".logs", 0o755); err != nil {
+		return
+	}
+	out, err := os.Create(filepath.Join(dir+".logs", "exit-ApplicationStop.log"))
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	r := &deployRun{a: a, cmd: Command{Deployment: prev, Group: a.o.Group, Host: a.o.Name}, log: a.o.Log}
+	for _, h := range spec.Hooks(appspec.ApplicationStop) {
+		as, err := resolveRunAs(h.RunAs, a.o.Name, os.Geteuid(), lookupAccount)
+		if err != nil {
+			a.o.Log.Warn().Err(err).Str("hook", h.Location).Msg("cannot stop the application")
+			return
+		}
+		timeout := h.TimeoutDuration()
+		if timeout <= 0 {
+			timeout = stopTimeout
+		}
+		if _, err := runScript(context.Background(), filepath.Join(dir, filepath.FromSlash(h.Location)), dir,
+			r.env(appspec.ApplicationStop, dir), as, timeout, out); err != nil {
+			a.o.Log.Warn().Err(err).Str("hook", h.Location).Msg("ApplicationStop on exit failed")
+			return
+		}
+	}
+	a.o.Log.Info().Str("deployment", prev).Msg("application stopped on exit")
+}
+
+// readCommand decodes a deploy command and checks it is addressed to this
+// agent, saying what is wrong so the dead letter carries a reason.
+func (a *Agent) readCommand(data []byte, cmd *Command) error {
+	if err := json.Unmarshal(data, cmd); err != nil {
+		return fmt.Errorf("unreadable deploy command: %w", err)
+	}
+	if err := cmd.Validate(); err != nil {
+		return fmt.Errorf("invalid deploy command: %w", err)
+	}
+	if cmd.Group != a.o.Group || cmd.Host != a.o.Name {
+		return fmt.Errorf("deploy command for %s/%s reached agent %s/%s", cmd.Group, cmd.Host, a.o.Group, a.o.Name)
+	}
+	return nil
 }
 
 // deployRun is one command being carried out.

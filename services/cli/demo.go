@@ -10,9 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -108,8 +106,9 @@ with it, the data directory is left for e.g.
 			if err != nil {
 				return err
 			}
+			// Stopping runs the local agents' ApplicationStop hooks, so
+			// the demo leaves no hello server behind.
 			defer l.stop()
-			defer l.stopServices()
 			if len(l.examples) == 0 {
 				return errors.New("no example pipelines found")
 			}
@@ -377,21 +376,4 @@ func (l *local) group() (string, []stack.LocalAgent) {
 		return "", nil
 	}
 	return names[0], l.hosts[names[0]]
-}
-
-// stopServices stops what the example's ApplicationStart left running on
-// the local hosts (the example's start script writes hello.pid), so the
-// demo leaves no process behind.
-func (l *local) stopServices() {
-	for _, hosts := range l.hosts {
-		for _, h := range hosts {
-			b, err := os.ReadFile(filepath.Join(h.Root, "fs", "hello", "hello.pid"))
-			if err != nil {
-				continue
-			}
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
-				_ = syscall.Kill(pid, syscall.SIGTERM)
-			}
-		}
-	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/natsd"
+	"github.com/gantry-ci/gantry/services/access"
 	"github.com/gantry-ci/gantry/services/projection"
 	"github.com/gantry-ci/gantry/services/secrets"
 	"github.com/gantry-ci/gantry/services/source"
@@ -20,9 +21,13 @@ import (
 
 // local is everything `gantry dev` and `gantry demo` run in one process.
 type local struct {
-	conn     *stack.Conn
-	srv      *natsd.Server
-	examples []stack.Example
+	// conn is the dev process's own connection, as the admin user.
+	conn *stack.Conn
+	// roleConns are the services' and agents' connections, each as its
+	// own user (services/access).
+	roleConns []*stack.Conn
+	srv       *natsd.Server
+	examples  []stack.Example
 	// hosts are the in-process agents of each example deployment group.
 	hosts    map[string][]stack.LocalAgent
 	reposDir string
@@ -36,10 +41,23 @@ const localHosts = 3
 func (l *local) stop() {
 	l.cancel()
 	<-l.done
-	l.conn.Close()
+	l.close()
+}
+
+func (l *local) close() {
+	for _, c := range l.roleConns {
+		c.Close()
+	}
+	if l.conn != nil {
+		l.conn.Close()
+	}
 	l.srv.Shutdown()
 }
 
+// startLocal starts the embedded server with TLS and one user per role
+// (fresh certificates and passwords under the data directory each time),
+// provisions and seeds it as admin, and runs every service and the
+// example groups' agents, each on a connection of its own user.
 func startLocal(ctx context.Context, g *globals, port int, examplesDir string, concurrency int) (*local, error) {
 	dataDir, err := filepath.Abs(g.dataDir)
 	if err != nil {
@@ -48,29 +66,53 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	srv, err := natsd.Start(natsd.Options{DataDir: stack.JetStreamDir(dataDir), Port: port})
-	if err != nil && port > 0 {
-		fmt.Fprintf(g.stderr, "port %d is taken; using a free one\n", port)
-		srv, err = natsd.Start(natsd.Options{DataDir: stack.JetStreamDir(dataDir), Port: -1})
-	}
-	if err != nil {
-		return nil, err
-	}
-	conn, err := stack.Open(ctx, stack.Target{URL: srv.ClientURL()}, "gantry-dev", true)
-	if err != nil {
-		srv.Shutdown()
-		return nil, err
-	}
-	l := &local{conn: conn, srv: srv, done: make(chan error, 1)}
-	fail := func(err error) (*local, error) {
-		conn.Close()
-		srv.Shutdown()
-		return nil, err
-	}
 	dir, err := stack.FindExamples(examplesDir)
 	if err != nil {
+		return nil, err
+	}
+	groups, err := stack.LoadGroups(dir)
+	if err != nil {
+		return nil, err
+	}
+	var spec access.Spec
+	for _, gr := range groups {
+		for _, h := range stack.LocalAgentNames(gr.Name, localHosts) {
+			spec.Agents = append(spec.Agents, access.Agent{Group: gr.Name, Host: h})
+		}
+	}
+	if err := stack.WriteDevAuth(dataDir, spec); err != nil {
+		return nil, err
+	}
+	if err := stack.AdoptDefaultAccount(dataDir); err != nil {
+		return nil, err
+	}
+	nopts := natsd.Options{DataDir: stack.JetStreamDir(dataDir), Port: port, ConfigFile: stack.DevServerConfig(dataDir),
+		Logs: os.Getenv("GANTRY_NATS_LOGS") != ""}
+	srv, err := natsd.Start(nopts)
+	if err != nil && port > 0 {
+		fmt.Fprintf(g.stderr, "port %d is taken; using a free one\n", port)
+		nopts.Port = -1
+		srv, err = natsd.Start(nopts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	l := &local{srv: srv, done: make(chan error, 1)}
+	fail := func(err error) (*local, error) {
+		l.close()
+		return nil, err
+	}
+	connect := func(user, name string, provision bool) (*stack.Conn, error) {
+		auth, _, err := stack.DevAuth(dataDir, user)
+		if err != nil {
+			return nil, err
+		}
+		return stack.Open(ctx, stack.Target{URL: srv.ClientURL(), Auth: auth}, name, provision)
+	}
+	if l.conn, err = connect(access.Admin, "gantry-dev", true); err != nil {
 		return fail(err)
 	}
+	conn := l.conn
 	if l.examples, err = stack.LoadExamples(dir); err != nil {
 		return fail(err)
 	}
@@ -83,10 +125,6 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 	if err := stack.ApplyExamples(ctx, conn, l.examples); err != nil {
 		return fail(err)
 	}
-	groups, err := stack.LoadGroups(dir)
-	if err != nil {
-		return fail(err)
-	}
 	if err := stack.ApplyGroups(ctx, conn, groups); err != nil {
 		return fail(err)
 	}
@@ -95,7 +133,13 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 	var roles []stack.Role
 	l.hosts = map[string][]stack.LocalAgent{}
 	for _, gr := range groups {
-		hosts, agentRoles, err := stack.LocalAgents(conn, log, dataDir, gr.Name, localHosts)
+		hosts, agentRoles, err := stack.LocalAgents(func(host string) (*stack.Conn, error) {
+			c, err := connect(access.AgentUser(gr.Name, host), "gantry-agent-"+host, false)
+			if err == nil {
+				l.roleConns = append(l.roleConns, c)
+			}
+			return c, err
+		}, log, dataDir, gr.Name, localHosts)
 		if err != nil {
 			return fail(err)
 		}
@@ -103,7 +147,13 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 		roles = append(roles, agentRoles...)
 	}
 	for _, name := range stack.AllRoles {
-		r, err := stack.NewRole(conn, name, log, stack.RoleOptions{
+		// Role names are the users' names (services/access).
+		c, err := connect(name, "gantry-"+name, false)
+		if err != nil {
+			return fail(err)
+		}
+		l.roleConns = append(l.roleConns, c)
+		r, err := stack.NewRole(c, name, log, stack.RoleOptions{
 			ReposDir: reposDir, WorkDir: filepath.Join(dataDir, "work"), Concurrency: concurrency,
 			SecretsDirs: []string{secrets.DefaultDir, filepath.Join(dataDir, "secrets")}})
 		if err != nil {
@@ -183,6 +233,7 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 			}
 		},
 	}
+	c.AddCommand(devCertsCmd(g))
 	c.Flags().IntVar(&port, "port", 4222, "NATS client port on 127.0.0.1 (a free one if taken)")
 	c.Flags().StringVar(&examples, "examples", "", "examples directory (default: examples/ here or above)")
 	c.Flags().BoolVar(&noStart, "no-start", false, "do not start the example pipeline")

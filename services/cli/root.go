@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -25,22 +26,36 @@ func (e ExitError) Error() string { return fmt.Sprintf("exit %d", e.Code) }
 
 // globals are the flags every command shares.
 type globals struct {
-	natsURL   string
-	dataDir   string
-	creds     string
-	output    string
-	logFormat string
-	logLevel  string
-	stdout    io.Writer
-	stderr    io.Writer
+	natsURL string
+	dataDir string
+	creds   string
+	auth    stack.Auth
+	// passwordFile holds the NATS password (--nats-password-file).
+	passwordFile string
+	output       string
+	logFormat    string
+	logLevel     string
+	stdout       io.Writer
+	stderr       io.Writer
 }
 
 func (g *globals) target() stack.Target {
-	return stack.Target{URL: g.natsURL, DataDir: g.dataDir, Creds: g.creds}
+	return stack.Target{URL: g.natsURL, DataDir: g.dataDir, Creds: g.creds, Auth: g.auth}
 }
 
 func (g *globals) open(ctx context.Context, name string, provision bool) (*stack.Conn, error) {
-	return stack.Open(ctx, g.target(), name, provision)
+	t := g.target()
+	if g.passwordFile != "" && t.Auth.Password == "" {
+		// A file, as `gantry nats config` writes and systemd's
+		// LoadCredential hands over, keeps the password out of the
+		// process's environment and command line.
+		b, err := os.ReadFile(g.passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("NATS password file: %w", err)
+		}
+		t.Auth.Password = strings.TrimSpace(string(b))
+	}
+	return stack.Open(ctx, t, name, provision)
 }
 
 func (g *globals) logger(role string) zerolog.Logger {
@@ -97,12 +112,18 @@ announced in --data-dir, or open the data directory themselves.`,
 	pf.StringVar(&g.natsURL, "nats", os.Getenv("NATS_URL"), "NATS server URL (env NATS_URL); empty means the embedded data directory")
 	pf.StringVar(&g.dataDir, "data-dir", envOr("GANTRY_DATA_DIR", ".gantry"), "data directory of the embedded server (env GANTRY_DATA_DIR)")
 	pf.StringVar(&g.creds, "creds", os.Getenv("NATS_CREDS"), "NATS credentials file (env NATS_CREDS)")
+	pf.StringVar(&g.auth.User, "nats-user", os.Getenv("NATS_USER"), "NATS user, one per role (env NATS_USER; see gantry nats config)")
+	pf.StringVar(&g.auth.Password, "nats-password", os.Getenv("NATS_PASSWORD"), "NATS user's password (env NATS_PASSWORD; prefer the variable)")
+	pf.StringVar(&g.passwordFile, "nats-password-file", os.Getenv("NATS_PASSWORD_FILE"), "file holding the NATS user's password (env NATS_PASSWORD_FILE)")
+	pf.StringVar(&g.auth.CAFile, "tls-ca", os.Getenv("NATS_CA"), "CA certificate that signed the NATS server's (env NATS_CA)")
+	pf.StringVar(&g.auth.CertFile, "tls-cert", os.Getenv("NATS_CERT"), "client certificate, where the server verifies clients (env NATS_CERT)")
+	pf.StringVar(&g.auth.KeyFile, "tls-key", os.Getenv("NATS_KEY"), "client certificate's key (env NATS_KEY)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format of read commands: table or json")
 	pf.StringVar(&g.logFormat, "log-format", "auto", "service log format: auto (pretty on a terminal), pretty or json")
 	pf.StringVar(&g.logLevel, "log-level", "info", "service log level: debug, info, warn, error")
 	root.AddCommand(
 		pipelineCmd(g), runCmd(g), logsCmd(g), eventsCmd(g), artifactCmd(g), stateCmd(g),
-		devCmd(g), demoCmd(g), junitCmd(g), secretCmd(g),
+		devCmd(g), demoCmd(g), junitCmd(g), secretCmd(g), natsCmd(g),
 	)
 	root.AddCommand(roleCmds(g)...)
 	root.AddCommand(deployCmds(g)...)

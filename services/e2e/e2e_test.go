@@ -458,8 +458,19 @@ func TestDemoThenOfflineRebuild(t *testing.T) {
 			t.Fatalf("%s serves %q, want %q", h.Host, h.Serves, s.Good.Version)
 		}
 	}
+	// On its way out the demo's agents stopped the apps they deployed.
+	for _, h := range s.Hosts {
+		if got, err := get(h.URL); err == nil {
+			t.Errorf("%s still serves %q at %s after the demo ended", h.Host, got, h.URL)
+		}
+	}
 	out, code = e.gantry("state", "rebuild", "--verify", "--data-dir", dir, "--nats", "")
 	if code != 0 || !strings.Contains(out, "verified") {
 		t.Fatalf("offline rebuild --verify: %d %s", code, out)
+	}
+	// Offline, the CLI sees what the demo's server (its own account and
+	// users) stored: both runs and the three deployments.
+	if !strings.Contains(out, "rebuilt 2 runs and 3 deployments") {
+		t.Fatalf("offline rebuild read another log than the demo wrote: %s", out)
 	}
 }

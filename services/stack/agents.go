@@ -57,22 +57,36 @@ func (a LocalAgent) URL(path string) string {
 	return "http://127.0.0.1:" + strconv.Itoa(a.Port) + path
 }
 
+// LocalAgentNames are the host names of a group's n local agents.
+func LocalAgentNames(group string, n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-%d", group, i+1)
+	}
+	return names
+}
+
 // LocalAgents makes n agents of a group, each with its own root under
-// dataDir and a free loopback port as its "port" label, as roles.
-func LocalAgents(c *Conn, log zerolog.Logger, dataDir, group string, n int) ([]LocalAgent, []Role, error) {
+// dataDir and a free loopback port as its "port" label, as roles. connect
+// gives each its connection, as the agent's own user where the server has
+// users.
+func LocalAgents(connect func(host string) (*Conn, error), log zerolog.Logger, dataDir, group string, n int) ([]LocalAgent, []Role, error) {
 	var hosts []LocalAgent
 	var roles []Role
-	for i := 1; i <= n; i++ {
-		name := fmt.Sprintf("%s-%d", group, i)
+	for _, name := range LocalAgentNames(group, n) {
 		root := filepath.Join(dataDir, "agents", name)
 		port, err := freePort()
+		if err != nil {
+			return nil, nil, err
+		}
+		c, err := connect(name)
 		if err != nil {
 			return nil, nil, err
 		}
 		a, err := agent.New(agent.Options{
 			Bus: c.Bus, Log: log.With().Str("service", "agent").Str("host", name).Logger(),
 			Group: group, Name: name, Root: root, InstallRoot: filepath.Join(root, "fs"),
-			Labels: map[string]string{"port": strconv.Itoa(port)},
+			Labels: map[string]string{"port": strconv.Itoa(port)}, StopOnExit: true,
 		})
 		if err != nil {
 			return nil, nil, err

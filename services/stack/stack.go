@@ -18,6 +18,7 @@ import (
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/events/natsd"
 	"github.com/gantry-ci/gantry/schemas"
+	"github.com/gantry-ci/gantry/services/access"
 )
 
 // Target says where NATS is.
@@ -28,6 +29,10 @@ type Target struct {
 	DataDir string
 	// Creds, if set, is a NATS credentials file.
 	Creds string
+	// Auth is the user and TLS material to connect with. Empty, and the
+	// server is a `gantry dev` announced in DataDir, the dev server's
+	// admin credentials are used.
+	Auth Auth
 }
 
 // Conn is an open connection with the pieces every command needs.
@@ -57,10 +62,21 @@ func JetStreamDir(dataDir string) string { return filepath.Join(dataDir, "jetstr
 func Open(ctx context.Context, t Target, name string, provision bool) (*Conn, error) {
 	c := &Conn{}
 	url := t.URL
+	auth := t.Auth
 	if url == "" {
 		if b, err := os.ReadFile(URLFile(t.DataDir)); err == nil {
 			announced := strings.TrimSpace(string(b))
-			if nc, err := nats.Connect(announced, nats.Name(name), nats.Timeout(time.Second)); err == nil {
+			if auth == (Auth{}) {
+				// The dev server's data directory holds its users; a
+				// local CLI acts as its admin.
+				if a, ok, err := DevAuth(t.DataDir, access.Admin); err != nil {
+					return nil, err
+				} else if ok {
+					auth = a
+				}
+			}
+			probe := append([]nats.Option{nats.Name(name), nats.Timeout(time.Second)}, auth.Options()...)
+			if nc, err := nats.Connect(announced, probe...); err == nil {
 				nc.Close()
 				url = announced
 			}
@@ -70,7 +86,17 @@ func Open(ctx context.Context, t Target, name string, provision bool) (*Conn, er
 		if t.DataDir == "" {
 			return nil, errors.New("no NATS server: pass --nats URL, set NATS_URL, or give a --data-dir")
 		}
-		srv, err := natsd.Start(natsd.Options{DataDir: JetStreamDir(t.DataDir), Port: -1})
+		// A data directory `gantry dev` ran in keeps its state in the
+		// GANTRY account: open it with dev's configuration, as its admin,
+		// or the streams would look empty.
+		nopts := natsd.Options{DataDir: JetStreamDir(t.DataDir), Port: -1}
+		auth = Auth{}
+		if a, ok, err := DevAuth(t.DataDir, access.Admin); err != nil {
+			return nil, err
+		} else if ok {
+			nopts.ConfigFile, auth = DevServerConfig(t.DataDir), a
+		}
+		srv, err := natsd.Start(nopts)
 		if err != nil {
 			return nil, err
 		}
@@ -78,7 +104,7 @@ func Open(ctx context.Context, t Target, name string, provision bool) (*Conn, er
 		c.closers = append(c.closers, srv.Shutdown)
 		url = srv.ClientURL()
 	}
-	var opts []nats.Option
+	opts := auth.Options()
 	if t.Creds != "" {
 		opts = append(opts, nats.UserCredentials(t.Creds))
 	}
@@ -105,7 +131,9 @@ func Open(ctx context.Context, t Target, name string, provision bool) (*Conn, er
 		return nil, err
 	}
 	c.Bus = b
-	if provision {
+	// Only admin may create streams and buckets; other users find them
+	// made (`gantry nats provision`, or `gantry dev`).
+	if provision && auth.mayProvision() {
 		err = b.Provision(ctx, bus.Config{})
 	} else {
 		err = b.Open(ctx)
