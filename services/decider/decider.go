@@ -53,9 +53,13 @@ func Decide(s run.State, in Inputs) []events.Event {
 	switch s.Phase {
 	case run.Requested:
 		return one(events.RunID(s.Run, "started"), s.Run, now, events.RunStarted{Run: s.Run})
-	case run.Stopping:
-		return decideStop(s, in)
-	case run.Running:
+	case run.Stopping, run.Running:
+		if reason := forgedDispatch(s, in); reason != "" {
+			return one(events.RunID(s.Run, "failed"), s.Run, now, events.RunFailed{Run: s.Run, Reason: reason})
+		}
+		if s.Phase == run.Stopping {
+			return decideStop(s, in)
+		}
 	default:
 		return nil
 	}
@@ -75,6 +79,28 @@ func Decide(s run.State, in Inputs) []events.Event {
 		}
 	}
 	return one(events.RunID(s.Run, "succeeded"), s.Run, now, events.RunSucceeded{Run: s.Run})
+}
+
+// forgedDispatch names an attempt the conductor did not dispatch: its
+// lease hash is not the one the conductor's key gives for its task. Only
+// the conductor can dispatch (the hash needs the key), so such an
+// action.dispatched was appended by someone else with the right to append
+// run events, together, perhaps, with a "result" under a lease of its own
+// making. The fold cannot tell (it has no key), so the run fails rather
+// than trust anything of it.
+func forgedDispatch(s run.State, in Inputs) string {
+	for _, st := range s.Stages {
+		for _, a := range st.Actions {
+			if a.Attempt == 0 {
+				continue
+			}
+			want := events.LeaseHash(events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, a.Name, a.Attempt)))
+			if a.LeaseHash != want {
+				return fmt.Sprintf("action %s/%s attempt %d was not dispatched by a conductor (its lease hash is not the conductor's): the run log holds a forged action.dispatched", st.Name, a.Name, a.Attempt)
+			}
+		}
+	}
+	return ""
 }
 
 func decideStage(s run.State, i int, in Inputs) []events.Event {

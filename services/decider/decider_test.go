@@ -105,14 +105,14 @@ func summary(evs []events.Event) []string {
 
 func TestDecide(t *testing.T) {
 	ok := func(stage, action string) events.Payload {
-		return events.ActionSucceeded{ActionRef: ref(stage, action, 1)}
+		return events.ActionSucceeded{ActionRef: ref(stage, action, 1), Lease: lease(stage, action, 1)}
 	}
 	disp := func(stage, action string) events.Payload {
-		return events.ActionDispatched{Task: events.Task{ID: events.TaskID(runID, stage, action, 1), Run: runID, Stage: stage, Action: action, Attempt: 1}}
+		return events.ActionDispatched{Task: events.Task{ID: events.TaskID(runID, stage, action, 1), Run: runID, Stage: stage, Action: action, Attempt: 1, LeaseHash: events.LeaseHash(lease(stage, action, 1))}}
 	}
 	started := given{events.RunStarted{Run: runID}}
 	inA := append(slices.Clone(started), events.StageStarted{Run: runID, Stage: "A", Attempt: 1}, disp("A", "x"))
-	aDone := append(slices.Clone(inA), events.ActionSucceeded{ActionRef: ref("A", "x", 1), Outputs: []events.ArtifactRef{src}},
+	aDone := append(slices.Clone(inA), events.ActionSucceeded{ActionRef: ref("A", "x", 1), Lease: lease("A", "x", 1), Outputs: []events.ArtifactRef{src}},
 		events.StageSucceeded{Run: runID, Stage: "A", Attempt: 1})
 	inB := append(slices.Clone(aDone), events.StageStarted{Run: runID, Stage: "B", Attempt: 1}, disp("B", "y"), disp("B", "z"))
 	cases := []struct {
@@ -127,18 +127,18 @@ func TestDecide(t *testing.T) {
 		{"a dispatched action is waited for", inA, nil},
 		{"a running action is waited for", append(slices.Clone(inA), events.ActionStarted{ActionRef: ref("A", "x", 1), Worker: "w1"}), nil},
 		{"the last action's success ends the stage",
-			append(slices.Clone(inA), events.ActionSucceeded{ActionRef: ref("A", "x", 1)}), []string{"stage.succeeded:A"}},
+			append(slices.Clone(inA), events.ActionSucceeded{ActionRef: ref("A", "x", 1), Lease: lease("A", "x", 1)}), []string{"stage.succeeded:A"}},
 		{"the next stage starts", aDone, []string{"stage.started:B#1"}},
 		{"actions of one runOrder go out together",
 			append(slices.Clone(aDone), events.StageStarted{Run: runID, Stage: "B", Attempt: 1}), []string{"dispatched:B/y#1", "dispatched:B/z#1"}},
 		{"the next group waits for the whole group", append(slices.Clone(inB), ok("B", "y")), nil},
 		{"the next group follows the whole group", append(slices.Clone(inB), ok("B", "y"), ok("B", "z")), []string{"dispatched:B/w#1"}},
 		{"a failure waits for the rest of its group",
-			append(slices.Clone(inB), events.ActionFailed{ActionRef: ref("B", "y", 1), Reason: "exit 1"}), nil},
+			append(slices.Clone(inB), events.ActionFailed{ActionRef: ref("B", "y", 1), Lease: lease("B", "y", 1), Reason: "exit 1"}), nil},
 		{"a failure fails the stage once the group ended",
-			append(slices.Clone(inB), events.ActionFailed{ActionRef: ref("B", "y", 1), Reason: "exit 1"}, ok("B", "z")), []string{"stage.failed:B"}},
+			append(slices.Clone(inB), events.ActionFailed{ActionRef: ref("B", "y", 1), Lease: lease("B", "y", 1), Reason: "exit 1"}, ok("B", "z")), []string{"stage.failed:B"}},
 		{"a failed stage fails the run",
-			append(slices.Clone(inB), events.ActionFailed{ActionRef: ref("B", "y", 1), Reason: "exit 1"}, ok("B", "z"),
+			append(slices.Clone(inB), events.ActionFailed{ActionRef: ref("B", "y", 1), Lease: lease("B", "y", 1), Reason: "exit 1"}, ok("B", "z"),
 				events.StageFailed{Run: runID, Stage: "B", Attempt: 1, Reason: "y"}), []string{"run.failed:B"}},
 		{"a stale attempt's result is ignored",
 			append(slices.Clone(inA), events.ActionSucceeded{ActionRef: ref("A", "x", 7)}), nil},
@@ -178,12 +178,12 @@ func TestDispatchCarriesInputsVariablesAndConfiguration(t *testing.T) {
 func TestMissingInputFailsTheAttemptAtOnce(t *testing.T) {
 	// x succeeds without producing "src"; w must not be sent to a worker blind.
 	disp := func(stage, action string) events.Payload {
-		return events.ActionDispatched{Task: events.Task{ID: events.TaskID(runID, stage, action, 1), Run: runID, Stage: stage, Action: action, Attempt: 1}}
+		return events.ActionDispatched{Task: events.Task{ID: events.TaskID(runID, stage, action, 1), Run: runID, Stage: stage, Action: action, Attempt: 1, LeaseHash: events.LeaseHash(lease(stage, action, 1))}}
 	}
 	g := given{events.RunStarted{Run: runID}, events.StageStarted{Run: runID, Stage: "A", Attempt: 1}, disp("A", "x"),
-		events.ActionSucceeded{ActionRef: ref("A", "x", 1)}, events.StageSucceeded{Run: runID, Stage: "A", Attempt: 1},
+		events.ActionSucceeded{ActionRef: ref("A", "x", 1), Lease: lease("A", "x", 1)}, events.StageSucceeded{Run: runID, Stage: "A", Attempt: 1},
 		events.StageStarted{Run: runID, Stage: "B", Attempt: 1}, disp("B", "y"), disp("B", "z"),
-		events.ActionSucceeded{ActionRef: ref("B", "y", 1)}, events.ActionSucceeded{ActionRef: ref("B", "z", 1)}}
+		events.ActionSucceeded{ActionRef: ref("B", "y", 1), Lease: lease("B", "y", 1)}, events.ActionSucceeded{ActionRef: ref("B", "z", 1), Lease: lease("B", "z", 1)}}
 	got := summary(decider.Decide(fold(t, g), in0))
 	if !slices.Equal(got, []string{"dispatched:B/w#1", "action.failed:w"}) {
 		t.Fatalf("got %v", got)
@@ -288,5 +288,30 @@ func TestDispatchCarriesSecretRefsUnexpanded(t *testing.T) {
 	want := map[string]string{"TOKEN": "npm-token", "KEY": "file:/run/secrets/${BRANCH}"}
 	if !maps.Equal(task.Secrets, want) {
 		t.Fatalf("task secrets = %v, want %v", task.Secrets, want)
+	}
+}
+
+// A bus client allowed to append run events can write an action.dispatched
+// with a lease of its own and then a "result" under that lease: the fold
+// takes both (it has no key), so the decider, which has, fails the run.
+func TestForgedDispatchFailsTheRun(t *testing.T) {
+	own := events.LeaseHash("f00d" + strings.Repeat("0", 60))
+	forged := events.ActionDispatched{Task: events.Task{ID: events.TaskID(runID, "A", "x", 2), Run: runID,
+		Stage: "A", Action: "x", Attempt: 2, LeaseHash: own}}
+	s := fold(t, given{events.RunStarted{Run: runID}, events.StageStarted{Run: runID, Stage: "A", Attempt: 1}, forged})
+	evs := decider.Decide(s, in0)
+	if len(evs) != 1 {
+		t.Fatalf("decided %v, want one run.failed", summary(evs))
+	}
+	f, ok := evs[0].Payload.(events.RunFailed)
+	if !ok || !strings.Contains(f.Reason, "forged action.dispatched") || !strings.Contains(f.Reason, "A/x attempt 2") {
+		t.Fatalf("decided %+v", evs[0].Payload)
+	}
+	// The conductor's own dispatch of the same attempt is not forged.
+	real := forged
+	real.Task.LeaseHash = events.LeaseHash(lease("A", "x", 2))
+	s = fold(t, given{events.RunStarted{Run: runID}, events.StageStarted{Run: runID, Stage: "A", Attempt: 1}, real})
+	if evs := decider.Decide(s, in0); len(evs) != 0 {
+		t.Fatalf("the conductor's own dispatch: decided %v, want to wait", summary(evs))
 	}
 }
