@@ -18,12 +18,17 @@ import (
 func LeaseKey(ctx context.Context, js jetstream.JetStream) ([]byte, error) {
 	kv, err := js.KeyValue(ctx, events.BucketKeys)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		// Create, not CreateOrUpdate: the conductor's user may create this
+		// bucket's stream but not update it, and the update is tried first.
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:      events.BucketKeys,
 			Description: "conductor secrets: the lease key; readable by the conductor role only",
 			History:     1,
 			Storage:     jetstream.FileStorage,
 		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, events.BucketKeys) // another conductor won
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lease key bucket %s: %w", events.BucketKeys, err)

@@ -172,6 +172,7 @@ func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer, what s
 			poison.Fail(ctx, p.Log.With().Str("projection", what).Logger(), what+" event", m, err)
 			continue
 		}
+		_ = m.Ack()
 	}
 }
 
