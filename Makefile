@@ -43,6 +43,9 @@ fuzz:
 	$(FUZZ) -fuzz='^FuzzParse$$' ./services/appspec
 	$(FUZZ) -fuzz='^FuzzDecide$$' ./services/deploydecider
 	$(FUZZ) -fuzz='^FuzzDecide$$' ./services/rollbackpolicy
+	$(FUZZ) -fuzz='^FuzzWriter$$' ./services/redact
+	$(FUZZ) -fuzz='^FuzzMaskedLines$$' ./services/runner
+	$(FUZZ) -fuzz='^FuzzPlan$$' ./services/retention
 
 # Load benchmarks: JSON reports with same-run NATS baselines (see
 # loadtest/README.md). Both always run; bench fails when either failed or
