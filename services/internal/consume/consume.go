@@ -47,24 +47,7 @@ func Settle(ctx context.Context, log zerolog.Logger, what string, delay time.Dur
 		_ = m.Ack()
 		return
 	}
-	if ctx.Err() != nil {
-		_ = m.NakWithDelay(delay) // stopping: the failure is ours, not the message's
-		return
-	}
-	meta, merr := m.Metadata()
-	if merr != nil || meta.NumDelivered < PoisonAfter {
-		log.Warn().Err(err).Str("subject", m.Subject()).Msg(what + " not handled; it will be redelivered")
-		_ = m.NakWithDelay(delay)
-		return
-	}
-	reason := fmt.Errorf("%s failed %d deliveries, the last with: %w", what, meta.NumDelivered, err)
-	if derr := dlq.DeadLetter(ctx, meta.Stream, m.Subject(), meta.Sequence.Stream, m.Data(), reason); derr != nil {
-		log.Error().Err(derr).Str("subject", m.Subject()).Msg(what + " is poison but could not be dead-lettered; it will be redelivered")
-		_ = m.NakWithDelay(delay)
-		return
-	}
-	log.Error().Err(reason).Str("subject", m.Subject()).Uint64("seq", meta.Sequence.Stream).Msg(what + " is poison: sent to the dead-letter stream")
-	_ = m.TermWithReason(reason.Error())
+	Poison{DLQ: dlq, MaxDeliver: PoisonAfter, Delay: delay, MaxDelay: delay}.Fail(ctx, log, what, m, err)
 }
 
 // Poisoned is the rule for consumers that settle messages themselves (a

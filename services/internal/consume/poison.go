@@ -25,7 +25,8 @@ func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err)
 type Poison struct {
 	// DLQ stores the dead letters.
 	DLQ DeadLetterer
-	// Stream the consumer reads, recorded with each dead letter.
+	// Stream the consumer reads, recorded with each dead letter; empty
+	// means the stream the message's metadata names.
 	Stream string
 	// MaxDeliver is the delivery on which a still failing message is given
 	// up. The consumer's own MaxDeliver must be higher (ServerMaxDeliver),
@@ -46,9 +47,12 @@ func (p Poison) ServerMaxDeliver() int { return p.MaxDeliver + 3 }
 // MaxDeliver or later, dead-lettered and terminated. what names the message
 // in the log.
 func (p Poison) Fail(ctx context.Context, log zerolog.Logger, what string, m jetstream.Msg, err error) {
-	n, seq := 1, uint64(0)
+	n, seq, stream := 1, uint64(0), p.Stream
 	if meta, merr := m.Metadata(); merr == nil {
 		n, seq = int(meta.NumDelivered), meta.Sequence.Stream
+		if stream == "" {
+			stream = meta.Stream
+		}
 	}
 	if !errors.Is(err, ErrPermanent) && n < p.MaxDeliver {
 		if ctx.Err() == nil {
@@ -61,8 +65,11 @@ func (p Poison) Fail(ctx context.Context, log zerolog.Logger, what string, m jet
 		_ = m.Nak() // stopping: whoever takes over decides
 		return
 	}
-	reason := fmt.Errorf("%s given up on delivery %d: %w", what, n, err)
-	if dlErr := p.DLQ.DeadLetter(ctx, p.Stream, m.Subject(), seq, m.Data(), reason); dlErr != nil {
+	reason := fmt.Errorf("%s failed %d deliveries, the last with: %w", what, n, err)
+	if errors.Is(err, ErrPermanent) {
+		reason = fmt.Errorf("%s refused on delivery %d: %w", what, n, err)
+	}
+	if dlErr := p.DLQ.DeadLetter(ctx, stream, m.Subject(), seq, m.Data(), reason); dlErr != nil {
 		log.Error().Err(dlErr).AnErr("reason", err).Str("subject", m.Subject()).Msg(what + " could not be dead-lettered; it will be redelivered")
 		_ = m.NakWithDelay(p.delay(n))
 		return
