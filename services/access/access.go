@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/services/command"
 )
 
 // Role users, spelled as the CLI's role commands. Agents are users per
@@ -203,8 +204,10 @@ func conductor() *perms {
 	// The conductor creates its key bucket on first start.
 	p.publish("$JS.API.STREAM.CREATE.KV_" + BucketKeys)
 	p.publish(events.SubjectEventsAll, events.SubjectTasksAll, events.DLQSubject(events.StreamEvents))
-	// It serves `gantry run stop` (a queue group of all conductors).
-	p.sub = append(p.sub, events.CmdSubject("stop"))
+	// It serves the command verbs (a queue group of all conductors).
+	for _, v := range command.Verbs {
+		p.sub = append(p.sub, events.CmdSubject(v))
+	}
 	p.resp = true
 	return p
 }

@@ -92,12 +92,13 @@ func TestPublishPermissions(t *testing.T) {
 // inbox and nothing else, so no one reads another's replies or, by a core
 // subscription, the tasks and commands flowing into the streams.
 // Every user subscribes to its own inbox and, besides, only to what its
-// job listens to: the conductor to the stop command it serves, workers to
+// job listens to: the conductor to the command verbs it serves, workers to
 // run logs (for an abandon of their task).
 func TestSubscribeOnlyOwnInbox(t *testing.T) {
 	extra := map[string][]string{
-		access.Conductor: {"gantry.cmd.stop"},
-		access.Source:    {"gantry.events.>"}, access.Build: {"gantry.events.>"},
+		access.Conductor: {"gantry.cmd.approve", "gantry.cmd.reject", "gantry.cmd.retry", "gantry.cmd.stage-disable",
+			"gantry.cmd.stage-enable", "gantry.cmd.stage-rollback", "gantry.cmd.stop"},
+		access.Source: {"gantry.events.>"}, access.Build: {"gantry.events.>"},
 		access.Test: {"gantry.events.>"}, access.DeployWorker: {"gantry.events.>"}, "lint": {"gantry.events.>"},
 	}
 	for name, p := range users(t) {

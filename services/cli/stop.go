@@ -1,17 +1,13 @@
 package cli
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/user"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/gantry-ci/gantry/events"
-	"github.com/gantry-ci/gantry/services/conductor"
+	"github.com/gantry-ci/gantry/services/command"
 )
 
 // runStopCmd is `gantry run stop RUN [--abandon] [--reason ...]`: a
@@ -29,22 +25,10 @@ func runStopCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer conn.Close()
-			req, err := json.Marshal(conductor.StopRequest{Run: args[0], Abandon: abandon, Reason: reason, Actor: actor()})
+			reply, err := (command.Client{Conn: conn.Bus.Conn()}).Do(cmd.Context(), command.Stop,
+				command.Request{Run: args[0], Abandon: abandon, Reason: reason, Actor: actor()})
 			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
-			defer cancel()
-			m, err := conn.Bus.Conn().RequestWithContext(ctx, events.CmdSubject(conductor.StopVerb), req)
-			if err != nil {
-				return fmt.Errorf("stop %s: %w (is a conductor running?)", args[0], err)
-			}
-			var reply conductor.StopReply
-			if err := json.Unmarshal(m.Data, &reply); err != nil {
-				return fmt.Errorf("stop %s: bad reply: %w", args[0], err)
-			}
-			if reply.Error != "" {
-				return fmt.Errorf("stop %s: %s", args[0], reply.Error)
+				return fmt.Errorf("stop %s: %w", args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "run %s of %s: %s\n", reply.Run, reply.Pipeline, reply.Phase)
 			return nil

@@ -153,11 +153,15 @@ func (c *Conductor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("conductor consumer: %w", err)
 	}
-	stop, err := c.serveStop(ctx)
+	cmds, err := c.serveCommands(ctx)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = stop.Unsubscribe() }()
+	defer func() {
+		for _, s := range cmds {
+			_ = s.Unsubscribe()
+		}
+	}()
 	var wg sync.WaitGroup
 	for _, sh := range c.shards {
 		wg.Go(func() { c.loop(ctx, sh) })

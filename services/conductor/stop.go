@@ -2,7 +2,6 @@ package conductor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -12,60 +11,61 @@ import (
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/command"
 	"github.com/gantry-ci/gantry/services/decider"
 )
 
-// StopVerb is the command verb the conductors serve on
-// events.CmdSubject(StopVerb), in one queue group so one answers.
-const StopVerb = "stop"
-
-// StopRequest asks to stop a run (gantry run stop).
-type StopRequest struct {
-	Run     string `json:"run"`
-	Abandon bool   `json:"abandon,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-	// Actor names the caller; it is recorded in run.stopping.
-	Actor string `json:"actor,omitempty"`
-}
-
-// StopReply answers a StopRequest: the run's phase after the request was
-// recorded, or the error that refused it.
-type StopReply struct {
-	Run      string    `json:"run"`
-	Pipeline string    `json:"pipeline,omitempty"`
-	Phase    run.Phase `json:"phase,omitempty"`
-	Error    string    `json:"error,omitempty"`
+// serveCommands answers every command verb the conductors serve, in one
+// queue group so one conductor answers each request. Each verb's handler
+// lives in its own file; a verb added to command.Verbs gets its handler
+// here.
+func (c *Conductor) serveCommands(ctx context.Context) ([]*nats.Subscription, error) {
+	handlers := map[string]command.Handler{
+		command.Stop: c.Stop,
+	}
+	var subs []*nats.Subscription
+	for verb, h := range handlers {
+		sub, err := command.Serve(ctx, c.o.Bus.Conn(), verb, Durable, h)
+		if err != nil {
+			for _, s := range subs {
+				_ = s.Unsubscribe()
+			}
+			return nil, err
+		}
+		subs = append(subs, sub)
+	}
+	return subs, nil
 }
 
 // ErrRunEnded refuses to stop a run that has already ended.
 var ErrRunEnded = errors.New("run already ended")
 
-// serveStop answers gantry.cmd.stop until the subscription is drained.
-func (c *Conductor) serveStop(ctx context.Context) (*nats.Subscription, error) {
-	sub, err := c.o.Bus.Conn().QueueSubscribe(events.CmdSubject(StopVerb), Durable, func(m *nats.Msg) {
-		var req StopRequest
-		reply := StopReply{}
-		if err := json.Unmarshal(m.Data, &req); err != nil {
-			reply.Error = fmt.Sprintf("stop request: %v", err)
-		} else {
-			reply = c.Stop(ctx, req)
-		}
-		b, _ := json.Marshal(reply)
-		_ = m.Respond(b)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("serve %s: %w", events.CmdSubject(StopVerb), err)
-	}
-	return sub, nil
-}
-
 // Stop appends run.stopping to a run that has not ended. The conductors
 // then decide the rest (abandon, run.stopped) from the log like anything
 // else, so the request is served by whichever conductor answers.
-func (c *Conductor) Stop(ctx context.Context, req StopRequest) StopReply {
-	reply := StopReply{Run: req.Run}
-	st, err := c.stop(ctx, req)
-	reply.Pipeline, reply.Phase = st.Pipeline, st.Phase
+func (c *Conductor) Stop(ctx context.Context, req command.Request) command.Reply {
+	reason := req.Reason
+	if reason == "" {
+		reason = "stopped on request"
+		if req.Actor != "" {
+			reason = "stopped by " + req.Actor
+		}
+	}
+	st, err := c.AppendToRun(ctx, req.Run, func(st run.State) (*events.Event, error) {
+		switch {
+		case st.Done():
+			return nil, fmt.Errorf("%w: run %s is %s", ErrRunEnded, req.Run, st.Phase)
+		case st.Phase == run.Stopping && (st.Abandon || !req.Abandon):
+			return nil, nil // already asked
+		}
+		e, err := events.New(events.StopID(req.Run, req.Abandon), decider.Source, req.Run, c.o.Now(), events.RunStopping{
+			Run: req.Run, Abandon: req.Abandon, Reason: reason, Actor: req.Actor})
+		if err != nil {
+			return nil, fmt.Errorf("stop event: %w", err)
+		}
+		return &e, nil
+	})
+	reply := command.Reply{Run: req.Run, Pipeline: st.Pipeline, Phase: st.Phase}
 	if err != nil {
 		reply.Error = err.Error()
 		c.o.Log.Warn().Err(err).Str("run", req.Run).Msg("stop refused")
@@ -75,43 +75,37 @@ func (c *Conductor) Stop(ctx context.Context, req StopRequest) StopReply {
 	return reply
 }
 
-func (c *Conductor) stop(ctx context.Context, req StopRequest) (run.State, error) {
-	if err := events.CheckName("run", req.Run); err != nil {
+// AppendToRun appends the event build makes of a run's current state,
+// conditional on the run not having moved on meanwhile (it folds again and
+// asks build again when it has). build returns nil for nothing to append
+// (the command was already recorded) or an error that refuses the command.
+// It returns the run's state after the append. Every command that records
+// a fact in a run (stop, approve, reject, retry) goes through here.
+func (c *Conductor) AppendToRun(ctx context.Context, runID string, build func(run.State) (*events.Event, error)) (run.State, error) {
+	if err := events.CheckName("run", runID); err != nil {
 		return run.State{}, err
-	}
-	if req.Reason == "" {
-		req.Reason = "stopped on request"
-		if req.Actor != "" {
-			req.Reason = "stopped by " + req.Actor
-		}
 	}
 	b := c.o.Bus
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	pipeline, err := b.FindRun(ctx, req.Run)
+	pipeline, err := b.FindRun(ctx, runID)
 	if err != nil {
-		return run.State{}, fmt.Errorf("find run %s: %w", req.Run, err)
+		return run.State{}, fmt.Errorf("find run %s: %w", runID, err)
 	}
 	for range 8 {
-		evs, tip, err := b.ReadRunTip(ctx, pipeline, req.Run, 0)
+		evs, tip, err := b.ReadRunTip(ctx, pipeline, runID, 0)
 		if err != nil {
 			return run.State{}, err
 		}
 		st := run.Fold(run.State{}, evs...)
-		switch {
-		case st.Run == "":
-			return st, fmt.Errorf("run %s has no run.requested", req.Run)
-		case st.Done():
-			return st, fmt.Errorf("%w: run %s is %s", ErrRunEnded, req.Run, st.Phase)
-		case st.Phase == run.Stopping && (st.Abandon || !req.Abandon):
-			return st, nil // already asked
+		if st.Run == "" {
+			return st, fmt.Errorf("run %s has no run.requested", runID)
 		}
-		e, err := events.New(events.StopID(req.Run, req.Abandon), decider.Source, req.Run, c.o.Now(), events.RunStopping{
-			Run: req.Run, Abandon: req.Abandon, Reason: req.Reason, Actor: req.Actor})
-		if err != nil {
-			return st, fmt.Errorf("stop event: %w", err)
+		e, err := build(st)
+		if err != nil || e == nil {
+			return st, err
 		}
-		seq, _, err := b.Append(ctx, pipeline, e, &tip)
+		seq, _, err := b.Append(ctx, pipeline, *e, &tip)
 		if errors.Is(err, bus.ErrConflict) {
 			continue // the run moved on: look again
 		}
@@ -119,7 +113,7 @@ func (c *Conductor) stop(ctx context.Context, req StopRequest) (run.State, error
 			return st, err
 		}
 		e.Seq = seq
-		return run.Evolve(st, e), nil
+		return run.Evolve(st, *e), nil
 	}
-	return run.State{}, fmt.Errorf("run %s: stop kept conflicting with other appends", req.Run)
+	return run.State{}, fmt.Errorf("run %s: the command kept conflicting with other appends", runID)
 }

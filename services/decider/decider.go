@@ -72,8 +72,7 @@ func Decide(s run.State, in Inputs) []events.Event {
 			return one(events.RunID(s.Run, "failed"), s.Run, now, events.RunFailed{
 				Run: s.Run, Stage: st.Name, Reason: events.TruncateReason(fmt.Sprintf("stage %s failed: %s", st.Name, st.Reason))})
 		case run.NotStarted:
-			return one(events.StageID(s.Run, st.Name, st.Attempt+1, "started"), s.Run, now,
-				events.StageStarted{Run: s.Run, Stage: st.Name, Attempt: st.Attempt + 1})
+			return enter(s, i, in)
 		default:
 			return decideStage(s, i, in)
 		}
