@@ -101,4 +101,3 @@ func TestNeverShrink(t *testing.T) {
 		}
 	}
 }
-
