@@ -137,3 +137,8 @@ func init() { Types = append(Types, TypeTriggerAccepted, TypeTriggerFiltered) }
 func TriggerDecisionID(pipeline, trigger, outcome string) string {
 	return "trigger/" + trigger + "/" + pipeline + "/" + outcome
 }
+
+// BucketPoll holds the git poller's state per pipeline: the commit of each
+// polled ref and when it was last polled, so a restart neither re-triggers
+// nor polls early. The source service creates it on first start.
+const BucketPoll = "gantry_poll"

@@ -56,6 +56,12 @@ type RoleOptions struct {
 	RetainRuns int
 	RetainFor  time.Duration
 	SweepEvery time.Duration
+	// Listen is the address of the source role's webhook receiver; empty
+	// runs none. WebhookSecrets is the file of its secrets
+	// (source.LoadWebhookSecrets); OnListen is told where it listens.
+	Listen         string
+	WebhookSecrets string
+	OnListen       func(addr string)
 }
 
 // Role names, as the CLI spells them.
@@ -100,7 +106,7 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 		t := &source.Triggers{Bus: c.Bus, Log: log, Validator: c.Validator}
 		return Role{name, t.Run}, nil
 	case RoleSource:
-		return workerRole(c, name, log, o, &source.Checkout{ReposDir: o.ReposDir})
+		return sourceRole(c, name, log, o)
 	case RoleBuild, RoleTest:
 		dirs := o.SecretsDirs
 		if dirs == nil {
