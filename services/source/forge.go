@@ -128,6 +128,13 @@ func filesOf(commits []commitFiles, total int) (files []string, known bool) {
 	if len(commits) == 0 || len(commits) >= payloadCommitLimit || total > len(commits) {
 		return files, false
 	}
+	for _, c := range commits {
+		// A payload without the lists (Gitea's documented example, older
+		// servers) says nothing about the files, which is not "none".
+		if c.Added == nil && c.Modified == nil && c.Removed == nil {
+			return files, false
+		}
+	}
 	return files, true
 }
 
@@ -247,7 +254,7 @@ func ParseDelivery(forge string, h http.Header, body []byte) (Delivery, error) {
 	if !validSHA(d.Commit) {
 		return Delivery{}, fmt.Errorf("%w: commit %q is not a SHA", ErrBadPayload, d.Commit)
 	}
-	if !validSHA(d.Base) {
+	if !validSHA(d.Base) || zeroSHA(d.Base) {
 		d.Base = "" // a new branch, or a payload without one
 	}
 	return d, nil
@@ -301,6 +308,11 @@ func (p githubPush) delivery() (Delivery, error) {
 		Commit: p.After, Base: p.Before, Actor: cmpOr(p.Pusher.Name, p.Sender.Login)}
 	if ev == events.TriggerEventPush {
 		d.Files, d.FilesKnown = filesOf(p.Commits, 0)
+	}
+	for _, c := range p.Commits {
+		if c.ID == p.After {
+			d.Time = parseTime(c.Timestamp) // Gitea's documented payload has no head_commit
+		}
 	}
 	if p.HeadCommit != nil {
 		d.Time = parseTime(p.HeadCommit.Timestamp)
