@@ -237,9 +237,7 @@ func listPipelines(ctx context.Context, js jetstream.JetStream) ([]events.Defini
 	for k := range lister.Keys() {
 		keys = append(keys, k)
 	}
-	if err := lister.Stop(); err != nil {
-		return nil, fmt.Errorf("list pipelines: %w", err)
-	}
+	_ = lister.Stop() // after the last key it has stopped, and says so
 	slices.Sort(keys)
 	var out []events.Definition
 	for _, k := range keys {
