@@ -20,7 +20,8 @@ import (
 // argument is an argument, never shell text; commits are checked to be
 // SHAs and URLs follow "--".
 type GitFiles struct {
-	// Dir holds one bare mirror per repository.
+	// Dir holds one bare mirror per repository. It belongs to one process:
+	// the locks that keep two fetches of a mirror apart are in memory.
 	Dir string
 
 	mu    sync.Mutex

@@ -231,12 +231,14 @@ func (p *Poller) change(ctx context.Context, def events.Definition, repo, ref, b
 	} else {
 		c.Branch = strings.TrimPrefix(ref, "refs/heads/")
 		if needsFiles(def) {
+			// Without the files the filter could only refuse, and the
+			// commit would be recorded as seen: fail the poll instead, so
+			// the next one tries again.
 			files, err := p.Git.Changed(ctx, repo, before, after)
 			if err != nil {
-				p.Log.Warn().Err(err).Str("pipeline", def.Name).Msg("changed files not found with git")
-			} else {
-				c.Files, c.FilesKnown = files, true
+				return fmt.Errorf("changed files of %s: %w", ref, err)
 			}
+			c.Files, c.FilesKnown = files, true
 		}
 	}
 	// The commit's time names the run, so a second poller, or a poll after
