@@ -70,8 +70,10 @@ type Delivery struct {
 	Files      []string
 	FilesKnown bool
 	// Time is when the change happened by the payload (head commit time,
-	// pull request update time); the run ID carries it, so a redelivery a
-	// day later still names the same run. Zero when the payload has none.
+	// pull request update time), zero when it has none. It is not the
+	// run's time: the run ID carries the time of the first delivery, and
+	// redeliveries are recognized by their trigger ID within the triggers
+	// stream's duplicate window (24 hours by default).
 	Time time.Time
 	// Actor is who pushed or acted.
 	Actor string

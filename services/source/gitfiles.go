@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 )
 
 // GitFiles answers what changed between two commits of a repository with
@@ -124,19 +123,6 @@ func (g *GitFiles) Changed(ctx context.Context, repo, base, head string) ([]stri
 		}
 	}
 	return files, nil
-}
-
-// CommitTime is a fetched commit's committer time.
-func (g *GitFiles) CommitTime(ctx context.Context, repo, commit string) (time.Time, error) {
-	dir, err := g.Fetch(ctx, repo, commit)
-	if err != nil {
-		return time.Time{}, err
-	}
-	out, err := runGit(ctx, dir, "log", "-1", "--format=%cI", commit)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return time.Parse(time.RFC3339, out)
 }
 
 // LsRemote lists a repository's branches and tags with their commits

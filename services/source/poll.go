@@ -241,18 +241,12 @@ func (p *Poller) change(ctx context.Context, def events.Definition, repo, ref, b
 			c.Files, c.FilesKnown = files, true
 		}
 	}
-	// The commit's time names the run, so a second poller, or a poll after
-	// a crash, names the same one.
-	at, err := p.Git.CommitTime(ctx, repo, after)
-	if err != nil {
-		return err
-	}
 	seen := events.TriggerChange{Source: "poll", Forge: "git", Repository: repo, Event: event, Ref: ref, Commit: after, Files: -1}
 	if c.FilesKnown {
 		seen.Files = len(c.Files)
 	}
 	t := Trigger{ID: TriggerID(def.Name, event, "", ref, after, 0), Pipeline: def.Name, Kind: "poll",
-		Commit: after, Ref: ref, Actor: "git poll", Time: at}
+		Commit: after, Ref: ref, Actor: "git poll"}
 	o, err := p.Decider.Decide(ctx, def, seen, c, t)
 	if err != nil {
 		return err
