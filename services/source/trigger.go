@@ -160,8 +160,8 @@ func (s *Triggers) Run(ctx context.Context) error {
 		// Trigger requests only: the decision events beside them
 		// (gantry.triggers.<pipeline>.decisions) are records, not requests.
 		FilterSubject: events.TriggerRequests,
-		MaxDeliver:  poison.ServerMaxDeliver(),
-		Description: "source service: triggers become runs",
+		MaxDeliver:    poison.ServerMaxDeliver(),
+		Description:   "source service: triggers become runs",
 	})
 	if err != nil {
 		return fmt.Errorf("trigger consumer: %w", err)
