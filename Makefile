@@ -47,6 +47,7 @@ fuzz:
 	$(FUZZ) -fuzz='^FuzzMaskedLines$$' ./services/runner
 	$(FUZZ) -fuzz='^FuzzPlan$$' ./services/retention
 	$(FUZZ) -fuzz='^FuzzDecide$$' ./services/triggerfilter
+	$(FUZZ) -fuzz='^FuzzParseDelivery$$' ./services/source
 
 # Load benchmarks: JSON reports with same-run NATS baselines (see
 # loadtest/README.md). Both always run; bench fails when either failed or
