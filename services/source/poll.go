@@ -72,20 +72,26 @@ func PollBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue
 	return kv, nil
 }
 
-// Run polls until ctx ends.
+// Run polls until ctx ends. A failure (the bucket, a repository out of
+// reach) is logged and tried again at the next tick: it must not stop the
+// checkout worker the poller shares a process with.
 func (p *Poller) Run(ctx context.Context) error {
-	kv, err := PollBucket(ctx, p.Decider.Bus.JetStream())
-	if err != nil {
-		return err
-	}
 	tick := p.Tick
 	if tick <= 0 {
 		tick = 10 * time.Second
 	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	var kv jetstream.KeyValue
 	for {
-		if err := p.PollDue(ctx, kv); err != nil && ctx.Err() == nil {
+		var err error
+		if kv == nil {
+			kv, err = PollBucket(ctx, p.Decider.Bus.JetStream())
+		}
+		if err == nil {
+			err = p.PollDue(ctx, kv)
+		}
+		if err != nil && ctx.Err() == nil {
 			p.Log.Warn().Err(err).Msg("poll")
 		}
 		select {
