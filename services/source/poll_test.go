@@ -165,3 +165,48 @@ func TestPollTriggersOnNewCommits(t *testing.T) {
 		t.Errorf("polled has %d runs, want 2", n)
 	}
 }
+
+// TestPollTags: a poll trigger listening to tags sees a new tag (annotated,
+// so ls-remote lists the tag object and the commit it peels to) and
+// starts a run of the tagged commit; a tag its filter excludes is filtered.
+func TestPollTags(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	repo := newRepo(t)
+	def := events.Definition{Name: "tags", Stages: sourceStage(repo.dir), Triggers: []events.TriggerDef{{
+		Poll: &events.PollDef{Interval: "1m"}, Events: []string{"tag"},
+		Tags: &events.GlobFilter{Includes: []string{"v*"}, Excludes: []string{"*-rc*"}}}}}
+	s := startStack(t, ctx, def)
+	kv, err := source.PollBucket(ctx, s.b.JetStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newClock()
+	p := &source.Poller{Decider: s.dec, Log: zerolog.Nop(), Git: &source.GitFiles{Dir: t.TempDir()}, Now: clk.Now}
+	if err := p.PollDue(ctx, kv); err != nil {
+		t.Fatal(err)
+	}
+	head := repo.commit("src/a.go", "package a")
+	repo.git("tag", "-a", "-m", "release", "v1.0.0")
+	repo.git("tag", "v1.1.0-rc1")
+	clk.Add(2 * time.Minute)
+	if err := p.PollDue(ctx, kv); err != nil {
+		t.Fatal(err)
+	}
+	evs := decisions(t, ctx, s, "tags")
+	if len(evs) != 2 {
+		t.Fatalf("decisions: %v, want two", evs)
+	}
+	for _, e := range evs {
+		switch pl := e.Payload.(type) {
+		case events.TriggerAccepted:
+			if pl.Change.Ref != "refs/tags/v1.0.0" || pl.Change.Commit != head {
+				t.Errorf("accepted %+v, want v1.0.0 at %s (the commit, not the tag object)", pl.Change, head)
+			}
+		case events.TriggerFiltered:
+			if pl.Change.Ref != "refs/tags/v1.1.0-rc1" || !strings.Contains(pl.Reason, `matches exclude "*-rc*"`) {
+				t.Errorf("filtered %+v", pl)
+			}
+		}
+	}
+}
