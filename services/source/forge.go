@@ -101,6 +101,9 @@ var shaPattern = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
 // validSHA keeps what goes to git an object name and nothing else.
 func validSHA(s string) bool { return shaPattern.MatchString(s) }
 
+// maxRefLen bounds a ref, as the trigger schema does.
+const maxRefLen = 256
+
 // payloadCommitLimit: GitHub and GitLab list at most 20 commits in a push
 // payload, so a push of 20 or more may lack some changed files.
 const payloadCommitLimit = 20
@@ -250,8 +253,14 @@ func ParseDelivery(forge string, h http.Header, body []byte) (Delivery, error) {
 		return Delivery{}, err
 	}
 	d.Forge = forge
-	if d.Repository == "" {
-		return Delivery{}, fmt.Errorf("%w: no repository name", ErrBadPayload)
+	d.ID = events.Truncate(d.ID, 256)
+	if d.Repository == "" || len(d.Repository) > events.MaxRepositoryLen {
+		return Delivery{}, fmt.Errorf("%w: repository name %q is empty or too long", ErrBadPayload, events.Truncate(d.Repository, 80))
+	}
+	// A trigger's ref is at most 256 characters: refuse a longer one here
+	// (400) rather than fail to publish it (500, redelivered forever).
+	if len(d.Ref) > maxRefLen || len(d.HeadRef) > maxRefLen {
+		return Delivery{}, fmt.Errorf("%w: ref longer than %d bytes", ErrBadPayload, maxRefLen)
 	}
 	if !validSHA(d.Commit) {
 		return Delivery{}, fmt.Errorf("%w: commit %q is not a SHA", ErrBadPayload, d.Commit)

@@ -149,7 +149,7 @@ func (w *Webhooks) Handle(ctx context.Context, d Delivery) ([]Outcome, error) {
 			ref = d.HeadRef
 		}
 		t := Trigger{ID: TriggerID(def.Name, d.Event, d.Action, d.Ref, d.Commit, d.Number), Pipeline: def.Name,
-			Kind: "webhook", Commit: d.Commit, Ref: ref, Actor: truncate(d.Forge+":"+d.Actor, 256)}
+			Kind: "webhook", Commit: d.Commit, Ref: ref, Actor: events.Truncate(d.Forge+":"+d.Actor, 256)}
 		o, err := w.Decider.Decide(ctx, def, seen, c, t)
 		if err != nil {
 			return out, fmt.Errorf("pipeline %s: %w", def.Name, err)
@@ -251,13 +251,6 @@ func listPipelines(ctx context.Context, js jetstream.JetStream) ([]events.Defini
 		out = append(out, def)
 	}
 	return out, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // Serve listens on addr and serves the webhook routes until ctx ends.
