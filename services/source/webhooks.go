@@ -43,6 +43,10 @@ type Webhooks struct {
 	ReposDir string
 }
 
+// handleTimeout bounds the handling of one delivery (fetching changed
+// files with git included); below the server's WriteTimeout.
+const handleTimeout = 50 * time.Second
+
 // Handler serves the webhook routes.
 func (w *Webhooks) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -93,7 +97,11 @@ func (w *Webhooks) serve(rw http.ResponseWriter, r *http.Request, forge string) 
 		answer(http.StatusBadRequest, Reply{Error: err.Error()})
 		return
 	}
-	outcomes, err := w.Handle(r.Context(), d)
+	// Finish what was started even if the forge hangs up (GitHub waits
+	// 10 seconds): a redelivery would redo it, but need not.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), handleTimeout)
+	defer cancel()
+	outcomes, err := w.Handle(ctx, d)
 	if err != nil {
 		log.Error().Err(err).Str("delivery", d.ID).Msg("webhook not handled; the forge may redeliver it")
 		answer(http.StatusInternalServerError, Reply{Delivery: d.ID, Error: err.Error()})
