@@ -210,6 +210,9 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 				if o.Listen, o.WebhookSecrets = listen, webhookSecrets; listen != "" {
 					o.OnListen = func(addr string) {
 						fmt.Fprintf(g.stdout, "gantry dev: webhooks at http://%s/webhooks/{github,gitlab,gitea}\n", addr)
+						if webhookSecrets == "" {
+							fmt.Fprintln(g.stdout, "  (no --webhook-secrets: every delivery is refused with 401)")
+						}
 					}
 				}
 			})
