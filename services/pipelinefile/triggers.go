@@ -3,12 +3,33 @@ package pipelinefile
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/services/triggerfilter"
 )
+
+// triggerEffects refuses fields that could never apply given the events a
+// trigger listens to: a filter that silently does nothing is a mistake.
+func (c *checker) triggerEffects(t events.TriggerDef, p fieldPath) {
+	evs := triggerfilter.Events(t)
+	has := func(e string) bool { return slices.Contains(evs, e) }
+	list := strings.Join(evs, ", ")
+	if t.Tags != nil && !has(events.TriggerEventTag) {
+		c.add(p.key("tags"), fmt.Sprintf("tags filter only tag events, and this trigger listens to %s; add tag to events", list), ErrBadTrigger)
+	}
+	if t.Branches != nil && !has(events.TriggerEventPush) && !has(events.TriggerEventPullRequest) {
+		c.add(p.key("branches"), fmt.Sprintf("branches filter pushes and pull requests, and this trigger listens to %s", list), ErrBadTrigger)
+	}
+	if t.FilePaths != nil && !has(events.TriggerEventPush) && !has(events.TriggerEventPullRequest) {
+		c.add(p.key("filePaths"), fmt.Sprintf("filePaths filter pushes and pull requests, and this trigger listens to %s", list), ErrBadTrigger)
+	}
+	if len(t.PullRequestActions) > 0 && !has(events.TriggerEventPullRequest) {
+		c.add(p.key("pullRequestActions"), fmt.Sprintf("pullRequestActions need pullRequest in events, and this trigger listens to %s", list), ErrBadTrigger)
+	}
+}
 
 // Poll interval bounds: often enough to matter, rarely enough not to
 // hammer a git server.
@@ -47,6 +68,7 @@ func (c *checker) triggerSemantics(def events.Definition) {
 		if t.Repository == "" && t.Poll == nil {
 			c.add(p, "a trigger needs repository (to hear that repository's webhooks) or poll (to poll the source action's repository)", ErrBadTrigger)
 		}
+		c.triggerEffects(t, p)
 		for name, f := range map[string]*events.GlobFilter{"branches": t.Branches, "tags": t.Tags, "filePaths": t.FilePaths} {
 			if f == nil {
 				continue
