@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,41 @@ func TestPullRequestFilesFromGit(t *testing.T) {
 	}
 	if tr := evs[0].Payload.(events.RunRequested).Trigger; tr.Commit != code || tr.Ref != "refs/heads/changes" {
 		t.Errorf("the run builds %s of %s, want the head %s of refs/heads/changes", tr.Commit, tr.Ref, code)
+	}
+}
+
+// TestFormEncodedDelivery: GitHub's default content type sends the JSON in
+// a form's payload field, signed as a form; it is verified and read like
+// a JSON delivery, and a forged one is still refused.
+func TestFormEncodedDelivery(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	def := events.Definition{Name: "form", Stages: sourceStage("repos/form"),
+		Triggers: []events.TriggerDef{{Repository: "Codertocat/Hello-World"}}}
+	s := startStack(t, ctx, def)
+	srv := httptest.NewServer((&source.Webhooks{Decider: s.dec, Log: zerolog.Nop(),
+		Secrets: source.WebhookSecrets{source.ForgeGitHub: {"codertocat/hello-world": "k"}}}).Handler())
+	defer srv.Close()
+	form := []byte(url.Values{"payload": {string(readFixture(t, "github/push.json"))}}.Encode())
+	post := func(sig string) (int, source.Reply) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhooks/github", bytes.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-Hub-Signature-256", "sha256="+sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var rep source.Reply
+		_ = json.NewDecoder(resp.Body).Decode(&rep)
+		return resp.StatusCode, rep
+	}
+	if code, _ := post(source.Sign([]byte("guess"), form)); code != http.StatusUnauthorized {
+		t.Fatalf("forged form: %d, want 401", code)
+	}
+	code, rep := post(source.Sign([]byte("k"), form))
+	if code != http.StatusAccepted || len(rep.Outcomes) != 1 || !rep.Outcomes[0].Accepted {
+		t.Fatalf("signed form: %d %+v, want 202 accepted", code, rep)
 	}
 }

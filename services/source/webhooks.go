@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -82,11 +84,21 @@ func (w *Webhooks) serve(rw http.ResponseWriter, r *http.Request, forge string) 
 		answer(http.StatusBadRequest, Reply{Error: "reading the body: " + err.Error()})
 		return
 	}
-	repo := repositoryOf(forge, body)
+	repo := repositoryOf(forge, jsonOf(r.Header, body))
 	if err := verify(forge, r.Header, body, w.Secrets.Secret(forge, repo)); err != nil {
 		log.Warn().Err(err).Str("repository", repo).Str("remote", r.RemoteAddr).Msg("webhook refused")
 		answer(http.StatusUnauthorized, Reply{Error: err.Error()})
 		return
+	}
+	// GitHub's default content type, and Gitea's other one, is a form whose
+	// payload field holds the JSON; the signature covered the form.
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+		form, err := url.ParseQuery(string(body))
+		if err != nil || form.Get("payload") == "" {
+			answer(http.StatusBadRequest, Reply{Error: "a form delivery needs a payload field"})
+			return
+		}
+		body = []byte(form.Get("payload"))
 	}
 	d, err := ParseDelivery(forge, r.Header, body)
 	switch {
@@ -288,4 +300,15 @@ func (w *Webhooks) Serve(ctx context.Context, addr string, ready func(net.Addr))
 	_ = srv.Shutdown(shut)
 	<-errc
 	return nil
+}
+
+// jsonOf is the JSON of a delivery, for picking its secret before it is
+// verified: the body, or the payload field of a form.
+func jsonOf(h http.Header, body []byte) []byte {
+	if mt, _, _ := mime.ParseMediaType(h.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+		if form, err := url.ParseQuery(string(body)); err == nil {
+			return []byte(form.Get("payload"))
+		}
+	}
+	return body
 }
