@@ -117,3 +117,40 @@ func ReadDecisions(ctx context.Context, b *bus.Bus, pipeline string, limit int) 
 	}
 	return out, nil
 }
+
+// WatchDecisions calls fn with the trigger decisions of a pipeline ("" for
+// every pipeline), from the first kept, then as they come, until ctx ends
+// or fn returns false.
+func WatchDecisions(ctx context.Context, b *bus.Bus, pipeline string, fn func(events.Event) bool) error {
+	filter := events.TriggerDecisionSubject(pipeline)
+	if pipeline == "" {
+		filter = events.TriggerDecisionSubject("*")
+	}
+	s, err := b.JetStream().Stream(ctx, events.StreamTriggers)
+	if err != nil {
+		return fmt.Errorf("triggers stream: %w", err)
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		return fmt.Errorf("watch decisions: %w", err)
+	}
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(64, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watch decisions: %w", err)
+		}
+		for m := range batch.Messages() {
+			e, err := b.Codec().Decode(m.Data())
+			if err != nil {
+				continue
+			}
+			if !fn(e) {
+				return nil
+			}
+		}
+	}
+	return nil
+}

@@ -241,6 +241,14 @@ func TestWebhookStartsOneRun(t *testing.T) {
 			}
 		}
 	}
+	// Following every pipeline's decisions sees both.
+	var seen []string
+	if err := source.WatchDecisions(ctx, s.b, "", func(e events.Event) bool {
+		seen = append(seen, e.Type)
+		return len(seen) < 2
+	}); err != nil || len(seen) != 2 {
+		t.Fatalf("WatchDecisions: %v, %v; want both decisions", seen, err)
+	}
 	evs, err := s.b.ReadRun(ctx, "hello", acc.Run, 0)
 	if err != nil {
 		t.Fatal(err)
