@@ -145,17 +145,14 @@ func (w *Webhooks) Handle(ctx context.Context, d Delivery) ([]Outcome, error) {
 			repo := w.repoOf(def, d)
 			files, ok := changed[repo]
 			if !ok {
-				files, err = w.Git.Changed(ctx, repo, d.Base, d.Commit)
-				if err != nil {
-					// Unknown files fail filePaths filters, and the event says so.
-					w.Log.Warn().Err(err).Str("repository", repo).Msg("changed files not found with git")
-					files = nil
+				// A git failure is no decision: answer 500, so the forge
+				// shows the error and a redelivery can try again.
+				if files, err = w.Git.Changed(ctx, repo, d.Base, d.Commit); err != nil {
+					return out, fmt.Errorf("pipeline %s: changed files from git: %w", def.Name, err)
 				}
 				changed[repo] = files
 			}
-			if files != nil {
-				c.Files, c.FilesKnown = files, true
-			}
+			c.Files, c.FilesKnown = files, true
 		}
 		seen := events.TriggerChange{Source: "webhook", Forge: d.Forge, Repository: d.Repository, Event: d.Event,
 			Action: d.Action, Ref: d.Ref, Commit: d.Commit, Delivery: d.ID, Files: -1}
