@@ -130,6 +130,13 @@ func TestPullRequestFilesFromGit(t *testing.T) {
 		b, _ := json.Marshal(p)
 		return b
 	}
+	// A head git cannot fetch: nothing is decided, and the forge hears 500.
+	if status, rep := signed(t, srv.URL, source.ForgeGitHub, "pull_request", "k", payload(strings.Repeat("e", 40))); status != http.StatusInternalServerError || len(rep.Outcomes) != 0 {
+		t.Fatalf("an unfetchable head: %d %+v, want 500 and no outcome", status, rep)
+	}
+	if n := triggerCount(t, ctx, s.b); n != 0 {
+		t.Fatalf("an unfetchable head published %d messages", n)
+	}
 	_, rep := signed(t, srv.URL, source.ForgeGitHub, "pull_request", "k", payload(docsOnly))
 	if len(rep.Outcomes) != 1 || rep.Outcomes[0].Accepted || !strings.Contains(rep.Outcomes[0].Reason, `"docs/intro.md"`) {
 		t.Fatalf("a pull request touching docs: %+v, want filtered naming docs/intro.md", rep)
