@@ -242,8 +242,12 @@ func rule(typ string, kv ...string) events.Rule {
 // with result FAIL of the Deploy stage.
 func TestConditionRules(t *testing.T) {
 	thursdayNoon := t0 // 2026-11-26 12:00 UTC is a Thursday, 13:00 in Berlin
-	window := func(cronExpr, tz string) events.Rule { return rule(events.RuleDeploymentWindow, "cron", cronExpr, "timeZone", tz) }
-	alarm := func(win string) events.Rule { return rule(events.RuleNoActiveAlarm, "group", "web", "windowSeconds", win) }
+	window := func(cronExpr, tz string) events.Rule {
+		return rule(events.RuleDeploymentWindow, "cron", cronExpr, "timeZone", tz)
+	}
+	alarm := func(win string) events.Rule {
+		return rule(events.RuleNoActiveAlarm, "group", "web", "windowSeconds", win)
+	}
 	vc := func(v, op, val string) events.Rule {
 		return rule(events.RuleVariableCheck, "variable", v, "operator", op, "value", val)
 	}
@@ -307,7 +311,9 @@ func TestConditionResults(t *testing.T) {
 	pass.Name = "p"
 	fail := rule(events.RuleVariableCheck, "variable", "COLOR", "operator", "EQ", "value", "green")
 	fail.Name = "f"
-	cond := func(result string, rs ...events.Rule) *events.Condition { return &events.Condition{Result: result, Rules: rs} }
+	cond := func(result string, rs ...events.Rule) *events.Condition {
+		return &events.Condition{Result: result, Rules: rs}
+	}
 	deployed := func(m *sim) []string {
 		m.at(t0)
 		m.add(t0, events.ActionSucceeded{ActionRef: ref("Deploy", "d", 1), Lease: lease("Deploy", "d", 1)})
