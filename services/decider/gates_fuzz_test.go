@@ -74,6 +74,9 @@ func FuzzGatesDriveRunsToAnEnd(f *testing.F) {
 		for step := 0; step < 300 && !m.s.Done(); step++ {
 			evs := decider.Decide(m.s, m.in)
 			for _, e := range evs {
+				if _, err := testCodec().Encode(e); err != nil {
+					t.Fatalf("the decider made an event the schema refuses: %v", err)
+				}
 				switch p := e.Payload.(type) {
 				case events.ActionDispatched:
 					if dispatched[p.Task.ID] {
