@@ -461,3 +461,22 @@ func forgedConditionTask(s run.State, in Inputs) string {
 	}
 	return ""
 }
+
+// abandonConditionTasks abandons the Command rule tasks of stage st still
+// in flight when the run is stopped with abandon, so their workers kill
+// the commands; without abandon the run does not wait for them, as
+// nothing depends on their result any more.
+func abandonConditionTasks(s run.State, st run.Stage, in Inputs) []events.Event {
+	var out []events.Event
+	for _, ch := range st.Checks {
+		if ch.Evaluated || (ch.Task != run.Dispatched && ch.Task != run.Running) {
+			continue
+		}
+		name := events.ConditionTaskName(ch.When, ch.Rule)
+		ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: name, Attempt: ch.Attempt}
+		lease := events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, name, ch.Attempt))
+		out = append(out, mustNew(events.ResultID(ref, "abandoned", lease), s.Run, in.Now, events.ActionAbandoned{
+			ActionRef: ref, Lease: lease, Reason: "run stopped: " + events.TruncateReason(s.Reason)}))
+	}
+	return out
+}
