@@ -142,6 +142,7 @@ announced in --data-dir, or open the data directory themselves.`,
 	root.AddCommand(roleCmds(g)...)
 	root.AddCommand(deployCmds(g)...)
 	root.AddCommand(triggerCmd(g))
+	root.AddCommand(approveCmds(g)...)
 	return root
 }
 

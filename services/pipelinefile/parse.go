@@ -169,6 +169,7 @@ func (c *checker) parse(data []byte) (events.Definition, bool) {
 	def, paths := c.extract()
 	c.semantics(def, paths)
 	c.triggerSemantics(def)
+	c.gates(def, paths)
 	if len(c.problems) > 0 {
 		return events.Definition{}, false
 	}
@@ -301,6 +302,8 @@ func (c *checker) extract() (events.Definition, [][]actionPaths) {
 			st.Actions = append(st.Actions, act)
 			ap = append(ap, p)
 		}
+		st.BeforeEntry = extractCondition(sm["beforeEntry"])
+		st.OnSuccess = extractCondition(sm["onSuccess"])
 		def.Stages = append(def.Stages, st)
 		paths = append(paths, ap)
 	}
@@ -360,6 +363,9 @@ func applyDefaults(def *events.Definition) {
 			}
 			if a.TimeoutSeconds == 0 {
 				a.TimeoutSeconds = DefaultTimeoutSeconds
+				if a.Type == events.KindApproval {
+					a.TimeoutSeconds = events.DefaultApprovalTimeoutSeconds
+				}
 			}
 		}
 	}
