@@ -146,6 +146,10 @@ func newPayload(t string) (any, error) {
 		return &DeploymentStopped{}, nil
 	case TypeDeploymentRollback:
 		return &DeploymentRollback{}, nil
+	case TypeNotificationDelivered:
+		return &NotificationDelivered{}, nil
+	case TypeNotificationFailed:
+		return &NotificationFailed{}, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownType, t)
 }
@@ -207,6 +211,10 @@ func deref(p any) Payload {
 	case *DeploymentStopped:
 		return *v
 	case *DeploymentRollback:
+		return *v
+	case *NotificationDelivered:
+		return *v
+	case *NotificationFailed:
 		return *v
 	}
 	return nil
