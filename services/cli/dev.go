@@ -161,6 +161,12 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 		}
 		roles = append(roles, r)
 	}
+	nc, notifier, err := devNotifier(g, connect, log)
+	if err != nil {
+		return fail(err)
+	}
+	l.roleConns = append(l.roleConns, nc)
+	roles = append(roles, notifier)
 	rctx, cancel := context.WithCancel(ctx)
 	l.cancel = cancel
 	go func() { l.done <- stack.RunRoles(rctx, roles) }()
@@ -238,6 +244,7 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 	c.Flags().StringVar(&examples, "examples", "", "examples directory (default: examples/ here or above)")
 	c.Flags().BoolVar(&noStart, "no-start", false, "do not start the example pipeline")
 	c.Flags().IntVar(&concurrency, "concurrency", 2, "tasks each worker role runs at once")
+	c.Flags().StringVar(&g.notifyRules, "notify-rules", "", "notification rules file for the notifier (docs/chatops.md)")
 	return c
 }
 

@@ -37,6 +37,9 @@ type globals struct {
 	logLevel     string
 	stdout       io.Writer
 	stderr       io.Writer
+
+	// notifyRules is the rules file of the notifier `gantry dev` runs.
+	notifyRules string
 }
 
 func (g *globals) target() stack.Target {
@@ -127,6 +130,7 @@ announced in --data-dir, or open the data directory themselves.`,
 	)
 	root.AddCommand(roleCmds(g)...)
 	root.AddCommand(deployCmds(g)...)
+	root.AddCommand(notifyCmd(g))
 	return root
 }
 
