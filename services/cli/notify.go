@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -19,8 +20,11 @@ func notifyCmd(g *globals) *cobra.Command {
 	var rulesFile, baseURL string
 	var maxAttempts int
 	c := &cobra.Command{
-		Use:   RoleNotify,
-		Short: "Run the notification service: post run events to Slack webhooks and CloudEvents endpoints by rules",
+		Use: RoleNotify,
+		// gantry@notifier (deploy/systemd) runs `gantry notifier` as the
+		// NATS user notifier: the template names command and user alike.
+		Aliases: []string{access.Notifier},
+		Short:   "Run the notification service: post run events to Slack webhooks and CloudEvents endpoints by rules",
 		Long: `Consume every run event with a durable consumer and deliver those the rules
 match to their targets: Slack-compatible incoming webhooks (a formatted message
 linking the run page) and generic webhooks (the CloudEvent, structured mode).
@@ -30,6 +34,9 @@ Connect as the NATS user notifier. See docs/chatops.md for the rules file.`,
 		Example: `  GANTRY_SLACK_WEBHOOK=https://hooks.slack.com/services/... \
     NATS_URL=tls://nats:4222 NATS_USER=notifier gantry notify --rules notify.yaml`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rulesFile == "" {
+				return fmt.Errorf("--rules (or GANTRY_NOTIFY_RULES): the notification rules file is required")
+			}
 			rules, err := loadNotifyRules(rulesFile, baseURL)
 			if err != nil {
 				return err
@@ -43,10 +50,9 @@ Connect as the NATS user notifier. See docs/chatops.md for the rules file.`,
 			return stack.RunRoles(cmd.Context(), []stack.Role{r})
 		},
 	}
-	c.Flags().StringVar(&rulesFile, "rules", "", "notification rules file (YAML; see docs/chatops.md)")
+	c.Flags().StringVar(&rulesFile, "rules", os.Getenv("GANTRY_NOTIFY_RULES"), "notification rules file (YAML; see docs/chatops.md) (env GANTRY_NOTIFY_RULES)")
 	c.Flags().StringVar(&baseURL, "base-url", "", "web UI address for run links (overrides the rules file's baseURL)")
 	c.Flags().IntVar(&maxAttempts, "max-attempts", chatops.DefaultMaxAttempts, "attempts of one delivery before it is recorded as failed for good")
-	_ = c.MarkFlagRequired("rules")
 	return c
 }
 
