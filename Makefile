@@ -46,6 +46,7 @@ fuzz:
 	$(FUZZ) -fuzz='^FuzzWriter$$' ./services/redact
 	$(FUZZ) -fuzz='^FuzzMaskedLines$$' ./services/runner
 	$(FUZZ) -fuzz='^FuzzPlan$$' ./services/retention
+	$(FUZZ) -fuzz='^FuzzSlashCommand$$' ./services/chatops
 
 # Load benchmarks: JSON reports with same-run NATS baselines (see
 # loadtest/README.md). Both always run; bench fails when either failed or

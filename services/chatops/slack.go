@@ -205,6 +205,12 @@ func (h *slackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusRequestEntityTooLarge, "body over 64 KiB")
 		return
 	}
+	// Slack checks the certificate of a new URL with an ssl_check request,
+	// which carries no command: answer it without acting on anything.
+	if f, err := url.ParseQuery(string(body)); err == nil && f.Get("ssl_check") == "1" && f.Get("command") == "" {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	if err := Verify(h.cfg.SigningSecret, r.Header.Get(HeaderSignature), r.Header.Get(HeaderTimestamp), body,
 		h.cfg.Now(), h.cfg.Window); err != nil {
 		h.cfg.Log.Warn().Err(err).Str("remote", r.RemoteAddr).Msg("slash command refused")
