@@ -424,7 +424,7 @@ func (h *slackHandler) rollback(ctx context.Context, who caller, args []string) 
 	if err != nil {
 		return ephemeral(fmt.Sprintf("rollback %s: %v", args[0], err))
 	}
-	text := fmt.Sprintf("<@%s> rolled *%s* back: deployment `%s` of revision `%s`", who.ID, args[0], c.Deployment, c.Revision.Name)
+	text := fmt.Sprintf("<@%s> rolled *%s* back: deployment `%s` of revision `%s`", who.ID, args[0], c.Deployment, c.Revision.Key)
 	if c.Trigger != nil && c.Trigger.Run != "" {
 		text += " built by run " + h.runLink(c.Trigger.Run)
 	}

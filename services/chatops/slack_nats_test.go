@@ -3,6 +3,7 @@ package chatops_test
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/gantry-ci/gantry/schemas"
 	"github.com/gantry-ci/gantry/services/chatops"
 	"github.com/gantry-ci/gantry/services/command"
+	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/projection"
 	"github.com/gantry-ci/gantry/services/source"
 )
@@ -122,4 +124,57 @@ func TestSlashCommandsOnTheBus(t *testing.T) {
 	if resp.ResponseType != chatops.InChannel || !strings.Contains(resp.Text, "approved run") || !strings.Contains(resp.Text, "Approve") {
 		t.Errorf("approve reply %+v", resp)
 	}
+
+	// rollback: a group with a good and a failed deployment and a live agent.
+	js := b.JetStream()
+	if _, err := deploy.ApplyGroup(ctx, js, deploy.Group{Name: "web", Application: "shop", DeploymentConfig: "AllAtOnce"}); err != nil {
+		t.Fatal(err)
+	}
+	agents, err := js.KeyValue(ctx, events.BucketAgents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agents.Put(ctx, events.AgentKey("web", "h1"), []byte(`{"group":"web","host":"h1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	d, err := b.Deploys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []events.Payload{
+		created("d-good", "v1"), events.DeploymentSucceeded{Deployment: "d-good", Group: "web"},
+		created("d-bad", "v2"), events.DeploymentFailed{Deployment: "d-bad", Group: "web", Reason: "h1 failed"},
+	} {
+		id := reflect.ValueOf(p).FieldByName("Deployment").String()
+		e, err := events.New(events.DeployID(id, p.EventType()), "/test", id, time.Now(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := d.Append(ctx, "web", e, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, resp = post(t, h, secret, now, form("UOPS", "rollback web"))
+	if resp.ResponseType != chatops.InChannel || !strings.Contains(resp.Text, "rolled *web* back") || !strings.Contains(resp.Text, "shop/v1/app.tar.gz") {
+		t.Fatalf("rollback reply %+v", resp)
+	}
+	states, err := deploy.List(ctx, b, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, st := range states {
+		if strings.Contains(resp.Text, "`"+st.ID()+"`") {
+			found = st.Created.Revision.Key == "shop/v1/app.tar.gz"
+		}
+	}
+	if len(states) != 3 || !found {
+		t.Errorf("after the rollback the group has %d deployments, the reply's deploying v1: %v", len(states), found)
+	}
+}
+
+func created(id, rev string) events.DeploymentCreated {
+	return events.DeploymentCreated{Deployment: id, Group: "web", Application: "shop",
+		Revision: events.ArtifactRef{Name: "app", Key: "shop/" + rev + "/app.tar.gz", SHA256: strings.Repeat("a", 64), Size: 10},
+		Config:   events.DeploymentConfig{Name: "AllAtOnce", Type: "HOST_COUNT", Value: 0}, Hosts: []string{"h1"}}
 }

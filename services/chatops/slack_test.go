@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -309,5 +311,24 @@ func TestConfigValidate(t *testing.T) {
 	err := chatops.Config{BaseURL: "ftp://x"}.Validate()
 	if err == nil || !strings.Contains(err.Error(), "signing secret") || !strings.Contains(err.Error(), "base URL") {
 		t.Fatalf("%v", err)
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	sf, uf := filepath.Join(dir, "secret"), filepath.Join(dir, "users.yaml")
+	if err := os.WriteFile(sf, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(uf, []byte("users:\n  U1: [approver]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := chatops.LoadConfig(sf, uf, "https://gantry.example.com")
+	if err != nil || cfg.SigningSecret != secret || cfg.Users["U1"][0] != chatops.RoleApprover {
+		t.Fatalf("%+v %v", cfg, err)
+	}
+	if _, err := chatops.LoadConfig(filepath.Join(dir, "none"), filepath.Join(dir, "none.yaml"), ""); err == nil ||
+		!strings.Contains(err.Error(), "signing secret") || !strings.Contains(err.Error(), "none.yaml") {
+		t.Fatalf("missing files: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/goccy/go-yaml"
 )
@@ -90,4 +91,24 @@ func (u Users) may(user string, allowed []string) bool {
 		}
 	}
 	return false
+}
+
+// LoadConfig builds a Config from the files the gateway's flags name: the
+// signing secret (a file, so the secret never sits on a command line or in
+// the environment) and the users file. BaseURL is where the UI is served.
+func LoadConfig(secretFile, usersFile, baseURL string) (Config, error) {
+	var errs []error
+	secret, err := os.ReadFile(secretFile)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("chat-ops signing secret: %w", err))
+	}
+	users, err := LoadUsers(usersFile)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	cfg := Config{SigningSecret: strings.TrimSpace(string(secret)), Users: users, BaseURL: baseURL}
+	return cfg, cfg.Validate()
 }
