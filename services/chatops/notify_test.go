@@ -258,39 +258,15 @@ rules:
 
 func readOutcomes(t *testing.T, js jetstream.JetStream, pipeline, runID string) []events.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := js.OrderedConsumer(ctx, events.StreamNotify, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.NotifyOutcomeSubject(pipeline, runID)}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	codec, err := events.NewCodec()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []events.Event
-	for {
-		info, err := c.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.NumPending == 0 {
-			return out
-		}
-		m, err := c.Next(jetstream.FetchMaxWait(time.Second))
-		if errors.Is(err, jetstream.ErrNoMessages) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := codec.Decode(m.Data())
-		if err != nil {
-			t.Fatalf("outcome %s: %v", m.Data(), err)
-		}
-		out = append(out, e)
+	out, err := chatops.Outcomes(context.Background(), js, codec, pipeline, runID)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return out
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {

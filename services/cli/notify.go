@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/services/access"
 	"github.com/gantry-ci/gantry/services/chatops"
 	"github.com/gantry-ci/gantry/services/stack"
@@ -53,7 +55,51 @@ Connect as the NATS user notifier. See docs/chatops.md for the rules file.`,
 	c.Flags().StringVar(&rulesFile, "rules", os.Getenv("GANTRY_NOTIFY_RULES"), "notification rules file (YAML; see docs/chatops.md) (env GANTRY_NOTIFY_RULES)")
 	c.Flags().StringVar(&baseURL, "base-url", "", "web UI address for run links (overrides the rules file's baseURL)")
 	c.Flags().IntVar(&maxAttempts, "max-attempts", chatops.DefaultMaxAttempts, "attempts of one delivery before it is recorded as failed for good")
+	c.AddCommand(notifyOutcomesCmd(g))
 	return c
+}
+
+func notifyOutcomesCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "outcomes RUN",
+		Short: "Show the notification deliveries of a run: each attempt, its target and status",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, err := g.open(cmd.Context(), "gantry-cli", false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			p, err := conn.Bus.FindRun(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			evs, err := chatops.Outcomes(cmd.Context(), conn.Bus.JetStream(), conn.Bus.Codec(), p, args[0])
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				out := make([]events.Envelope, 0, len(evs))
+				for _, e := range evs {
+					out = append(out, e.Envelope)
+				}
+				return g.printJSON(out)
+			}
+			for _, e := range evs {
+				switch o := e.Payload.(type) {
+				case events.NotificationDelivered:
+					fmt.Fprintf(g.stdout, "%s  %-12s %-30s attempt %d  delivered (%d)\n", e.Time.Format(time.RFC3339), o.Target, o.OfType, o.Attempt, o.StatusCode)
+				case events.NotificationFailed:
+					next := "failed"
+					if o.Retry {
+						next = "failed, will retry"
+					}
+					fmt.Fprintf(g.stdout, "%s  %-12s %-30s attempt %d  %s: %s\n", e.Time.Format(time.RFC3339), o.Target, o.OfType, o.Attempt, next, firstLine(o.Reason))
+				}
+			}
+			return nil
+		},
+	}
 }
 
 // loadNotifyRules reads the rules; no file means no rules (the service
