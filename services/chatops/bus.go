@@ -2,7 +2,6 @@ package chatops
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -52,41 +51,28 @@ func (d busDeps) Start(ctx context.Context, pipeline string, vars map[string]str
 	return source.Publish(ctx, js, d.v, t)
 }
 
-// Latest reads the runs projection: run IDs are UUIDv7, so the greatest
-// is the newest.
+// Latest is the pipeline's most recently active run: the run of the last
+// event on gantry.events.<pipeline>.*, folded from its log. One message
+// get and one run's read, however many runs the pipeline has.
 func (d busDeps) Latest(ctx context.Context, pipeline string) (run.State, error) {
-	kv, err := d.b.JetStream().KeyValue(ctx, events.BucketRuns)
+	s, err := d.b.JetStream().Stream(ctx, events.StreamEvents)
 	if err != nil {
-		return run.State{}, fmt.Errorf("runs bucket: %w", err)
+		return run.State{}, fmt.Errorf("stream %s: %w", events.StreamEvents, err)
 	}
-	keys, err := kv.ListKeys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
+	m, err := s.GetLastMsgForSubject(ctx, events.PipelineEvents(pipeline))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return run.State{}, fmt.Errorf("%w of pipeline %s", ErrNoRuns, pipeline)
 	}
 	if err != nil {
-		return run.State{}, fmt.Errorf("runs bucket: %w", err)
+		return run.State{}, fmt.Errorf("last event of %s: %w", pipeline, err)
 	}
-	var best run.State
-	for k := range keys.Keys() {
-		e, err := kv.Get(ctx, k)
-		if err != nil {
-			if !errors.Is(err, jetstream.ErrKeyNotFound) {
-				return run.State{}, fmt.Errorf("runs bucket %s: %w", k, err)
-			}
-			continue
-		}
-		var s run.State
-		if json.Unmarshal(e.Value(), &s) != nil || s.Pipeline != pipeline {
-			continue
-		}
-		if strings.Compare(s.Run, best.Run) > 0 {
-			best = s
-		}
+	parts := strings.Split(m.Subject, ".")
+	runID := parts[len(parts)-1]
+	evs, err := d.b.ReadRun(ctx, pipeline, runID, 0)
+	if err != nil {
+		return run.State{}, fmt.Errorf("read run %s: %w", runID, err)
 	}
-	if best.Run == "" {
-		return run.State{}, fmt.Errorf("%w of pipeline %s", ErrNoRuns, pipeline)
-	}
-	return best, nil
+	return run.Fold(run.State{}, evs...), nil
 }
 
 // Rollback rolls the group back. The deployment log has no actor field, so

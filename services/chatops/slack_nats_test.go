@@ -18,12 +18,11 @@ import (
 	"github.com/gantry-ci/gantry/services/chatops"
 	"github.com/gantry-ci/gantry/services/command"
 	"github.com/gantry-ci/gantry/services/deploy"
-	"github.com/gantry-ci/gantry/services/projection"
 	"github.com/gantry-ci/gantry/services/source"
 )
 
-// TestSlashCommandsOnTheBus runs run and status for real (trigger intake
-// and projector running) and approve against a stub responder on
+// TestSlashCommandsOnTheBus runs run, status and rollback for real (the
+// trigger intake running) and approve against a stub responder on
 // gantry.cmd.approve standing in for the conductor.
 func TestSlashCommandsOnTheBus(t *testing.T) {
 	srv := natstest.Start(t)
@@ -46,7 +45,6 @@ func TestSlashCommandsOnTheBus(t *testing.T) {
 	}
 	for _, r := range []func(context.Context) error{
 		(&source.Triggers{Bus: natstest.Bus(t, srv.ClientURL()), Log: zerolog.Nop(), Validator: v}).Run,
-		(&projection.Projector{Bus: natstest.Bus(t, srv.ClientURL()), Log: zerolog.Nop()}).Run,
 	} {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = r(ctx) }()
@@ -96,7 +94,7 @@ func TestSlashCommandsOnTheBus(t *testing.T) {
 		t.Errorf("run.requested trigger %+v variables %v", req.Trigger, req.Variables)
 	}
 
-	// status reads the projection once the projector has folded the run.
+	// status folds the pipeline's most recently active run.
 	for {
 		_, resp = post(t, h, secret, now, form("UVIEW", "status hello"))
 		if strings.Contains(resp.Text, runID) {
@@ -123,6 +121,22 @@ func TestSlashCommandsOnTheBus(t *testing.T) {
 	}
 	if resp.ResponseType != chatops.InChannel || !strings.Contains(resp.Text, "approved run") || !strings.Contains(resp.Text, "Approve") {
 		t.Errorf("approve reply %+v", resp)
+	}
+
+	// A newer run is the one status shows.
+	_, resp = post(t, h, secret, now, form("UADMIN", "run hello"))
+	i = strings.Index(resp.Text, "/runs/")
+	second := resp.Text[i+len("/runs/"):]
+	second = second[:strings.IndexByte(second, '|')]
+	for {
+		_, resp = post(t, h, secret, now, form("UVIEW", "status hello"))
+		if strings.Contains(resp.Text, second) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never showed the newer run %s: %q", second, resp.Text)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	// rollback: a group with a good and a failed deployment and a live agent.
