@@ -12,6 +12,7 @@
 package chatops
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -24,6 +25,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -43,9 +45,14 @@ const (
 // recommended replay window.
 const DefaultWindow = 5 * time.Minute
 
-// DefaultTimeout bounds one command: Slack gives up on a slash command
-// that is not answered within 3 seconds.
-const DefaultTimeout = 2500 * time.Millisecond
+// DefaultDefer is how long a command may take to be answered in the
+// response itself: Slack gives up on a slash command that is not answered
+// within 3 seconds. A slower one is acknowledged and its reply posted to
+// the request's response_url when it is done.
+const DefaultDefer = 2 * time.Second
+
+// DefaultTimeout bounds one command.
+const DefaultTimeout = 30 * time.Second
 
 // maxBody bounds a slash command's form body; Slack's are a few hundred bytes.
 const maxBody = 64 << 10
@@ -86,8 +93,17 @@ type Config struct {
 	BaseURL string
 	// Window is the replay window (default DefaultWindow).
 	Window time.Duration
+	// Defer is how long a reply may take to go in the response (default
+	// DefaultDefer); after it, the reply goes to the response_url.
+	Defer time.Duration
 	// Timeout bounds one command (default DefaultTimeout).
 	Timeout time.Duration
+	// ResponseURLAllowed says where deferred replies may be posted
+	// (default: https://hooks.slack.com/ only, so a request can never make
+	// the gateway post elsewhere).
+	ResponseURLAllowed func(*url.URL) bool
+	// Client posts deferred replies (default: a 10-second timeout).
+	Client *http.Client
 	// Now is the clock (default time.Now), for tests.
 	Now func() time.Time
 	Log zerolog.Logger
@@ -133,16 +149,25 @@ const (
 	InChannel = "in_channel"
 )
 
-type slackHandler struct {
+// Slack is the slash-command handler. Close stops the commands still
+// running for deferred replies and waits for them.
+type Slack struct {
 	cfg  Config
 	deps Deps
+	// base outlives each request: a deferred command goes on after its
+	// response was sent. Close cancels it.
+	base   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
+
+var _ http.Handler = (*Slack)(nil)
 
 // SlackHandler serves Slack slash commands (POST, form-encoded, signed).
 // It refuses with 401 a request whose signature does not match or whose
 // timestamp is outside the replay window, and answers every verified
 // request with 200 and a Slack JSON reply (refusals are ephemeral).
-func SlackHandler(cfg Config, deps Deps) (http.Handler, error) {
+func SlackHandler(cfg Config, deps Deps) (*Slack, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -152,11 +177,27 @@ func SlackHandler(cfg Config, deps Deps) (http.Handler, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	if cfg.Defer <= 0 {
+		cfg.Defer = DefaultDefer
+	}
+	if cfg.ResponseURLAllowed == nil {
+		cfg.ResponseURLAllowed = func(u *url.URL) bool { return u.Scheme == "https" && u.Host == "hooks.slack.com" }
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: 10 * time.Second}
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	return &slackHandler{cfg: cfg, deps: deps}, nil
+	base, cancel := context.WithCancel(context.Background())
+	return &Slack{cfg: cfg, deps: deps, base: base, cancel: cancel}, nil
+}
+
+// Close cancels the commands still running and waits for them.
+func (h *Slack) Close() {
+	h.cancel()
+	h.wg.Wait()
 }
 
 // Verification failures (all answered 401).
@@ -190,7 +231,7 @@ func Verify(secret, sig, ts string, body []byte, now time.Time, window time.Dura
 	return nil
 }
 
-func (h *slackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Slack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		httpError(w, http.StatusMethodNotAllowed, "slash commands are POSTed")
@@ -222,11 +263,74 @@ func (h *slackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "form body: "+err.Error())
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
-	defer cancel()
-	resp := h.command(ctx, caller{ID: form.Get("user_id"), Name: form.Get("user_name")}, form.Get("command"), form.Get("text"))
+	resp := h.respond(form)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// respond carries a command out and returns the response to send: its reply,
+// or, when it takes longer than Defer and the request has an allowed
+// response_url, an acknowledgement, the reply being posted there when done.
+func (h *Slack) respond(form url.Values) Response {
+	who := caller{ID: form.Get("user_id"), Name: form.Get("user_name")}
+	text := form.Get("text")
+	respURL, err := url.Parse(form.Get("response_url"))
+	canDefer := err == nil && form.Get("response_url") != "" && h.cfg.ResponseURLAllowed(respURL)
+	done := make(chan Response, 1)
+	// settled is closed once the handler chose between answering inline
+	// and deferring; late says which.
+	settled := make(chan struct{})
+	var late bool
+	ctx, cancel := context.WithTimeout(h.base, h.cfg.Timeout)
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		defer cancel()
+		resp := h.command(ctx, who, form.Get("command"), text)
+		done <- resp
+		<-settled
+		if late {
+			h.postLate(ctx, respURL.String(), resp)
+		}
+	}()
+	defer close(settled)
+	if !canDefer {
+		return <-done
+	}
+	timer := time.NewTimer(h.cfg.Defer)
+	defer timer.Stop()
+	select {
+	case resp := <-done:
+		return resp
+	case <-timer.C:
+		select {
+		case resp := <-done:
+			return resp
+		default:
+			late = true
+			return ephemeral(fmt.Sprintf("Working on `%s`…", firstLine(text)))
+		}
+	}
+}
+
+// postLate sends a deferred reply to the request's response_url.
+func (h *Slack) postLate(ctx context.Context, to string, resp Response) {
+	body, _ := json.Marshal(resp)
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, to, bytes.NewReader(body))
+	if err != nil {
+		h.cfg.Log.Error().Err(err).Msg("deferred slash-command reply")
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	r, err := h.cfg.Client.Do(req)
+	if err != nil {
+		h.cfg.Log.Error().Str("to", MaskURL(to)).Msg("deferred slash-command reply not delivered")
+		return
+	}
+	_ = r.Body.Close()
+	if r.StatusCode >= 300 {
+		h.cfg.Log.Error().Str("to", MaskURL(to)).Int("status", r.StatusCode).Msg("deferred slash-command reply refused")
+	}
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
@@ -269,7 +373,7 @@ const usage = "Commands:\n" +
 	"• `help`"
 
 // command parses and carries out one command line.
-func (h *slackHandler) command(ctx context.Context, who caller, slash, text string) Response {
+func (h *Slack) command(ctx context.Context, who caller, slash, text string) Response {
 	args := strings.Fields(text)
 	if len(args) == 0 || args[0] == "help" {
 		return ephemeral(usage)
@@ -322,14 +426,14 @@ func RunURL(base, runID string) string {
 }
 
 // runLink is a Slack link to the run page, or the run ID without a base URL.
-func (h *slackHandler) runLink(runID string) string {
+func (h *Slack) runLink(runID string) string {
 	if h.cfg.BaseURL == "" {
 		return "`" + runID + "`"
 	}
 	return "<" + RunURL(h.cfg.BaseURL, runID) + "|" + runID + ">"
 }
 
-func (h *slackHandler) status(ctx context.Context, args []string) Response {
+func (h *Slack) status(ctx context.Context, args []string) Response {
 	if len(args) != 1 {
 		return ephemeral("Usage: `status PIPELINE`")
 	}
@@ -351,7 +455,7 @@ func (h *slackHandler) status(ctx context.Context, args []string) Response {
 	return reply(Ephemeral, b.String())
 }
 
-func (h *slackHandler) run(ctx context.Context, who caller, args []string) Response {
+func (h *Slack) run(ctx context.Context, who caller, args []string) Response {
 	if len(args) < 1 {
 		return ephemeral("Usage: `run PIPELINE [NAME=value…]`")
 	}
@@ -378,7 +482,7 @@ func (h *slackHandler) run(ctx context.Context, who caller, args []string) Respo
 
 // decide approves or rejects: RUN, then optional stage=/action= words,
 // then the comment.
-func (h *slackHandler) decide(ctx context.Context, who caller, verb string, args []string) Response {
+func (h *Slack) decide(ctx context.Context, who caller, verb string, args []string) Response {
 	if len(args) < 1 {
 		return ephemeral(fmt.Sprintf("Usage: `%s RUN [stage=S action=A] [comment]`", verb))
 	}
@@ -413,7 +517,7 @@ func (h *slackHandler) decide(ctx context.Context, who caller, verb string, args
 	return reply(InChannel, text)
 }
 
-func (h *slackHandler) rollback(ctx context.Context, who caller, args []string) Response {
+func (h *Slack) rollback(ctx context.Context, who caller, args []string) Response {
 	if len(args) != 1 {
 		return ephemeral("Usage: `rollback GROUP`")
 	}

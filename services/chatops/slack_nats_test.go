@@ -61,7 +61,7 @@ func TestSlashCommandsOnTheBus(t *testing.T) {
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 
 	h, err := chatops.SlackHandler(chatops.Config{SigningSecret: secret, Users: users, BaseURL: "http://127.0.0.1:8080",
-		Now: func() time.Time { return now }, Timeout: 10 * time.Second, Log: zerolog.Nop()}, chatops.BusDeps(b, v, zerolog.Nop()))
+		Now: func() time.Time { return now }, Timeout: 30 * time.Second, Defer: time.Minute, Log: zerolog.Nop()}, chatops.BusDeps(b, v, zerolog.Nop()))
 	if err != nil {
 		t.Fatal(err)
 	}

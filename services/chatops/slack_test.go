@@ -28,6 +28,8 @@ var now = time.Date(2026, 12, 1, 4, 0, 0, 0, time.UTC)
 
 // fakes record what the handler asked for.
 type fakes struct {
+	// slow delays Do.
+	slow     time.Duration
 	verb     string
 	req      command.Request
 	started  []string
@@ -39,7 +41,14 @@ type fakes struct {
 	startErr error
 }
 
-func (f *fakes) Do(_ context.Context, verb string, req command.Request) (command.Reply, error) {
+func (f *fakes) Do(ctx context.Context, verb string, req command.Request) (command.Reply, error) {
+	if f.slow > 0 {
+		select {
+		case <-time.After(f.slow):
+		case <-ctx.Done():
+			return command.Reply{}, ctx.Err()
+		}
+	}
 	f.verb, f.req = verb, req
 	if f.doErr != nil {
 		return command.Reply{Error: f.doErr.Error()}, f.doErr
@@ -74,13 +83,15 @@ var users = chatops.Users{
 	"UADMIN": {chatops.RoleAdmin},
 }
 
-func newHandler(t *testing.T, f *fakes) http.Handler {
+func newHandler(t *testing.T, f *fakes) *chatops.Slack {
 	t.Helper()
 	h, err := chatops.SlackHandler(chatops.Config{SigningSecret: secret, Users: users, BaseURL: "https://gantry.example.com/",
-		Now: func() time.Time { return now }, Log: zerolog.Nop()}, chatops.Deps{Commands: f, Runs: f, Rollbacks: f})
+		// Replies inline however slow the machine: the deferred path has its own test.
+		Defer: time.Minute, Now: func() time.Time { return now }, Log: zerolog.Nop()}, chatops.Deps{Commands: f, Runs: f, Rollbacks: f})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(h.Close)
 	return h
 }
 
@@ -330,5 +341,54 @@ func TestLoadConfig(t *testing.T) {
 	if _, err := chatops.LoadConfig(filepath.Join(dir, "none"), filepath.Join(dir, "none.yaml"), ""); err == nil ||
 		!strings.Contains(err.Error(), "signing secret") || !strings.Contains(err.Error(), "none.yaml") {
 		t.Fatalf("missing files: %v", err)
+	}
+}
+
+// TestDeferredReply: a command slower than Defer is acknowledged at once
+// and its reply posted to the response_url; one without an allowed
+// response_url is answered inline however long it takes.
+func TestDeferredReply(t *testing.T) {
+	got := make(chan chatops.Response, 1)
+	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var resp chatops.Response
+		_ = json.NewDecoder(r.Body).Decode(&resp)
+		got <- resp
+	}))
+	t.Cleanup(slack.Close)
+	f := &fakes{slow: 300 * time.Millisecond}
+	h, err := chatops.SlackHandler(chatops.Config{SigningSecret: secret, Users: users, Now: func() time.Time { return now },
+		Defer: 20 * time.Millisecond, Log: zerolog.Nop(),
+		ResponseURLAllowed: func(u *url.URL) bool { return "http://"+u.Host == slack.URL }},
+		chatops.Deps{Commands: f, Runs: f, Rollbacks: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	body := []byte(url.Values{"command": {"/gantry"}, "user_id": {"UAPPR"}, "text": {"approve r1 ok"},
+		"response_url": {slack.URL + "/commands/T1/1/x"}}.Encode())
+	_, resp := post(t, h, secret, now, body)
+	if resp.ResponseType != chatops.Ephemeral || !strings.Contains(resp.Text, "Working on `approve r1 ok`") {
+		t.Fatalf("acknowledgement %+v", resp)
+	}
+	select {
+	case late := <-got:
+		if late.ResponseType != chatops.InChannel || !strings.Contains(late.Text, "approved run `r1`") {
+			t.Fatalf("deferred reply %+v", late)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no deferred reply")
+	}
+
+	// A response_url elsewhere is never posted to: the reply comes inline.
+	body = []byte(url.Values{"command": {"/gantry"}, "user_id": {"UAPPR"}, "text": {"approve r2"},
+		"response_url": {"http://169.254.169.254/latest"}}.Encode())
+	h2, err := chatops.SlackHandler(chatops.Config{SigningSecret: secret, Users: users, Now: func() time.Time { return now },
+		Defer: 20 * time.Millisecond, Log: zerolog.Nop()}, chatops.Deps{Commands: f, Runs: f, Rollbacks: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h2.Close)
+	if _, resp := post(t, h2, secret, now, body); !strings.Contains(resp.Text, "approved run `r2`") {
+		t.Fatalf("inline reply %+v", resp)
 	}
 }
