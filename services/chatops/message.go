@@ -48,7 +48,7 @@ func describe(p events.Payload, what string) (icon, summary, detail string) {
 		if who == "" {
 			who = v.Trigger.Kind
 		}
-		return info, "requested by " + who, ""
+		return info, "requested by " + Escape(who), ""
 	case events.RunStarted:
 		return info, "started", ""
 	case events.RunSucceeded:
@@ -58,7 +58,7 @@ func describe(p events.Payload, what string) (icon, summary, detail string) {
 		if v.Stage != "" {
 			s += " in stage " + v.Stage
 		}
-		return bad, s, "> " + firstLine(v.Reason)
+		return bad, s, reasonLine(v.Reason)
 	case events.RunStopped:
 		return bad, "stopped", reasonLine(v.Reason)
 	case events.StageStarted:
@@ -79,5 +79,5 @@ func reasonLine(r string) string {
 	if r == "" {
 		return ""
 	}
-	return "> " + firstLine(r)
+	return "> " + Escape(firstLine(r))
 }

@@ -308,7 +308,7 @@ func (h *Slack) respond(form url.Values) Response {
 			return resp
 		default:
 			late = true
-			return ephemeral(fmt.Sprintf("Working on `%s`…", firstLine(text)))
+			return ephemeral(fmt.Sprintf("Working on `%s`…", Escape(firstLine(text))))
 		}
 	}
 }
@@ -442,12 +442,12 @@ func (h *Slack) status(ctx context.Context, args []string) Response {
 	}
 	st, err := h.deps.Runs.Latest(ctx, args[0])
 	if err != nil {
-		return ephemeral(fmt.Sprintf("status %s: %v", args[0], err))
+		return ephemeral(fmt.Sprintf("status %s: %s", args[0], Escape(err.Error())))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "*%s* run %s: *%s*", st.Pipeline, h.runLink(st.Run), st.Phase)
 	if st.Reason != "" {
-		fmt.Fprintf(&b, " (%s)", firstLine(st.Reason))
+		fmt.Fprintf(&b, " (%s)", Escape(firstLine(st.Reason)))
 	}
 	for _, sg := range st.Stages {
 		fmt.Fprintf(&b, "\n• %s: %s", sg.Name, orDash(string(sg.Phase)))
@@ -475,7 +475,7 @@ func (h *Slack) run(ctx context.Context, who caller, args []string) Response {
 	}
 	id, err := h.deps.Runs.Start(ctx, args[0], vars, who.Actor())
 	if err != nil {
-		return ephemeral(fmt.Sprintf("run %s: %v", args[0], err))
+		return ephemeral(fmt.Sprintf("run %s: %s", args[0], Escape(err.Error())))
 	}
 	return reply(InChannel, fmt.Sprintf("<@%s> started run %s of *%s*", who.ID, h.runLink(id), args[0]))
 }
@@ -485,6 +485,9 @@ func (h *Slack) run(ctx context.Context, who caller, args []string) Response {
 func (h *Slack) decide(ctx context.Context, who caller, verb string, args []string) Response {
 	if len(args) < 1 {
 		return ephemeral(fmt.Sprintf("Usage: `%s RUN [stage=S action=A] [comment]`", verb))
+	}
+	if err := events.CheckName("run", args[0]); err != nil {
+		return ephemeral(Escape(err.Error()))
 	}
 	req := command.Request{Run: args[0], Actor: who.Actor()}
 	rest := args[1:]
@@ -501,7 +504,7 @@ func (h *Slack) decide(ctx context.Context, who caller, verb string, args []stri
 	req.Comment = strings.Join(rest, " ")
 	rep, err := h.deps.Commands.Do(ctx, verb, req)
 	if err != nil {
-		return ephemeral(fmt.Sprintf("%s %s: %v", verb, req.Run, err))
+		return ephemeral(fmt.Sprintf("%s %s: %s", verb, Escape(req.Run), Escape(err.Error())))
 	}
 	past := map[string]string{"approve": "approved", "reject": "rejected"}[verb]
 	text := fmt.Sprintf("<@%s> %s run %s", who.ID, past, h.runLink(req.Run))
@@ -512,7 +515,7 @@ func (h *Slack) decide(ctx context.Context, who caller, verb string, args []stri
 		text += fmt.Sprintf(" (run is %s)", rep.Phase)
 	}
 	if req.Comment != "" {
-		text += ": " + req.Comment
+		text += ": " + Escape(req.Comment)
 	}
 	return reply(InChannel, text)
 }
@@ -526,13 +529,19 @@ func (h *Slack) rollback(ctx context.Context, who caller, args []string) Respons
 	}
 	c, err := h.deps.Rollbacks.Rollback(ctx, args[0], who.Actor())
 	if err != nil {
-		return ephemeral(fmt.Sprintf("rollback %s: %v", args[0], err))
+		return ephemeral(fmt.Sprintf("rollback %s: %s", args[0], Escape(err.Error())))
 	}
 	text := fmt.Sprintf("<@%s> rolled *%s* back: deployment `%s` of revision `%s`", who.ID, args[0], c.Deployment, c.Revision.Key)
 	if c.Trigger != nil && c.Trigger.Run != "" {
 		text += " built by run " + h.runLink(c.Trigger.Run)
 	}
 	return reply(InChannel, text)
+}
+
+// Escape makes free text (a reason, a comment) plain in Slack markup,
+// where <, > and & start links, mentions and entities.
+func Escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
 func firstLine(s string) string {

@@ -264,6 +264,13 @@ func TestCommands(t *testing.T) {
 			t.Fatalf("%s: %+v", f.verb, resp)
 		}
 	})
+	t.Run("free text is escaped", func(t *testing.T) {
+		f := &fakes{}
+		_, resp := post(t, newHandler(t, f), secret, now, form("UAPPR", "approve r1 <!channel> & <https://evil|click>"))
+		if f.req.Comment != "<!channel> & <https://evil|click>" || !strings.HasSuffix(resp.Text, ": &lt;!channel&gt; &amp; &lt;https://evil|click&gt;") {
+			t.Fatalf("comment %q, reply %q", f.req.Comment, resp.Text)
+		}
+	})
 	t.Run("status", func(t *testing.T) {
 		f := &fakes{latest: run.State{Run: "r9", Pipeline: "hello", Phase: run.Failed, Reason: "build failed",
 			Stages: []run.Stage{{Name: "Build", Phase: run.Failed}, {Name: "Deploy"}}}}
@@ -291,6 +298,7 @@ func TestCommands(t *testing.T) {
 			"":                     "Commands:",
 			"help":                 "`rollback GROUP`",
 			"rollback bad.group.x": `deployment group "bad.group.x"`,
+			"approve <!channel>":   `run "&lt;!channel&gt;"`,
 		} {
 			_, resp := post(t, newHandler(t, &fakes{}), secret, now, form("UADMIN", text))
 			if resp.ResponseType != chatops.Ephemeral || !strings.Contains(resp.Text, want) {
