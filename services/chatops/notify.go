@@ -142,8 +142,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("notifier deliveries consumer: %w", err)
 	}
-	cc1, err := evCons.Consume(consume.AckOrRedeliver(ctx, n.Log, "notifier", time.Second, n.Bus,
-		func(m jetstream.Msg) error { return n.fanOut(ctx, m) }))
+	cc1, err := evCons.Consume(func(m jetstream.Msg) { n.onEvent(ctx, m) })
 	if err != nil {
 		return err
 	}
@@ -163,6 +162,31 @@ func (r *Rules) targets() []Target {
 		return nil
 	}
 	return r.Targets
+}
+
+// onEvent fans an event out. A failure (publishing to GANTRY_NOTIFY) is
+// retried with backoff; it is never dead-lettered, since the run event
+// itself is fine, and the notifier may not write the run log's DLQ.
+func (n *Notifier) onEvent(ctx context.Context, m jetstream.Msg) {
+	err := n.fanOut(ctx, m)
+	if err == nil {
+		_ = m.Ack()
+		return
+	}
+	if ctx.Err() != nil {
+		_ = m.Nak()
+		return
+	}
+	delivered := 1
+	if meta, err := m.Metadata(); err == nil {
+		delivered = int(meta.NumDelivered)
+	}
+	ev := n.Log.Warn()
+	if delivered >= consume.MaxDeliver {
+		ev = n.Log.Error().Bool("dropped", true)
+	}
+	ev.Err(err).Str("subject", m.Subject()).Int("delivery", delivered).Msg("run event not fanned out to notification targets")
+	_ = m.NakWithDelay(n.Backoff(delivered))
 }
 
 // pipelineOf reads the pipeline from a run subject gantry.events.<pipeline>.<run>.

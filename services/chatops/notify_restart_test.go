@@ -30,7 +30,7 @@ rules: [{types: [dev.gantry.run.failed], targets: [team]}]
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		n := &chatops.Notifier{Bus: natstest.Bus(t, srv.ClientURL()), Rules: rules, Log: zerolog.Nop(),
-			Backoff: func(int) time.Duration { return 2 * time.Second }}
+			Backoff: func(int) time.Duration { return 3 * time.Second }}
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = n.Run(ctx) }()
 		return func() { cancel(); wg.Wait() }

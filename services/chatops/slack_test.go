@@ -28,8 +28,8 @@ var now = time.Date(2026, 12, 1, 4, 0, 0, 0, time.UTC)
 
 // fakes record what the handler asked for.
 type fakes struct {
-	// slow delays Do.
-	slow     time.Duration
+	// hold, when set, blocks Do until it is closed.
+	hold     chan struct{}
 	verb     string
 	req      command.Request
 	started  []string
@@ -42,9 +42,9 @@ type fakes struct {
 }
 
 func (f *fakes) Do(ctx context.Context, verb string, req command.Request) (command.Reply, error) {
-	if f.slow > 0 {
+	if f.hold != nil {
 		select {
-		case <-time.After(f.slow):
+		case <-f.hold:
 		case <-ctx.Done():
 			return command.Reply{}, ctx.Err()
 		}
@@ -363,7 +363,7 @@ func TestDeferredReply(t *testing.T) {
 		got <- resp
 	}))
 	t.Cleanup(slack.Close)
-	f := &fakes{slow: 300 * time.Millisecond}
+	f := &fakes{hold: make(chan struct{})}
 	h, err := chatops.SlackHandler(chatops.Config{SigningSecret: secret, Users: users, Now: func() time.Time { return now },
 		Defer: 20 * time.Millisecond, Log: zerolog.Nop(),
 		ResponseURLAllowed: func(u *url.URL) bool { return "http://"+u.Host == slack.URL }},
@@ -378,6 +378,7 @@ func TestDeferredReply(t *testing.T) {
 	if resp.ResponseType != chatops.Ephemeral || !strings.Contains(resp.Text, "Working on `approve r1 ok`") {
 		t.Fatalf("acknowledgement %+v", resp)
 	}
+	close(f.hold) // the conductor answers only now
 	select {
 	case late := <-got:
 		if late.ResponseType != chatops.InChannel || !strings.Contains(late.Text, "approved run `r1`") {
@@ -387,7 +388,10 @@ func TestDeferredReply(t *testing.T) {
 		t.Fatal("no deferred reply")
 	}
 
-	// A response_url elsewhere is never posted to: the reply comes inline.
+	// A response_url elsewhere is never posted to: the reply comes inline
+	// however long the command takes.
+	f = &fakes{hold: make(chan struct{})}
+	time.AfterFunc(100*time.Millisecond, func() { close(f.hold) })
 	body = []byte(url.Values{"command": {"/gantry"}, "user_id": {"UAPPR"}, "text": {"approve r2"},
 		"response_url": {"http://169.254.169.254/latest"}}.Encode())
 	h2, err := chatops.SlackHandler(chatops.Config{SigningSecret: secret, Users: users, Now: func() time.Time { return now },
