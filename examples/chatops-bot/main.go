@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -36,10 +37,9 @@ import (
 )
 
 // WaitingType is the event an approval action appends while it waits for
-// a decision. Approvals are being built (issue 10's sibling work on
-// gates); until they land this is the documented name, and --waiting-type
-// overrides it. Its data names the action as a task does: run, stage,
-// action.
+// a decision (events.TypeActionWaiting of the approvals work, issue 9;
+// spelled here until it is on main). Its data names the action as a task
+// does (run, stage, action, attempt) and who may answer (approvers).
 const WaitingType = "dev.gantry.action.waiting"
 
 func main() {
@@ -157,11 +157,14 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// waiting is the data of a waiting approval: the action it is.
+// waiting is the part of a waiting approval's data the bot reads: the
+// action it is, and who may answer (empty: anyone allowed to send
+// gantry.cmd.approve).
 type waiting struct {
-	Run    string `json:"run"`
-	Stage  string `json:"stage"`
-	Action string `json:"action"`
+	Run       string   `json:"run"`
+	Stage     string   `json:"stage"`
+	Action    string   `json:"action"`
+	Approvers []string `json:"approvers,omitempty"`
 }
 
 func (bt *bot) onRunEvent(ctx context.Context, m jetstream.Msg) {
@@ -183,6 +186,11 @@ func (bt *bot) onRunEvent(ctx context.Context, m jetstream.Msg) {
 	rule, ok := matchApproval(bt.c.approve, pipeline, w.Stage, w.Action)
 	if !ok {
 		fmt.Fprintf(bt.stdout, "not approving %s/%s/%s of run %s: no rule matches\n", pipeline, w.Stage, w.Action, w.Run)
+		return
+	}
+	if len(w.Approvers) > 0 && !slices.Contains(w.Approvers, bt.c.actor) {
+		fmt.Fprintf(bt.stdout, "not approving %s/%s/%s of run %s: %s is not among its approvers %v\n",
+			pipeline, w.Stage, w.Action, w.Run, bt.c.actor, w.Approvers)
 		return
 	}
 	reply, err := bt.cmd.Do(ctx, command.Approve, command.Request{Run: w.Run, Pipeline: pipeline, Stage: w.Stage, Action: w.Action,

@@ -87,9 +87,11 @@ func startBot(t *testing.T, url string, args ...string) *botProc {
 }
 
 // publishWaiting publishes a waiting approval as an approval action would.
-func publishWaiting(t *testing.T, b *bus.Bus, pipeline, run, stage, action string) {
+func publishWaiting(t *testing.T, b *bus.Bus, pipeline, run, stage, action string, approvers ...string) {
 	t.Helper()
-	data, _ := json.Marshal(waiting{Run: run, Stage: stage, Action: action})
+	// As the approvals work writes it (events.ActionWaiting).
+	data, _ := json.Marshal(map[string]any{"run": run, "stage": stage, "action": action, "attempt": 1,
+		"instructions": "check the staging site", "approvers": approvers, "expires": time.Now().Add(time.Hour).Format(time.RFC3339)})
 	env := events.Envelope{SpecVersion: events.SpecVersion, ID: events.RunID(run, "stage/"+stage+"/action/"+action+"/waiting"),
 		Source: "/test", Type: WaitingType, Subject: run, Time: time.Now().UTC(), DataContentType: "application/json", Data: data}
 	raw, _ := json.Marshal(env)
@@ -119,8 +121,13 @@ func TestBotApprovesAWaitingRun(t *testing.T) {
 	publishWaiting(t, b, "webshop", other, "Production", "gate")
 	bot.waitLine(t, "not approving webshop/Production/gate of run "+other)
 
+	// A rule matches, but the approval names its approvers and not the bot.
+	people := events.RunIDForTrigger("people-only", time.Now().UnixMilli())
+	publishWaiting(t, b, "webshop", people, "StagingApproval", "sign-off", "slack:U012ABCDEF(alice)")
+	bot.waitLine(t, "not approving webshop/StagingApproval/sign-off of run "+people+": bot:test is not among its approvers")
+
 	runID := events.RunIDForTrigger("approve-me", time.Now().UnixMilli())
-	publishWaiting(t, b, "webshop", runID, "StagingApproval", "sign-off")
+	publishWaiting(t, b, "webshop", runID, "StagingApproval", "sign-off", "slack:U012ABCDEF(alice)", "bot:test")
 	select {
 	case req := <-got:
 		want := command.Request{Run: runID, Pipeline: "webshop", Stage: "StagingApproval", Action: "sign-off",
