@@ -8,7 +8,7 @@
 // file (Slack user ID → roles), and carried out through the same APIs as
 // the CLI and the HTTP API: services/command for approve and reject,
 // source.Publish for starts, services/rollback for deployment rollbacks.
-// The actor recorded is slack:<user ID>(<user name>).
+// The actor recorded is slack:<user ID>; the user's name is logged.
 package chatops
 
 import (
@@ -342,18 +342,12 @@ func httpError(w http.ResponseWriter, code int, msg string) {
 // caller is the Slack user behind a command.
 type caller struct{ ID, Name string }
 
-// Actor is what the events record: slack:<user ID>, with the display name
-// in parentheses (the ID is what identifies; the name helps people).
-func (c caller) Actor() string {
-	a := "slack:" + c.ID
-	if c.Name != "" {
-		a += "(" + c.Name + ")"
-	}
-	if len(a) > 256 {
-		a = a[:256]
-	}
-	return a
-}
+// Actor is what the events record: slack:<user ID>. Display names are
+// not part of it: anyone can change theirs, two people can share one, and
+// an approval's approvers (in the pipeline file) match actors exactly, so
+// `approvers: slack:U012ABCDEF` must keep matching after a rename. The
+// name goes to the log line of each command instead.
+func (c caller) Actor() string { return "slack:" + c.ID }
 
 // verbs: who may use each command.
 var verbRoles = map[string][]string{
@@ -383,7 +377,7 @@ func (h *Slack) command(ctx context.Context, who caller, slash, text string) Res
 	if !ok {
 		return ephemeral(fmt.Sprintf("Unknown command `%s`.\n%s", verb, usage))
 	}
-	log := h.cfg.Log.With().Str("actor", who.Actor()).Str("verb", verb).Logger()
+	log := h.cfg.Log.With().Str("actor", who.Actor()).Str("user_name", who.Name).Str("verb", verb).Logger()
 	if who.ID == "" {
 		return ephemeral("The request names no user (user_id); nothing done.")
 	}

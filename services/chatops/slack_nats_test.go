@@ -90,7 +90,7 @@ func TestSlashCommandsOnTheBus(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if req.Trigger.Actor != "slack:UOPS(alice)" || req.Variables["GREETING"] != "hi" {
+	if req.Trigger.Actor != "slack:UOPS" || req.Variables["GREETING"] != "hi" {
 		t.Errorf("run.requested trigger %+v variables %v", req.Trigger, req.Variables)
 	}
 
@@ -112,7 +112,7 @@ func TestSlashCommandsOnTheBus(t *testing.T) {
 	_, resp = post(t, h, secret, now, form("UAPPR", "approve "+runID+" ship it"))
 	select {
 	case r := <-got:
-		want := command.Request{Run: runID, Comment: "ship it", Actor: "slack:UAPPR(alice)"}
+		want := command.Request{Run: runID, Comment: "ship it", Actor: "slack:UAPPR"}
 		if r != want {
 			t.Fatalf("conductor got %+v, want %+v", r, want)
 		}

@@ -239,7 +239,7 @@ func TestCommands(t *testing.T) {
 		if len(f.started) != 1 || f.started[0] != "hello" || f.vars["GREETING"] != "hi" || f.vars["TARGET"] != "a=b" {
 			t.Fatalf("started %v with %v", f.started, f.vars)
 		}
-		if f.actor != "slack:UOPS(alice)" {
+		if f.actor != "slack:UOPS" {
 			t.Errorf("actor %q", f.actor)
 		}
 		if resp.ResponseType != chatops.InChannel || !strings.Contains(resp.Text, "<https://gantry.example.com/runs/0193a1b2-run|0193a1b2-run>") {
@@ -249,7 +249,7 @@ func TestCommands(t *testing.T) {
 	t.Run("approve with stage, action and comment", func(t *testing.T) {
 		f := &fakes{}
 		_, resp := post(t, newHandler(t, f), secret, now, form("UAPPR", "approve r1 stage=Prod action=gate looks good"))
-		want := command.Request{Run: "r1", Stage: "Prod", Action: "gate", Comment: "looks good", Actor: "slack:UAPPR(alice)"}
+		want := command.Request{Run: "r1", Stage: "Prod", Action: "gate", Comment: "looks good", Actor: "slack:UAPPR"}
 		if f.verb != command.Approve || f.req != want {
 			t.Fatalf("sent %s %+v, want %+v", f.verb, f.req, want)
 		}
@@ -284,7 +284,7 @@ func TestCommands(t *testing.T) {
 	t.Run("rollback", func(t *testing.T) {
 		f := &fakes{}
 		_, resp := post(t, newHandler(t, f), secret, now, form("UOPS", "rollback prod"))
-		if f.rolled != "prod" || f.actor != "slack:UOPS(alice)" || !strings.Contains(resp.Text, "dep-2") {
+		if f.rolled != "prod" || f.actor != "slack:UOPS" || !strings.Contains(resp.Text, "dep-2") {
 			t.Fatalf("rolled %q as %q: %q", f.rolled, f.actor, resp.Text)
 		}
 	})
