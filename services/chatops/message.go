@@ -33,6 +33,9 @@ func SlackMessage(codec *events.Codec, baseURL, pipeline string, raw []byte) Web
 			icon, what, detail = describe(e.Payload, what)
 		}
 	}
+	if env.Type == typeActionWaiting {
+		icon, what, detail = describeWaiting(env.Data, runID)
+	}
 	text := fmt.Sprintf("%s *%s* run %s: %s", icon, pipeline, link, what)
 	if detail != "" {
 		text += "\n" + detail
@@ -80,4 +83,39 @@ func reasonLine(r string) string {
 		return ""
 	}
 	return "> " + Escape(firstLine(r))
+}
+
+// typeActionWaiting is the approvals work's events.TypeActionWaiting
+// (issue 9), read from its JSON here so that chat hears of a waiting
+// approval whether or not this build knows the type.
+const typeActionWaiting = "dev.gantry.action.waiting"
+
+// describeWaiting formats a waiting approval with what to look at and the
+// command that answers it.
+func describeWaiting(data []byte, runID string) (icon, summary, detail string) {
+	var w struct {
+		Stage        string   `json:"stage"`
+		Action       string   `json:"action"`
+		Instructions string   `json:"instructions"`
+		URL          string   `json:"url"`
+		Approvers    []string `json:"approvers"`
+		Expires      string   `json:"expires"`
+	}
+	_ = json.Unmarshal(data, &w)
+	summary = "approval " + Escape(w.Stage) + "/" + Escape(w.Action) + " is waiting"
+	var lines []string
+	if w.Instructions != "" {
+		lines = append(lines, "> "+Escape(firstLine(w.Instructions)))
+	}
+	if strings.HasPrefix(w.URL, "https://") || strings.HasPrefix(w.URL, "http://") {
+		lines = append(lines, "<"+Escape(w.URL)+"|"+Escape(w.URL)+">")
+	}
+	if len(w.Approvers) > 0 {
+		lines = append(lines, "approvers: "+Escape(strings.Join(w.Approvers, ", ")))
+	}
+	answer := "`/gantry approve " + runID + "` or `/gantry reject " + runID + "`"
+	if w.Expires != "" {
+		answer += " before " + Escape(w.Expires)
+	}
+	return ":hourglass_flowing_sand:", summary, strings.Join(append(lines, answer), "\n")
 }
