@@ -169,7 +169,7 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 		}
 		roles = append(roles, r)
 	}
-	nc, notifier, err := devNotifier(g, connect, log)
+	nc, notifier, err := devNotifier(g, connect, log, l.consumers)
 	if err != nil {
 		return fail(err)
 	}

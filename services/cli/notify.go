@@ -12,6 +12,7 @@ import (
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/services/access"
 	"github.com/gantry-ci/gantry/services/chatops"
+	"github.com/gantry-ci/gantry/services/metrics"
 	"github.com/gantry-ci/gantry/services/stack"
 )
 
@@ -128,8 +129,10 @@ func notifyRole(conn *stack.Conn, rules *chatops.Rules, log zerolog.Logger, maxA
 
 // devNotifier is the notifier `gantry dev` runs, as the notifier user,
 // with the rules of --notify-rules (none by default).
+// Its consumers' backlog goes to /metrics with the others', so a failing
+// webhook shows as pending and redelivered deliveries.
 func devNotifier(g *globals, connect func(user, name string, provision bool) (*stack.Conn, error),
-	log zerolog.Logger) (*stack.Conn, stack.Role, error) {
+	log zerolog.Logger, consumers *metrics.ConsumerCollector) (*stack.Conn, stack.Role, error) {
 	rules, err := loadNotifyRules(g.notifyRules, "")
 	if err != nil {
 		return nil, stack.Role{}, err
@@ -137,6 +140,10 @@ func devNotifier(g *globals, connect func(user, name string, provision bool) (*s
 	c, err := connect(access.Notifier, "gantry-"+RoleNotify, false)
 	if err != nil {
 		return nil, stack.Role{}, err
+	}
+	if consumers != nil {
+		consumers.Watch(events.StreamEvents, chatops.EventsDurable)
+		consumers.Watch(events.StreamNotify, chatops.DeliveriesDurable)
 	}
 	return c, notifyRole(c, rules, log, chatops.DefaultMaxAttempts), nil
 }
