@@ -189,6 +189,13 @@ func (n *Notifier) onEvent(ctx context.Context, m jetstream.Msg) {
 	_ = m.NakWithDelay(n.Backoff(delivered))
 }
 
+// Bounds of the envelope's id and type (schemas/envelope.json), which the
+// outcome events repeat.
+const (
+	maxEventID   = 512
+	maxEventType = 128
+)
+
 // pipelineOf reads the pipeline from a run subject gantry.events.<pipeline>.<run>.
 func pipelineOf(subject string) string {
 	parts := strings.Split(subject, ".")
@@ -203,10 +210,14 @@ func pipelineOf(subject string) string {
 // can still be announced.
 func (n *Notifier) fanOut(ctx context.Context, m jetstream.Msg) error {
 	var env events.Envelope
-	if err := json.Unmarshal(m.Data(), &env); err != nil || env.ID == "" || env.Type == "" {
+	if err := json.Unmarshal(m.Data(), &env); err != nil || env.ID == "" || env.Type == "" ||
+		len(env.ID) > maxEventID || len(env.Type) > maxEventType {
 		return nil // not an event: the conductor dead-letters it; nothing to announce
 	}
 	pipeline := pipelineOf(m.Subject())
+	if !events.ValidName(pipeline) || !events.ValidName(env.Subject) {
+		return nil // no run to record outcomes under: not a run event
+	}
 	for _, t := range n.Rules.Match(pipeline, env.Type) {
 		body, err := json.Marshal(job{Target: t.Name, Pipeline: pipeline, Event: m.Data()})
 		if err != nil {
@@ -258,7 +269,14 @@ func (n *Notifier) deliver(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	if attempt > n.MaxAttempts {
-		// Its outcome was recorded as final, but the ack was lost.
+		// The last attempt's outcome could not be recorded (or its ack was
+		// lost): give up, saying so.
+		final := events.NotificationFailed{Run: env.Subject, Pipeline: j.Pipeline, Target: t.Name, Kind: t.Kind,
+			Event: env.ID, OfType: env.Type, Attempt: attempt,
+			Reason: fmt.Sprintf("gave up after %d attempts; the last one's outcome was not recorded", n.MaxAttempts)}
+		if err := n.record(ctx, j.Pipeline, env.Subject, final); err != nil {
+			log.Error().Err(err).Msg("notification given up; not recorded")
+		}
 		_ = m.Ack()
 		return
 	}
@@ -282,7 +300,17 @@ func (n *Notifier) deliver(ctx context.Context, m jetstream.Msg) {
 		}
 		ev.Err(res.err).Int("status", res.status).Bool("retry", retry).Msg("notification failed")
 	}
-	if err := n.record(ctx, j.Pipeline, env.Subject, outcome); err != nil {
+	// Recording goes to our own stream: retry a hiccup in place rather
+	// than post again.
+	err = n.record(ctx, j.Pipeline, env.Subject, outcome)
+	for i := 0; err != nil && i < 3 && ctx.Err() == nil; i++ {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+			err = n.record(ctx, j.Pipeline, env.Subject, outcome)
+		}
+	}
+	if err != nil {
 		// Without its record the attempt is not done: try it again.
 		log.Error().Err(err).Msg("notification outcome not recorded; delivery will be retried")
 		_ = m.NakWithDelay(time.Second)
