@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     := bin/gantry
 PKG     := github.com/gantry-ci/gantry/...
-MODULES := events schemas services loadtest
+MODULES := events schemas services loadtest examples/chatops-bot
 # Fuzz budgets are execution counts, not durations: with a duration, Go
 # 1.26's coordinator can fail a healthy target with "context deadline
 # exceeded" when its deadline lands mid-call (golang/go#75804, fixed in Go
@@ -49,6 +49,7 @@ fuzz:
 	$(FUZZ) -fuzz='^FuzzPlan$$' ./services/retention
 	$(FUZZ) -fuzz='^FuzzDecide$$' ./services/triggerfilter
 	$(FUZZ) -fuzz='^FuzzParseDelivery$$' ./services/source
+	$(FUZZ) -fuzz='^FuzzSlashCommand$$' ./services/chatops
 
 # Load benchmarks: JSON reports with same-run NATS baselines (see
 # loadtest/README.md). Both always run; bench fails when either failed or

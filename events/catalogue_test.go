@@ -175,6 +175,11 @@ func samples() map[string]events.Payload {
 		events.TypeDeploymentRollback: events.DeploymentRollback{Deployment: dep, Group: "staging",
 			RollbackDeployment: events.RunIDForTrigger("rollback/"+dep, sampleTime.UnixMilli()), Revision: app.Key,
 			Message: "rolling back to " + app.Key + ", the last revision that succeeded on staging"},
+		events.TypeNotificationDelivered: events.NotificationDelivered{Run: run, Pipeline: pipeline, Target: "team-slack",
+			Kind: "slack", Event: events.RunID(run, "failed"), OfType: events.TypeRunFailed, Attempt: 2, StatusCode: 200},
+		events.TypeNotificationFailed: events.NotificationFailed{Run: run, Pipeline: pipeline, Target: "audit-hook",
+			Kind: "cloudevents", Event: events.RunID(run, "failed"), OfType: events.TypeRunFailed, Attempt: 1, StatusCode: 503,
+			Reason: "https://audit.example.com/*** answered 503 Service Unavailable", Retry: true},
 		events.TypeTestReported: events.TestReported{
 			ActionRef: testRef, Total: 412, Passed: 407, Failed: 2, Skipped: 3, Duration: 38.25,
 			Failures: []events.TestCase{
@@ -267,6 +272,10 @@ func idOf(p events.Payload) string {
 		return events.TriggerDecisionID(p.Pipeline, p.Trigger, "accepted")
 	case events.TriggerFiltered:
 		return events.TriggerDecisionID(p.Pipeline, p.Trigger, "filtered")
+	case events.NotificationDelivered:
+		return events.NotificationID(p.Run, p.Target, p.Event, p.Attempt, "delivered")
+	case events.NotificationFailed:
+		return events.NotificationID(p.Run, p.Target, p.Event, p.Attempt, "failed")
 	}
 	panic(fmt.Sprintf("idOf: no ID for %T", p))
 }
@@ -354,6 +363,10 @@ func idPattern(t string) string {
 		p = events.TriggerAccepted{Pipeline: "<pipeline>", Trigger: "<trigger>"}
 	case events.TypeTriggerFiltered:
 		p = events.TriggerFiltered{Pipeline: "<pipeline>", Trigger: "<trigger>"}
+	case events.TypeNotificationDelivered:
+		p = events.NotificationDelivered{Run: ref.Run, Target: "<target>", Event: "<event>", Attempt: attemptMark}
+	case events.TypeNotificationFailed:
+		p = events.NotificationFailed{Run: ref.Run, Target: "<target>", Event: "<event>", Attempt: attemptMark}
 	default:
 		panic("idPattern: unknown type " + t)
 	}

@@ -160,6 +160,10 @@ func newPayload(t string) (any, error) {
 		return &TriggerAccepted{}, nil
 	case TypeTriggerFiltered:
 		return &TriggerFiltered{}, nil
+	case TypeNotificationDelivered:
+		return &NotificationDelivered{}, nil
+	case TypeNotificationFailed:
+		return &NotificationFailed{}, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownType, t)
 }
@@ -235,6 +239,10 @@ func deref(p any) Payload {
 	case *TriggerAccepted:
 		return *v
 	case *TriggerFiltered:
+		return *v
+	case *NotificationDelivered:
+		return *v
+	case *NotificationFailed:
 		return *v
 	}
 	return nil

@@ -114,3 +114,24 @@ func AlarmSubject(group string) string { return "gantry.alarms." + group }
 
 // AgentKey is a host's key in the agents bucket.
 func AgentKey(group, host string) string { return group + "." + host }
+
+// Notification stream and subjects (services/chatops, the notify role):
+// one delivery job per run event and target, and the outcome events of
+// each attempt. A stream of their own, so the notifier never appends to a
+// run's subject, which the conductor appends to with an expected sequence.
+const (
+	StreamNotify     = "GANTRY_NOTIFY"
+	SubjectNotifyAll = "gantry.notify.>"
+	// SubjectNotifyDeliveries matches every delivery job.
+	SubjectNotifyDeliveries = "gantry.notify.deliveries.>"
+	// SubjectNotifyOutcomes matches every outcome event.
+	SubjectNotifyOutcomes = "gantry.notify.outcomes.>"
+)
+
+// NotifyDeliverySubject carries the delivery jobs of one target.
+func NotifyDeliverySubject(target string) string { return "gantry.notify.deliveries." + target }
+
+// NotifyOutcomeSubject carries the delivery outcomes of one run's events.
+func NotifyOutcomeSubject(pipeline, run string) string {
+	return "gantry.notify.outcomes." + pipeline + "." + run
+}

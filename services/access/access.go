@@ -50,6 +50,10 @@ const (
 	DeployWorker    = "deploy-worker"
 	// Retention deletes old runs' artifacts and logs (services/retention).
 	Retention = "retention"
+	// Notifier is the notification service (services/chatops, `gantry
+	// notify`): it reads run events through its own durable consumer and
+	// writes only to its own stream, GANTRY_NOTIFY.
+	Notifier = "notifier"
 )
 
 // Buckets only some roles may read. They are created by the services
@@ -122,7 +126,7 @@ type User struct {
 }
 
 var fixedRoles = []string{Admin, Operator, Conductor, Projector, Triggers, Source, Build, Test,
-	DeployService, RollbackService, DeployWorker, Retention}
+	DeployService, RollbackService, DeployWorker, Retention, Notifier}
 
 // Users returns every user of s, fixed roles first, in a stable order.
 func Users(s Spec) ([]User, error) {
@@ -153,6 +157,7 @@ func Users(s Spec) ([]User, error) {
 	add(RollbackService, rollbackService())
 	add(DeployWorker, deployWorker(pools))
 	add(Retention, retention())
+	add(Notifier, notifier())
 	for _, k := range s.Kinds {
 		add(k, worker(k, pools))
 	}
@@ -180,7 +185,7 @@ const DeployKind = "deploy"
 func operator() *perms {
 	p := base()
 	for _, s := range []string{events.StreamEvents, events.StreamTriggers, events.StreamLogs, events.StreamDLQ,
-		events.StreamDeploys, events.StreamAlarms} {
+		events.StreamDeploys, events.StreamAlarms, events.StreamNotify} {
 		p.readStream(s)
 	}
 	for _, b := range []string{events.BucketPipelines, events.BucketRuns, events.BucketAgents,
@@ -239,6 +244,25 @@ func retention() *perms {
 	p.publish("$JS.API.STREAM.PURGE.OBJ_" + events.BucketArtifacts)
 	return p
 }
+
+// notifier reads run events through its durable consumer (no other
+// consumer, no run log reads), creates and uses its own stream for
+// delivery jobs and outcome events, and dead-letters bad jobs. It can
+// neither append to a run nor send a command.
+func notifier() *perms {
+	p := base()
+	p.durable(events.StreamEvents, NotifierEventsDurable, events.SubjectEventsAll)
+	p.durable(events.StreamNotify, NotifierDeliveriesDurable, events.SubjectNotifyDeliveries)
+	p.publish("$JS.API.STREAM.CREATE."+events.StreamNotify, events.SubjectNotifyAll, events.DLQSubject(events.StreamNotify))
+	return p
+}
+
+// The notifier's durable consumers (services/chatops EventsDurable and
+// DeliveriesDurable; a test keeps them equal).
+const (
+	NotifierEventsDurable     = "notifier"
+	NotifierDeliveriesDurable = "notifier-deliveries"
+)
 
 func triggers() *perms {
 	p := base()

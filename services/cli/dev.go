@@ -174,6 +174,12 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 		}
 		roles = append(roles, r)
 	}
+	nc, notifier, err := devNotifier(g, connect, log, l.consumers)
+	if err != nil {
+		return fail(err)
+	}
+	l.roleConns = append(l.roleConns, nc)
+	roles = append(roles, notifier)
 	rctx, cancel := context.WithCancel(ctx)
 	l.cancel = cancel
 	go func() { l.done <- stack.RunRoles(rctx, roles) }()
@@ -284,6 +290,7 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 	c.Flags().StringVar(&metricsAddr, "metrics", "127.0.0.1:9090", "serve /metrics and /healthz of every service here (empty: none)")
 	c.Flags().StringVar(&listen, "webhooks-listen", "127.0.0.1:8081", "address of the source service's webhook receiver (empty: none)")
 	c.Flags().StringVar(&webhookSecrets, "webhook-secrets", "", "YAML file of webhook secrets per forge and repository (docs/pipeline.md, Triggers)")
+	c.Flags().StringVar(&g.notifyRules, "notify-rules", "", "notification rules file for the notifier (docs/chatops.md)")
 	return c
 }
 

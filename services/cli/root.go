@@ -43,6 +43,9 @@ type globals struct {
 	logLevel     string
 	stdout       io.Writer
 	stderr       io.Writer
+
+	// notifyRules is the rules file of the notifier `gantry dev` runs.
+	notifyRules string
 }
 
 func (g *globals) target() stack.Target {
@@ -143,6 +146,7 @@ announced in --data-dir, or open the data directory themselves.`,
 	root.AddCommand(deployCmds(g)...)
 	root.AddCommand(triggerCmd(g))
 	root.AddCommand(approveCmds(g)...)
+	root.AddCommand(notifyCmd(g))
 	return root
 }
 
