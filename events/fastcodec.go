@@ -90,9 +90,9 @@ var (
 	actionDefShape = obj(req("name", str), req("type", str), req("pool", str), req("runOrder", num),
 		opt("inputs", arr(str)), opt("outputs", arr(str)), opt("configuration", varsShape),
 		opt("timeoutSeconds", num), opt("secrets", secretsShape))
-	ruleShape       = obj(req("name", str), req("type", str), opt("configuration", varsShape))
-	conditionShape  = obj(req("result", str), req("rules", arr(ruleShape)))
-	stageDefShape   = obj(req("name", str), req("actions", arr(actionDefShape)),
+	ruleShape      = obj(req("name", str), req("type", str), opt("configuration", varsShape))
+	conditionShape = obj(req("result", str), req("rules", arr(ruleShape)))
+	stageDefShape  = obj(req("name", str), req("actions", arr(actionDefShape)),
 		opt("beforeEntry", conditionShape), opt("onSuccess", conditionShape))
 	definitionShape = obj(req("name", str), opt("variables", varsShape), req("stages", arr(stageDefShape)),
 		opt("triggers", arr(triggerDefShape)))
