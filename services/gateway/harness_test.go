@@ -36,6 +36,8 @@ type env struct {
 	// stopGateway stops the gateway; wait for it with gatewayDone.
 	stopGateway context.CancelFunc
 	gatewayDone chan error
+	// doc checks every JSON response against schemas/openapi.json.
+	doc *apiDoc
 }
 
 func newEnv(t *testing.T, roles ...string) *env {
@@ -50,7 +52,7 @@ func newEnv(t *testing.T, roles ...string) *env {
 		t.Cleanup(c.Close)
 		return c
 	}
-	e := &env{t: t, url: srv.ClientURL(), conn: open("test"), repos: t.TempDir(), tokens: map[auth.Role]string{}}
+	e := &env{t: t, url: srv.ClientURL(), conn: open("test"), repos: t.TempDir(), tokens: map[auth.Role]string{}, doc: loadDoc(t)}
 	if len(roles) > 0 {
 		var rs []stack.Role
 		for _, name := range roles {
@@ -145,7 +147,9 @@ func (e *env) doTok(method, path, tok string, body any) response {
 	if err != nil {
 		e.t.Fatalf("%s %s: read: %v", method, path, err)
 	}
-	return response{res.StatusCode, res.Header, b}
+	r := response{res.StatusCode, res.Header, b}
+	e.doc.check(e.t, method, path, r)
+	return r
 }
 
 // want fails the test unless r has status.
