@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-ci/gantry/services/gateway/auth"
 )
@@ -213,5 +215,39 @@ func TestLogin(t *testing.T) {
 	}
 	if w := login("tok", "/ui/runs/1"); w.Header().Get("Location") != "/ui/runs/1" {
 		t.Errorf("next: %q", w.Header().Get("Location"))
+	}
+}
+
+// TestWatchReloads: a token created or revoked in the file works, or
+// stops working, without a restart.
+func TestWatchReloads(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens.jsonl")
+	toks, err := auth.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); toks.Watch(ctx, 10*time.Millisecond, func(err error) { t.Error(err) }) }()
+	defer func() { cancel(); <-done }()
+	tok, _, err := auth.Create(file, "late", []auth.Role{auth.Approver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, ok := toks.Lookup(tok); return ok })
+	if err := auth.Revoke(file, "late"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, ok := toks.Lookup(tok); return !ok })
+}
+
+func waitFor(t *testing.T, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
