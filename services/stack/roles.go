@@ -158,7 +158,7 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 		if o.Tokens == nil {
 			return Role{}, fmt.Errorf("gateway role: no token file")
 		}
-		srv, err := gateway.New(gateway.Options{Bus: c.Bus, Validator: c.Validator, Tokens: o.Tokens, Log: log, Insecure: o.Insecure})
+		srv, err := gateway.New(GatewayOptions(c, log, o))
 		if err != nil {
 			return Role{}, err
 		}
@@ -169,6 +169,17 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 		return r, err
 	}
 	return Role{}, fmt.Errorf("unknown role %q (roles: %v)", name, AllRoles)
+}
+
+// GatewayOptions is the one place the gateway is put together, for
+// `gantry gateway` and `gantry dev` alike: the API on the connection, and
+// the handlers mounted beside it. The web UI goes in as
+// Options.UI = ui.Handler(ui.Config{Reader: ui.BusReader{Bus: c.Bus},
+// Authenticate: ui.TokenCheck(o.Tokens), Log: log}) and chat-ops as
+// Options.Chatops = chatops.SlackHandler(cfg, chatops.BusDeps(c.Bus,
+// c.Validator, log)) (services/gateway/ui, services/chatops).
+func GatewayOptions(c *Conn, log zerolog.Logger, o RoleOptions) gateway.Options {
+	return gateway.Options{Bus: c.Bus, Validator: c.Validator, Tokens: o.Tokens, Log: log, Insecure: o.Insecure}
 }
 
 func workerRole(c *Conn, kind string, log zerolog.Logger, o RoleOptions, h worker.Handler) (Role, error) {

@@ -195,12 +195,13 @@ func TestLogin(t *testing.T) {
 		a.Login(w, r)
 		return w
 	}
-	if w := login("wrong", ""); w.Code != 401 || len(w.Result().Cookies()) != 0 {
-		t.Errorf("wrong token: %d, cookies %v", w.Code, w.Result().Cookies())
+	if w := login("wrong", "/ui/runs/1"); w.Code != http.StatusSeeOther || len(w.Result().Cookies()) != 0 ||
+		w.Header().Get("Location") != "/ui/login?failed=1&next=%2Fui%2Fruns%2F1" {
+		t.Errorf("wrong token: %d to %q, cookies %v", w.Code, w.Header().Get("Location"), w.Result().Cookies())
 	}
 	w := login("tok", "//evil.example/")
-	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/" {
-		t.Errorf("login: %d to %q, want 303 to /", w.Code, w.Header().Get("Location"))
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/ui/" {
+		t.Errorf("login: %d to %q, want 303 to /ui/", w.Code, w.Header().Get("Location"))
 	}
 	cookies := map[string]*http.Cookie{}
 	for _, c := range w.Result().Cookies() {
@@ -249,5 +250,24 @@ func waitFor(t *testing.T, f func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLogoutNeedsCSRF(t *testing.T) {
+	a := &auth.Authenticator{Tokens: auth.Static()}
+	logout := func(cookie, field string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "/ui/logout", strings.NewReader(url.Values{"csrf": {field}}.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.AddCookie(&http.Cookie{Name: auth.CookieCSRF, Value: cookie})
+		w := httptest.NewRecorder()
+		a.Logout(w, r)
+		return w
+	}
+	if w := logout("abc", "abd"); w.Code != 403 || len(w.Result().Cookies()) != 0 {
+		t.Errorf("logout with a wrong csrf: %d", w.Code)
+	}
+	w := logout("abc", "abc")
+	if w.Code != http.StatusSeeOther || len(w.Result().Cookies()) != 2 || w.Result().Cookies()[0].MaxAge >= 0 {
+		t.Errorf("logout: %d, cookies %v", w.Code, w.Result().Cookies())
 	}
 }
