@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -160,7 +161,10 @@ func (x *runIndex) run(ctx context.Context, b *bus.Bus, log zerolog.Logger) erro
 			return nil
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil
+				if ctx.Err() != nil {
+					return nil
+				}
+				return errors.New("the runs bucket watch ended")
 			}
 			if e == nil {
 				x.markReady() // the initial values are all in

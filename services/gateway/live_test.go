@@ -166,12 +166,24 @@ func TestLiveRun(t *testing.T) {
 		t.Errorf("events: %d, first %+v", len(all), all)
 	}
 
+	// Clients going away end their streams on the server.
+	if e.srv.Streams() == 0 {
+		t.Error("no stream counted open")
+	}
+	cancel()
+	e.eventually("the streams of departed clients to end", func() bool { return e.srv.Streams() == 0 })
+
 	// The gateway stopping ends open streams.
+	final := e.stream(context.Background(), "/api/v1/runs/"+id+"/events", auth.Viewer, "")
+	e.next(final, "an event", func(ev sseEvent) bool { return ev.event != ":" })
 	e.stopGateway()
 	if err := <-e.gatewayDone; err != nil {
 		t.Errorf("gateway run: %v", err)
 	}
 	e.gatewayDone <- nil // for the cleanup
-	for range resumed {
+	for range final {
+	}
+	if n := e.srv.Streams(); n != 0 {
+		t.Errorf("%d streams open after the gateway stopped", n)
 	}
 }

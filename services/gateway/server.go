@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -74,7 +75,14 @@ type Server struct {
 	cmd   command.Client
 	index *runIndex
 	mux   *http.ServeMux
+	// streams counts the SSE streams open now.
+	streams atomic.Int64
 }
+
+// Streams is the number of Server-Sent Event streams open now: each one
+// holds a bus consumer, and each ends when its client goes or the server
+// stops.
+func (s *Server) Streams() int { return int(s.streams.Load()) }
 
 // New builds a server; nothing runs until Run.
 func New(o Options) (*Server, error) {

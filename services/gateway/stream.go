@@ -27,14 +27,18 @@ type sse struct {
 	rc *http.ResponseController
 }
 
-func startSSE(w http.ResponseWriter) (*sse, error) {
+// startSSE answers with an event stream; the caller must call done when
+// the stream ends.
+func (s *Server) startSSE(w http.ResponseWriter) (*sse, func(), error) {
+	s.streams.Add(1)
+	done := func() { s.streams.Add(-1) }
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	s := &sse{w: w, rc: http.NewResponseController(w)}
-	return s, s.rc.Flush()
+	out := &sse{w: w, rc: http.NewResponseController(w)}
+	return out, done, out.rc.Flush()
 }
 
 // send writes one event; data may hold newlines (each becomes a data line).
@@ -112,7 +116,8 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 		})
 	}()
 	defer func() { cancel(); <-done }()
-	out, err := startSSE(w)
+	out, closed, err := s.startSSE(w)
+	defer closed()
 	if err != nil {
 		return
 	}
@@ -227,7 +232,8 @@ func (s *Server) actionLogs(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	out, err := startSSE(w)
+	out, done, err := s.startSSE(w)
+	defer done()
 	if err != nil {
 		return
 	}
@@ -267,7 +273,8 @@ func (s *Server) archivedLog(w http.ResponseWriter, r *http.Request, a *run.Acti
 		_, _ = io.Copy(w, rc)
 		return
 	}
-	out, err := startSSE(w)
+	out, done, err := s.startSSE(w)
+	defer done()
 	if err != nil {
 		return
 	}
