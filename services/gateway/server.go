@@ -173,10 +173,11 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	s.o.Log.Info().Str("addr", ln.Addr().String()).Msg("gateway listening")
 	var err error
-	idxEnded := false
+	idxEnded, served := false, false
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+		served = true
 	case err = <-idxDone:
 		idxEnded = true
 		if err != nil {
@@ -190,6 +191,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	_ = srv.Shutdown(sctx)
+	if !served {
+		<-errc
+	}
 	<-tokDone
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
