@@ -17,7 +17,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/gantry-ci/gantry/events/natstest"
+	"github.com/gantry-ci/gantry/events/natsd"
+	"github.com/gantry-ci/gantry/services/access"
 	"github.com/gantry-ci/gantry/services/gateway"
 	"github.com/gantry-ci/gantry/services/gateway/auth"
 	"github.com/gantry-ci/gantry/services/stack"
@@ -42,17 +43,32 @@ type env struct {
 
 func newEnv(t *testing.T, roles ...string) *env {
 	t.Helper()
-	srv := natstest.Start(t)
+	// The server runs with the real users and permissions (services/access)
+	// over TLS, as gantry dev runs it, so each role, the gateway included,
+	// gets only what its NATS user allows.
+	dir := t.TempDir()
+	if err := stack.WriteDevAuth(dir, access.Spec{}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := natsd.Start(natsd.Options{DataDir: stack.JetStreamDir(dir), Port: -1, ConfigFile: stack.DevServerConfig(dir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
 	ctx := context.Background()
-	open := func(name string) *stack.Conn {
-		c, err := stack.Open(ctx, stack.Target{URL: srv.ClientURL()}, name, true)
+	open := func(user string) *stack.Conn {
+		a, ok, err := stack.DevAuth(dir, user)
+		if err != nil || !ok {
+			t.Fatalf("credentials of %s: %v", user, err)
+		}
+		c, err := stack.Open(ctx, stack.Target{URL: srv.ClientURL(), Auth: a}, "test-"+user, true)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("connect as %s: %v", user, err)
 		}
 		t.Cleanup(c.Close)
 		return c
 	}
-	e := &env{t: t, url: srv.ClientURL(), conn: open("test"), repos: t.TempDir(), tokens: map[auth.Role]string{}, doc: loadDoc(t)}
+	e := &env{t: t, url: srv.ClientURL(), conn: open(access.Admin), repos: t.TempDir(), tokens: map[auth.Role]string{}, doc: loadDoc(t)}
 	if len(roles) > 0 {
 		var rs []stack.Role
 		for _, name := range roles {
@@ -77,7 +93,7 @@ func newEnv(t *testing.T, roles ...string) *env {
 		e.tokens[r] = tok
 		entries = append(entries, auth.Entry{Name: string(r), Roles: []auth.Role{r}, SHA256: auth.Hash(tok)})
 	}
-	gc := open("gateway")
+	gc := open(access.Gateway)
 	s, err := gateway.New(gateway.Options{Bus: gc.Bus, Validator: gc.Validator, Tokens: auth.Static(entries...),
 		Log: zerolog.Nop(), KeepAlive: 200 * time.Millisecond, CommandTimeout: 3 * time.Second})
 	if err != nil {
