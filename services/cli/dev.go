@@ -193,7 +193,8 @@ func devCmd(g *globals) *cobra.Command {
 service (conductor, projector, triggers, source, build and test workers),
 apply the pipelines under examples/ (making a local git repository of each
 example on first start), start the example pipeline once and show its
-progress, then keep serving until interrupted (Ctrl-C).
+progress, then keep serving until interrupted (Ctrl-C). The HTTP API (and
+UI) listens on --listen with a fresh admin token, printed at start.
 
 Other terminals reach it through the data directory, e.g.
   gantry run list

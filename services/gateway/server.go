@@ -166,6 +166,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: event streams stay open for as long as the
+		// client wants them; keep-alives show they are alive.
 		// Requests derive from ctx, so streams end when the server stops.
 		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
