@@ -73,7 +73,7 @@ func statusOf(err error) (int, string) {
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, hint := statusOf(err)
-	if status >= 500 {
+	if status >= 500 && r.Context().Err() == nil {
 		s.o.Log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("request failed")
 	}
 	auth.WriteError(w, status, err.Error(), hint)
