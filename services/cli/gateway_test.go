@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,5 +80,38 @@ func waitUntil(t *testing.T, f func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestReloadOnHUP: SIGHUP rereads the token file at once.
+func TestReloadOnHUP(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens.jsonl")
+	toks, err := auth.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloaded := make(chan error, 10)
+	stop := reloadOnHUP(context.Background(), toks, func(err error) { reloaded <- err })
+	defer stop()
+	tok, _, err := auth.Create(file, "hup", []auth.Role{auth.Viewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := toks.Lookup(tok); ok {
+		t.Fatal("known before any reload")
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-reloaded:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no reload")
+	}
+	if _, ok := toks.Lookup(tok); !ok {
+		t.Error("not known after SIGHUP")
 	}
 }
