@@ -124,7 +124,7 @@ func (s *Server) groupRollback(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	c, err := rollback.Rollback(r.Context(), s.o.Bus, rollback.Request{Group: group, To: req.To})
+	c, err := rollback.Rollback(r.Context(), s.o.Bus, rollback.Request{Group: group, To: req.To, Actor: caller(r).Actor()})
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -2,9 +2,13 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/services/agent"
 	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/gateway"
 	"github.com/gantry-ci/gantry/services/gateway/auth"
@@ -77,4 +81,58 @@ func TestDeploymentRoutes(t *testing.T) {
 	e.want(e.do("POST", "/api/v1/groups/web/rollback", auth.Operator, nil), 409, "rollback with no good revision")
 	e.want(e.do("POST", "/api/v1/groups/nope/rollback", auth.Operator, nil), 404, "rollback of an unknown group")
 	e.want(e.do("GET", "/api/v1/deployments?group=a%20b", auth.Viewer, nil), 400, "bad group")
+
+	// A succeeded deployment to roll back to: an agent's heartbeat, a
+	// created deployment and its success, appended as the deploy service
+	// and an agent would.
+	ctx := context.Background()
+	js := e.conn.Bus.JetStream()
+	agents, err := js.KeyValue(ctx, events.BucketAgents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, _ := json.Marshal(agent.Info{Group: "web", Host: "h1", Labels: map[string]string{"role": "web"}})
+	if _, err := agents.Put(ctx, events.AgentKey("web", "h1"), hb); err != nil {
+		t.Fatal(err)
+	}
+	rev := events.ArtifactRef{Name: "app", Key: "p/r/app", SHA256: strings.Repeat("ab", 32), Size: 10}
+	first, err := deploy.Create(ctx, e.conn.Bus, deploy.Request{Group: "web", Revision: rev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.conn.Bus.Deploys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := events.New(events.DeployID(first.Deployment, "succeeded"), "test", first.Deployment, time.Now(),
+		events.DeploymentSucceeded{Deployment: first.Deployment, Group: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Append(ctx, "web", ok, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("POST", "/api/v1/groups/web/rollback", auth.Operator, map[string]any{"to": first.Deployment})
+	e.want(r, 202, "rollback")
+	var rb gateway.Rolledback
+	r.json(t, &rb)
+	if rb.Revision != rev || rb.Group != "web" {
+		t.Errorf("rollback %+v", rb)
+	}
+	var st struct {
+		Created events.DeploymentCreated `json:"created"`
+		Hosts   []struct{ Name string }  `json:"hosts"`
+	}
+	e.do("GET", "/api/v1/deployments/"+rb.Deployment, auth.Viewer, nil).json(t, &st)
+	if st.Created.Actor != "api:operator" || st.Created.Deployment != rb.Deployment || len(st.Hosts) != 1 {
+		t.Errorf("the rollback deployment %+v does not name its caller api:operator", st)
+	}
+	var list []struct {
+		Created events.DeploymentCreated `json:"created"`
+	}
+	e.do("GET", "/api/v1/deployments?group=web", auth.Viewer, nil).json(t, &list)
+	if len(list) != 2 || list[0].Created.Deployment != rb.Deployment {
+		t.Errorf("deployments, newest first: %+v", list)
+	}
+	e.want(e.do("POST", "/api/v1/groups/web/rollback", auth.Operator, nil), 409, "rollback while one is in progress")
 }
