@@ -65,3 +65,29 @@ func TestIndexPage(t *testing.T) {
 		t.Errorf("latest %v", l)
 	}
 }
+
+func TestActionOver(t *testing.T) {
+	st := func(runPhase, actPhase run.Phase) run.State {
+		return run.State{Phase: runPhase, Stages: []run.Stage{{Name: "B", Actions: []run.Action{{Name: "a", Phase: actPhase}}}}}
+	}
+	for _, c := range []struct {
+		s        run.State
+		action   string
+		want     string
+		wantOver bool
+	}{
+		{st(run.Running, run.Running), "a", "", false},
+		{st(run.Running, run.NotStarted), "a", "", false},
+		{st(run.Running, run.Succeeded), "a", "Succeeded", true},
+		{st(run.Failed, run.Failed), "a", "Failed", true},
+		{st(run.Failed, run.NotStarted), "a", "NotStarted", true},
+		{st(run.Stopped, run.Abandoned), "a", "Abandoned", true},
+		{st(run.Stopped, run.Running), "a", "Running", true},
+		{st(run.Succeeded, run.Succeeded), "nope", "NotStarted", true},
+	} {
+		got, over := actionOver(c.s, "B", c.action)
+		if got != c.want || over != c.wantOver {
+			t.Errorf("actionOver(run %s, action %s %v) = %q %v, want %q %v", c.s.Phase, c.action, c.s.Stages[0].Actions[0].Phase, got, over, c.want, c.wantOver)
+		}
+	}
+}

@@ -237,8 +237,8 @@ func (s *Server) actionLogs(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	if a.Phase.Done() {
-		_ = out.send("", "end", []byte(string(a.Phase)))
+	if p, over := actionOver(st, stage, a.Name); over {
+		_ = out.send("", "end", []byte(p))
 		return
 	}
 	tick := time.NewTicker(s.o.KeepAlive)
@@ -253,6 +253,23 @@ func (s *Server) actionLogs(w http.ResponseWriter, r *http.Request) {
 	if phase != "" {
 		_ = out.send("", "end", []byte(phase))
 	}
+}
+
+// actionOver reports whether an action will log no more: it ended, or
+// its run ended without it (then its phase is "NotStarted" or where it
+// stood).
+func actionOver(st run.State, stage, action string) (string, bool) {
+	a := st.Action(stage, action)
+	switch {
+	case a != nil && a.Phase.Done():
+		return string(a.Phase), true
+	case st.Done():
+		if a == nil || a.Phase == run.NotStarted {
+			return "NotStarted", true
+		}
+		return string(a.Phase), true
+	}
+	return "", false
 }
 
 func (s *Server) archivedLog(w http.ResponseWriter, r *http.Request, a *run.Action) {
@@ -349,22 +366,22 @@ func (s *Server) liveLines(ctx context.Context, st run.State, stage, action stri
 			}
 		}
 	}
-	ended := make(chan run.Phase, 1)
+	ended := make(chan string, 1)
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
 		cur := st
 		_ = s.o.Bus.WatchAll(ctx, events.RunSubject(st.Pipeline, st.Run), st.LastSeq+1, func(e events.Event) bool {
 			cur = run.Evolve(cur, e)
-			if a := cur.Action(stage, action); a != nil && a.Phase.Done() {
-				ended <- a.Phase
+			if p, over := actionOver(cur, stage, action); over {
+				ended <- p
 				return false
 			}
 			return true
 		})
 	}()
 	defer func() { cancel(); <-watchDone }()
-	var final run.Phase
+	var final string
 	var drain <-chan time.Time
 	for {
 		select {
@@ -379,7 +396,7 @@ func (s *Server) liveLines(ctx context.Context, st run.State, stage, action stri
 			// comes within a moment, then end.
 			drain = time.After(500 * time.Millisecond)
 		case <-drain:
-			return string(final)
+			return final
 		case <-tick:
 			if fn("") != nil {
 				return ""
