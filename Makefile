@@ -46,6 +46,8 @@ fuzz:
 	$(FUZZ) -fuzz='^FuzzWriter$$' ./services/redact
 	$(FUZZ) -fuzz='^FuzzMaskedLines$$' ./services/runner
 	$(FUZZ) -fuzz='^FuzzPlan$$' ./services/retention
+	$(FUZZ) -fuzz='^FuzzDecide$$' ./services/triggerfilter
+	$(FUZZ) -fuzz='^FuzzParseDelivery$$' ./services/source
 
 # Load benchmarks: JSON reports with same-run NATS baselines (see
 # loadtest/README.md). Both always run; bench fails when either failed or

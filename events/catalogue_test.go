@@ -49,6 +49,12 @@ func samples() map[string]events.Payload {
 	def := events.Definition{
 		Name:      pipeline,
 		Variables: map[string]string{"GOFLAGS": "-mod=readonly", "REGISTRY": "registry.internal:5000"},
+		Triggers: []events.TriggerDef{{Repository: "acme/webshop", Events: []string{"push", "pullRequest"},
+			PullRequestActions: []string{"opened", "updated"},
+			Branches:           &events.GlobFilter{Includes: []string{"main", "release/**"}, Excludes: []string{"release/old"}},
+			Tags:               &events.GlobFilter{Includes: []string{"v*"}},
+			FilePaths:          &events.GlobFilter{Includes: []string{"src/**"}, Excludes: []string{"**/*.md"}},
+			Poll:               &events.PollDef{Interval: "5m"}}},
 		Stages: []events.StageDef{
 			{Name: "Build", Actions: []events.ActionDef{
 				{
@@ -156,6 +162,14 @@ func samples() map[string]events.Payload {
 				{Suite: "payments", Name: "TestRefundTwice", Message: "timeout after 10s"},
 			},
 		},
+		events.TypeTriggerAccepted: events.TriggerAccepted{Pipeline: pipeline, Trigger: "webhook-github-" + commit[:32], Run: run,
+			Change: events.TriggerChange{Source: "webhook", Forge: "github", Repository: "acme/webshop", Event: "pullRequest",
+				Action: "updated", Ref: "refs/heads/main", Commit: commit, Delivery: "72d3162e-cc78-11e3-81ab-4c9367dc0958", Files: 3},
+			Reason: "trigger 1 accepted: branch main matches main; file src/cart.go matches src/**"},
+		events.TypeTriggerFiltered: events.TriggerFiltered{Pipeline: pipeline, Trigger: "webhook-github-" + commit[:32],
+			Change: events.TriggerChange{Source: "poll", Forge: "git", Repository: "https://git.example.com/acme/webshop.git", Event: "push",
+				Action: "closed", Ref: "refs/heads/docs", Commit: commit, Delivery: "d1", Files: 2},
+			Reason: "trigger 1: branch docs matches no include of main, release/**"},
 	}
 }
 
@@ -219,6 +233,10 @@ func idOf(p events.Payload) string {
 		return events.DeployID(p.Deployment, "stopped")
 	case events.DeploymentRollback:
 		return events.DeployID(p.Deployment, "rollback")
+	case events.TriggerAccepted:
+		return events.TriggerDecisionID(p.Pipeline, p.Trigger, "accepted")
+	case events.TriggerFiltered:
+		return events.TriggerDecisionID(p.Pipeline, p.Trigger, "filtered")
 	}
 	panic(fmt.Sprintf("idOf: no ID for %T", p))
 }
@@ -292,6 +310,10 @@ func idPattern(t string) string {
 		p = events.DeploymentStopped{Deployment: "<deployment>"}
 	case events.TypeDeploymentRollback:
 		p = events.DeploymentRollback{Deployment: "<deployment>"}
+	case events.TypeTriggerAccepted:
+		p = events.TriggerAccepted{Pipeline: "<pipeline>", Trigger: "<trigger>"}
+	case events.TypeTriggerFiltered:
+		p = events.TriggerFiltered{Pipeline: "<pipeline>", Trigger: "<trigger>"}
 	default:
 		panic("idPattern: unknown type " + t)
 	}
@@ -321,6 +343,9 @@ func runOf(p events.Payload) string {
 		return f.String()
 	}
 	if f := v.FieldByName("Run"); f.IsValid() {
+		return f.String()
+	}
+	if f := v.FieldByName("Trigger"); f.IsValid() && f.Kind() == reflect.String {
 		return f.String()
 	}
 	return v.FieldByName("Task").FieldByName("Run").String()
@@ -363,7 +388,8 @@ func TestCatalogueRoundTrip(t *testing.T) {
 				!out.Time.Equal(in.Time) || out.DataSchema != events.SchemaURI(typ) || out.SpecVersion != events.SpecVersion {
 				t.Errorf("envelope changed in a round trip:\n got %+v\nwant %+v", out.Envelope, in.Envelope)
 			}
-			if !strings.HasPrefix(out.ID, "run/"+runOf(p)+"/") && !strings.HasPrefix(out.ID, "deploy/"+runOf(p)+"/") {
+			if !strings.HasPrefix(out.ID, "run/"+runOf(p)+"/") && !strings.HasPrefix(out.ID, "deploy/"+runOf(p)+"/") &&
+				!strings.HasPrefix(out.ID, "trigger/") {
 				t.Errorf("ID %q does not start with the run", out.ID)
 			}
 		})

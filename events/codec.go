@@ -146,6 +146,10 @@ func newPayload(t string) (any, error) {
 		return &DeploymentStopped{}, nil
 	case TypeDeploymentRollback:
 		return &DeploymentRollback{}, nil
+	case TypeTriggerAccepted:
+		return &TriggerAccepted{}, nil
+	case TypeTriggerFiltered:
+		return &TriggerFiltered{}, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownType, t)
 }
@@ -207,6 +211,10 @@ func deref(p any) Payload {
 	case *DeploymentStopped:
 		return *v
 	case *DeploymentRollback:
+		return *v
+	case *TriggerAccepted:
+		return *v
+	case *TriggerFiltered:
 		return *v
 	}
 	return nil

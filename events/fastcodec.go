@@ -91,8 +91,13 @@ var (
 		opt("inputs", arr(str)), opt("outputs", arr(str)), opt("configuration", varsShape),
 		opt("timeoutSeconds", num), opt("secrets", secretsShape))
 	stageDefShape   = obj(req("name", str), req("actions", arr(actionDefShape)))
-	definitionShape = obj(req("name", str), opt("variables", varsShape), req("stages", arr(stageDefShape)))
-	testCaseShape   = obj(opt("suite", str), req("name", str), opt("message", str), opt("durationSeconds", posFloat))
+	definitionShape = obj(req("name", str), opt("variables", varsShape), req("stages", arr(stageDefShape)),
+		opt("triggers", arr(triggerDefShape)))
+	globFilterShape = obj(opt("includes", arr(str)), opt("excludes", arr(str)))
+	triggerDefShape = obj(opt("repository", str), opt("events", arr(str)), opt("pullRequestActions", arr(str)),
+		opt("branches", globFilterShape), opt("tags", globFilterShape), opt("filePaths", globFilterShape),
+		opt("poll", obj(req("interval", str))))
+	testCaseShape = obj(opt("suite", str), req("name", str), opt("message", str), opt("durationSeconds", posFloat))
 )
 
 func refFields(more ...field) []field {

@@ -285,6 +285,8 @@ type Definition struct {
 	Name      string            `json:"name"`
 	Variables map[string]string `json:"variables,omitempty"`
 	Stages    []StageDef        `json:"stages"`
+	// Triggers filter the webhooks and polls that start runs (types_trigger.go).
+	Triggers []TriggerDef `json:"triggers,omitempty"`
 }
 
 // StageDef is one stage; its actions run in runOrder groups.

@@ -333,7 +333,7 @@ func (a ActionDef) check() *fieldError {
 
 func (d Definition) check() *fieldError {
 	if e := firstOf(name("name", d.Name), variables("variables", d.Variables), minItems("stages", len(d.Stages)),
-		atMostItems("stages", len(d.Stages), MaxStages)); e != nil {
+		atMostItems("stages", len(d.Stages), MaxStages), triggerDefs("triggers", d.Triggers)); e != nil {
 		return e
 	}
 	for i, s := range d.Stages {

@@ -146,7 +146,7 @@ func Users(s Spec) ([]User, error) {
 	add(Conductor, conductor())
 	add(Projector, projector())
 	add(Triggers, triggers())
-	add(Source, worker(Source, pools))
+	add(Source, source(pools))
 	build := worker(Build, pools)
 	build.readKV(BucketSecrets)
 	add(Build, build)
@@ -291,6 +291,21 @@ func worker(kind string, pools []string) *perms {
 	// While a task runs the worker listens on its run's subject for an
 	// abandon (`gantry run stop --abandon`); it may read the log anyway.
 	p.sub = append(p.sub, events.SubjectEventsAll)
+	return p
+}
+
+// source is the checkout worker plus the webhook receiver and the git
+// poller: they read the pipelines, publish triggers and their decision
+// events (reading a duplicate trigger back for its run), and keep the
+// poll state in a bucket the source service creates.
+func source(pools []string) *perms {
+	p := worker(Source, pools)
+	p.readKV(events.BucketPipelines)
+	p.readStream(events.StreamTriggers)
+	p.publish(events.SubjectTriggersAll)
+	p.readKV(events.BucketPoll)
+	p.writeKV(events.BucketPoll)
+	p.publish("$JS.API.STREAM.CREATE.KV_" + events.BucketPoll)
 	return p
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -64,7 +65,7 @@ func (l *local) close() {
 // (fresh certificates and passwords under the data directory each time),
 // provisions and seeds it as admin, and runs every service and the
 // example groups' agents, each on a connection of its own user.
-func startLocal(ctx context.Context, g *globals, port int, examplesDir string, concurrency int) (*local, error) {
+func startLocal(ctx context.Context, g *globals, port int, examplesDir string, concurrency int, tune ...func(*stack.RoleOptions)) (*local, error) {
 	dataDir, err := filepath.Abs(g.dataDir)
 	if err != nil {
 		return nil, err
@@ -160,10 +161,14 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 			return fail(err)
 		}
 		l.roleConns = append(l.roleConns, c)
-		r, err := stack.NewRole(c, name, log, stack.RoleOptions{
+		ro := stack.RoleOptions{
 			ReposDir: reposDir, WorkDir: filepath.Join(dataDir, "work"), Concurrency: concurrency,
 			SecretsDirs: []string{secrets.DefaultDir, filepath.Join(dataDir, "secrets")},
-			Metrics:     l.metrics, Consumers: l.consumers})
+			Metrics:     l.metrics, Consumers: l.consumers}
+		for _, f := range tune {
+			f(&ro)
+		}
+		r, err := stack.NewRole(c, name, log, ro)
 		if err != nil {
 			return fail(err)
 		}
@@ -186,6 +191,7 @@ func devCmd(g *globals) *cobra.Command {
 	var noStart bool
 	var listen string
 	var metricsAddr string
+	var listen, webhookSecrets string
 	c := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything locally: embedded NATS, every service, the example pipeline",
@@ -202,7 +208,25 @@ Other terminals reach it through the data directory, e.g.
 or through NATS at the URL it prints (NATS_URL=...).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			l, err := startLocal(ctx, g, port, examples, concurrency)
+			if listen != "" {
+				// Like the NATS port: a taken webhook port gives way to a free one.
+				if ln, err := net.Listen("tcp", listen); err != nil {
+					fmt.Fprintf(g.stderr, "webhook address %s is taken; using a free port\n", listen)
+					listen = "127.0.0.1:0"
+				} else {
+					ln.Close()
+				}
+			}
+			l, err := startLocal(ctx, g, port, examples, concurrency, func(o *stack.RoleOptions) {
+				if o.Listen, o.WebhookSecrets = listen, webhookSecrets; listen != "" {
+					o.OnListen = func(addr string) {
+						fmt.Fprintf(g.stdout, "gantry dev: webhooks at http://%s/webhooks/{github,gitlab,gitea}\n", addr)
+						if webhookSecrets == "" {
+							fmt.Fprintln(g.stdout, "  (no --webhook-secrets: every delivery is refused with 401)")
+						}
+					}
+				}
+			})
 			if err != nil {
 				return err
 			}
@@ -268,6 +292,8 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 	c.Flags().IntVar(&concurrency, "concurrency", 2, "tasks each worker role runs at once")
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "HTTP API and UI address (a free port if taken; empty: no gateway)")
 	c.Flags().StringVar(&metricsAddr, "metrics", "127.0.0.1:9090", "serve /metrics and /healthz of every service here (empty: none)")
+	c.Flags().StringVar(&listen, "webhooks-listen", "127.0.0.1:8081", "address of the source service's webhook receiver (empty: none)")
+	c.Flags().StringVar(&webhookSecrets, "webhook-secrets", "", "YAML file of webhook secrets per forge and repository (docs/pipeline.md, Triggers)")
 	return c
 }
 

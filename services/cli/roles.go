@@ -67,6 +67,13 @@ work through durable consumers. Stop with SIGINT or SIGTERM.`,
 		c.Flags().StringVar(&o.WorkDir, "work-dir", "", "directory for task workspaces (workers only; default a temp dir)")
 		c.Flags().StringVar(&o.ReposDir, "repos-dir", ".", "base of relative repository paths (source only)")
 		c.Flags().StringVar(&o.Worker, "name", "", "worker name in events (default host-pid-random)")
+		if name == stack.RoleSource {
+			c.Flags().StringVar(&o.Listen, "listen", "", "address of the webhook receiver, e.g. :8081 (empty: none); routes /webhooks/github, /webhooks/gitlab, /webhooks/gitea")
+			c.Flags().StringVar(&o.WebhookSecrets, "webhook-secrets", "", "YAML file of webhook secrets per forge and repository (docs/pipeline.md, Triggers)")
+			o.OnListen = func(addr string) {
+				fmt.Fprintf(g.stdout, "webhooks at http://%s/webhooks/{github,gitlab,gitea}\n", addr)
+			}
+		}
 		if name == stack.RoleConductor {
 			c.Flags().DurationVar(&o.Grace, "grace", time.Minute, "how long past an action's timeout (default 1h) to wait for its result before failing it")
 		}

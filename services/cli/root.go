@@ -142,6 +142,7 @@ announced in --data-dir, or open the data directory themselves.`,
 	root.AddCommand(gatewayCmd(g), tokenCmd(g))
 	root.AddCommand(roleCmds(g)...)
 	root.AddCommand(deployCmds(g)...)
+	root.AddCommand(triggerCmd(g))
 	return root
 }
 

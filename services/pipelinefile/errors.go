@@ -47,3 +47,8 @@ type Problem = yamldoc.Problem
 
 // ParseError holds every problem found in one pipeline file, in file order.
 type ParseError = yamldoc.ParseError
+
+// ErrBadTrigger: a trigger cannot work as written: a glob that does not
+// parse, a poll interval out of range, a poll without a source action, or
+// a trigger that hears neither webhooks nor polls.
+var ErrBadTrigger = errors.New("bad trigger")

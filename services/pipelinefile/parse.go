@@ -168,6 +168,7 @@ func (c *checker) parse(data []byte) (events.Definition, bool) {
 	// 3. What the schema cannot say, on whatever could be read.
 	def, paths := c.extract()
 	c.semantics(def, paths)
+	c.triggerSemantics(def)
 	if len(c.problems) > 0 {
 		return events.Definition{}, false
 	}
@@ -271,6 +272,7 @@ func (c *checker) extract() (events.Definition, [][]actionPaths) {
 	if vars, ok := root["variables"].(map[string]any); ok {
 		def.Variables = stringValues(vars)
 	}
+	def.Triggers = extractTriggers(root)
 	stages, _ := root["stages"].([]any)
 	paths := make([][]actionPaths, 0, len(stages))
 	for i, s := range stages {

@@ -152,6 +152,22 @@ func action(name, typ string, f func(*events.ActionDef)) events.ActionDef {
 }
 
 var goodFiles = map[string]events.Definition{
+	"triggers": {
+		Name: "webshop",
+		Triggers: []events.TriggerDef{
+			{Repository: "acme/webshop", Events: []string{"push", "pullRequest"}, PullRequestActions: []string{"opened", "updated", "closed"},
+				Branches:  &events.GlobFilter{Includes: []string{"main", "release/**"}, Excludes: []string{"release/old"}},
+				FilePaths: &events.GlobFilter{Includes: []string{"src/**"}, Excludes: []string{"**/*.md"}}},
+			{Repository: "github.com/acme/webshop", Tags: &events.GlobFilter{Includes: []string{"v*"}}},
+			{Poll: &events.PollDef{Interval: "5m"}, Branches: &events.GlobFilter{Includes: []string{"main"}}},
+		},
+		Stages: []events.StageDef{{Name: "Source", Actions: []events.ActionDef{
+			action("checkout", "source", func(a *events.ActionDef) {
+				a.Outputs = []string{"source"}
+				a.Configuration = map[string]string{"repository": "repos/webshop"}
+			}),
+		}}},
+	},
 	"hello": {
 		Name:      "hello",
 		Variables: map[string]string{"GREETING": "hi"},
@@ -350,7 +366,7 @@ func TestSchemaFacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"description", "name", "stages", "variables"}; !slices.Equal(info.rootFields, want) {
+	if want := []string{"description", "name", "stages", "triggers", "variables"}; !slices.Equal(info.rootFields, want) {
 		t.Errorf("root fields = %v, want %v", info.rootFields, want)
 	}
 	if want := []string{"actions", "name"}; !slices.Equal(info.stageFields, want) {

@@ -43,7 +43,9 @@ func (c *Checkout) Handle(ctx context.Context, t *worker.Task) (worker.Result, e
 		branch = "main"
 	}
 	if ref := t.Variables["GANTRY_REF"]; ref != "" {
-		branch = strings.TrimPrefix(ref, "refs/heads/")
+		// A tag's run (a webhook or poll of a tag push) clones the tag:
+		// git clone --branch takes tag names too.
+		branch = strings.TrimPrefix(strings.TrimPrefix(ref, "refs/heads/"), "refs/tags/")
 	}
 	commit := t.Variables["GANTRY_COMMIT"]
 	dir := filepath.Join(t.Workspace, "src")

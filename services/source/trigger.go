@@ -157,8 +157,11 @@ func (s *Triggers) Run(ctx context.Context) error {
 	poison := s.poison()
 	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamTriggers, jetstream.ConsumerConfig{
 		Durable: TriggersDurable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-		MaxDeliver:  poison.ServerMaxDeliver(),
-		Description: "source service: triggers become runs",
+		// Trigger requests only: the decision events beside them
+		// (gantry.triggers.<pipeline>.decisions) are records, not requests.
+		FilterSubject: events.TriggerRequests,
+		MaxDeliver:    poison.ServerMaxDeliver(),
+		Description:   "source service: triggers become runs",
 	})
 	if err != nil {
 		return fmt.Errorf("trigger consumer: %w", err)

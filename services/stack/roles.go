@@ -71,6 +71,12 @@ type RoleOptions struct {
 	// Consumers reports the backlog of the consumers the roles read.
 	Metrics   *metrics.Set
 	Consumers *metrics.ConsumerCollector
+	// Listen is the address of the source role's webhook receiver; empty
+	// runs none. WebhookSecrets is the file of its secrets
+	// (source.LoadWebhookSecrets); OnListen is told where it listens.
+	Listen         string
+	WebhookSecrets string
+	OnListen       func(addr string)
 }
 
 // watch adds a consumer to o.Consumers, if set.
@@ -127,7 +133,7 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 		t := &source.Triggers{Bus: c.Bus, Log: log, Validator: c.Validator}
 		return Role{name, t.Run}, nil
 	case RoleSource:
-		return workerRole(c, name, log, o, &source.Checkout{ReposDir: o.ReposDir})
+		return sourceRole(c, name, log, o)
 	case RoleBuild, RoleTest:
 		dirs := o.SecretsDirs
 		if dirs == nil {
