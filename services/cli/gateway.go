@@ -50,7 +50,7 @@ when it changes and on SIGHUP. Any number of copies may run.`,
 				}
 			})
 			defer stopHUP()
-			r, err := stack.NewRole(conn, stack.RoleGateway, log, stack.RoleOptions{Listen: listen, Tokens: toks, Insecure: insecure})
+			r, err := stack.NewRole(conn, stack.RoleGateway, log, stack.RoleOptions{GatewayListen: listen, Tokens: toks, Insecure: insecure})
 			if err != nil {
 				return err
 			}

@@ -61,12 +61,12 @@ type RoleOptions struct {
 	RetainRuns int
 	RetainFor  time.Duration
 	SweepEvery time.Duration
-	// Listen, Tokens and Insecure configure the gateway role: the address
-	// it serves HTTP on, its token file, and cookies without Secure
-	// (plain HTTP on localhost).
-	Listen   string
-	Tokens   *auth.Tokens
-	Insecure bool
+	// GatewayListen, Tokens and Insecure configure the gateway role: the
+	// address it serves HTTP on, its token file, and cookies without
+	// Secure (plain HTTP on localhost).
+	GatewayListen string
+	Tokens        *auth.Tokens
+	Insecure      bool
 	// Metrics, if set, is where the roles record what /metrics exposes;
 	// Consumers reports the backlog of the consumers the roles read.
 	Metrics   *metrics.Set
@@ -168,7 +168,7 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 		if err != nil {
 			return Role{}, err
 		}
-		return Role{name, func(ctx context.Context) error { return srv.ListenAndRun(ctx, o.Listen) }}, nil
+		return Role{name, func(ctx context.Context) error { return srv.ListenAndRun(ctx, o.GatewayListen) }}, nil
 	case RoleDeployWorker:
 		r, err := workerRole(c, deploy.TaskKind, log, o, &deploy.Action{Bus: c.Bus})
 		r.Name = name
