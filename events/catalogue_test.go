@@ -159,6 +159,7 @@ func samples() map[string]events.Payload {
 			Trigger:                       &events.DeploymentTrigger{Pipeline: pipeline, Run: run, Stage: "Staging", Action: "deploy", Attempt: 1},
 			Variables:                     map[string]string{"GANTRY_PIPELINE": pipeline, "GANTRY_RUN_ID": run, "VERSION": "1.4.2"},
 			IgnoreApplicationStopFailures: true,
+			Actor:                         "api:release-bot",
 		},
 		events.TypeDeployHostDispatched: events.DeployHostDispatched{Deployment: dep, Group: "staging", Host: "web-1"},
 		events.TypeDeployHostLifecycle: events.DeployHostLifecycle{Deployment: dep, Group: "staging", Host: "web-1",

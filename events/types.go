@@ -387,6 +387,10 @@ type DeploymentCreated struct {
 	// hook gets them in its environment, and a rollback or redeploy of the
 	// revision carries them along.
 	Variables map[string]string `json:"variables,omitempty"`
+	// Actor names who asked for the deployment, when a person or bot did
+	// (api:<token name> through the HTTP API); empty for a pipeline action
+	// or the rollback service.
+	Actor string `json:"actor,omitempty"`
 }
 
 func (DeploymentCreated) EventType() string { return TypeDeploymentCreated }

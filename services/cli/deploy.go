@@ -481,7 +481,7 @@ func rollbackCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer conn.Close()
-			c, err := rollback.Rollback(cmd.Context(), conn.Bus, rollback.Request{Group: group, To: to, IgnoreApplicationStopFailures: ignoreStop})
+			c, err := rollback.Rollback(cmd.Context(), conn.Bus, rollback.Request{Group: group, To: to, IgnoreApplicationStopFailures: ignoreStop, Actor: actor()})
 			if err != nil {
 				return err
 			}

@@ -195,6 +195,7 @@ func devCmd(g *globals) *cobra.Command {
 	var port, concurrency int
 	var examples string
 	var noStart bool
+	var apiListen string
 	var metricsAddr string
 	var listen, webhookSecrets string
 	c := &cobra.Command{
@@ -204,7 +205,8 @@ func devCmd(g *globals) *cobra.Command {
 service (conductor, projector, triggers, source, build and test workers),
 apply the pipelines under examples/ (making a local git repository of each
 example on first start), start the example pipeline once and show its
-progress, then keep serving until interrupted (Ctrl-C).
+progress, then keep serving until interrupted (Ctrl-C). The HTTP API (and
+UI) listens on --listen with a fresh admin token, printed at start.
 
 Other terminals reach it through the data directory, e.g.
   gantry run list
@@ -241,6 +243,13 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 			}
 			defer os.Remove(urlFile)
 			fmt.Fprintf(g.stdout, "gantry dev: NATS at %s, data in %s\n", l.srv.ClientURL(), g.dataDir)
+			if apiListen != "" {
+				stopGateway, err := startDevGateway(ctx, g, l, apiListen)
+				if err != nil {
+					return err
+				}
+				defer stopGateway()
+			}
 			if metricsAddr != "" {
 				stopMetrics, err := l.serveMetrics(ctx, metricsAddr, g.logger("metrics"))
 				if err != nil {
@@ -287,6 +296,7 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 	c.Flags().StringVar(&examples, "examples", "", "examples directory (default: examples/ here or above)")
 	c.Flags().BoolVar(&noStart, "no-start", false, "do not start the example pipeline")
 	c.Flags().IntVar(&concurrency, "concurrency", 2, "tasks each worker role runs at once")
+	c.Flags().StringVar(&apiListen, "listen", "127.0.0.1:8080", "HTTP API and UI address (a free port if taken; empty: no gateway)")
 	c.Flags().StringVar(&metricsAddr, "metrics", "127.0.0.1:9090", "serve /metrics and /healthz of every service here (empty: none)")
 	c.Flags().StringVar(&listen, "webhooks-listen", "127.0.0.1:8081", "address of the source service's webhook receiver (empty: none)")
 	c.Flags().StringVar(&webhookSecrets, "webhook-secrets", "", "YAML file of webhook secrets per forge and repository (docs/pipeline.md, Triggers)")

@@ -36,6 +36,9 @@ type Request struct {
 	// IgnoreApplicationStopFailures: hosts go on when their previous
 	// revision's ApplicationStop hook fails.
 	IgnoreApplicationStopFailures bool
+	// Actor names who asked (recorded in deployment.created); empty for
+	// pipeline actions and the rollback service.
+	Actor string
 	// LiveWithin drops agents whose heartbeat is older (default 1 minute).
 	LiveWithin time.Duration
 	Now        time.Time
@@ -154,7 +157,7 @@ func Create(ctx context.Context, b *bus.Bus, req Request) (events.DeploymentCrea
 		Deployment: req.ID, Group: g.Name, Application: g.Application, Revision: req.Revision,
 		Config:      events.DeploymentConfig{Name: strings.TrimPrefix(cfg.Name, "CodeDeployDefault."), Type: string(cfg.Type), Value: cfg.Value},
 		HealthCheck: g.HealthCheck, RollbackOf: req.RollbackOf, Trigger: req.Trigger,
-		IgnoreApplicationStopFailures: req.IgnoreApplicationStopFailures,
+		IgnoreApplicationStopFailures: req.IgnoreApplicationStopFailures, Actor: req.Actor,
 	}
 	// Names the agent sets itself are left out: in the log they would only
 	// mislead (a run's exported DEPLOYMENT_ID names an older deployment).

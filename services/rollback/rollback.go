@@ -83,6 +83,8 @@ type Request struct {
 	ID string
 	// IgnoreApplicationStopFailures: see deploy.Request.
 	IgnoreApplicationStopFailures bool
+	// Actor names who asked, for a manual rollback: see deploy.Request.
+	Actor string
 }
 
 // Rollback creates a deployment of the group's last known good revision
@@ -111,7 +113,7 @@ func Rollback(ctx context.Context, b *bus.Bus, req Request) (events.DeploymentCr
 		of = good.Deployment
 	}
 	return deploy.Create(ctx, b, deploy.Request{Group: group, Revision: good.Revision, Variables: good.Variables,
-		RollbackOf: of, ID: req.ID, IgnoreApplicationStopFailures: req.IgnoreApplicationStopFailures})
+		RollbackOf: of, ID: req.ID, IgnoreApplicationStopFailures: req.IgnoreApplicationStopFailures, Actor: req.Actor})
 }
 
 // Redeploy creates a new deployment of a deployment's revision, with its

@@ -13,6 +13,8 @@ import (
 	"github.com/gantry-ci/gantry/services/build"
 	"github.com/gantry-ci/gantry/services/conductor"
 	"github.com/gantry-ci/gantry/services/deploy"
+	"github.com/gantry-ci/gantry/services/gateway"
+	"github.com/gantry-ci/gantry/services/gateway/auth"
 	"github.com/gantry-ci/gantry/services/metrics"
 	"github.com/gantry-ci/gantry/services/projection"
 	"github.com/gantry-ci/gantry/services/retention"
@@ -59,6 +61,12 @@ type RoleOptions struct {
 	RetainRuns int
 	RetainFor  time.Duration
 	SweepEvery time.Duration
+	// GatewayListen, Tokens and Insecure configure the gateway role: the
+	// address it serves HTTP on, its token file, and cookies without
+	// Secure (plain HTTP on localhost).
+	GatewayListen string
+	Tokens        *auth.Tokens
+	Insecure      bool
 	// Metrics, if set, is where the roles record what /metrics exposes;
 	// Consumers reports the backlog of the consumers the roles read.
 	Metrics   *metrics.Set
@@ -97,6 +105,10 @@ const (
 	RoleDeployWorker = "deploy-worker"
 	// RoleRetention removes the artifacts and archived logs of old runs.
 	RoleRetention = "retention"
+	// RoleGateway is the HTTP API. It is not in AllRoles: it needs an
+	// address and a token file, so `gantry gateway` and `gantry dev` start
+	// it with their own flags.
+	RoleGateway = "gateway"
 )
 
 // AllRoles is what `gantry dev` runs.
@@ -148,12 +160,32 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 		}
 		s := &retention.Sweeper{Bus: c.Bus, Log: log, Policy: p, Every: o.SweepEvery}
 		return Role{name, s.Run}, nil
+	case RoleGateway:
+		if o.Tokens == nil {
+			return Role{}, fmt.Errorf("gateway role: no token file")
+		}
+		srv, err := gateway.New(GatewayOptions(c, log, o))
+		if err != nil {
+			return Role{}, err
+		}
+		return Role{name, func(ctx context.Context) error { return srv.ListenAndRun(ctx, o.GatewayListen) }}, nil
 	case RoleDeployWorker:
 		r, err := workerRole(c, deploy.TaskKind, log, o, &deploy.Action{Bus: c.Bus})
 		r.Name = name
 		return r, err
 	}
 	return Role{}, fmt.Errorf("unknown role %q (roles: %v)", name, AllRoles)
+}
+
+// GatewayOptions is the one place the gateway is put together, for
+// `gantry gateway` and `gantry dev` alike: the API on the connection, and
+// the handlers mounted beside it. The web UI goes in as
+// Options.UI = ui.Handler(ui.Config{Reader: ui.BusReader{Bus: c.Bus},
+// Authenticate: ui.TokenCheck(o.Tokens), Log: log}) and chat-ops as
+// Options.Chatops = chatops.SlackHandler(cfg, chatops.BusDeps(c.Bus,
+// c.Validator, log)) (services/gateway/ui, services/chatops).
+func GatewayOptions(c *Conn, log zerolog.Logger, o RoleOptions) gateway.Options {
+	return gateway.Options{Bus: c.Bus, Validator: c.Validator, Tokens: o.Tokens, Log: log, Insecure: o.Insecure}
 }
 
 func workerRole(c *Conn, kind string, log zerolog.Logger, o RoleOptions, h worker.Handler) (Role, error) {
