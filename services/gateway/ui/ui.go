@@ -1,0 +1,343 @@
+// Package ui is Gantry's web UI: server-rendered pages (Go html/templates)
+// with a little plain JavaScript for live updates, all embedded in the
+// binary. The gateway mounts Handler at "/" and "/ui/". Pages read through
+// a Reader; the buttons and the live parts call the gateway's JSON API
+// (/api/v1/...) from the browser with the session cookie and the CSRF
+// header, so the UI holds no write path of its own.
+package ui
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/deploydecider"
+)
+
+//go:embed templates static
+var files embed.FS
+
+// Cookie names shared with the gateway's auth middleware (the API contract).
+const (
+	TokenCookie = "gantry_token"
+	CSRFCookie  = "gantry_csrf"
+	CSRFHeader  = "X-Gantry-CSRF"
+)
+
+// Config is what Handler needs.
+type Config struct {
+	Reader Reader
+	// Authenticate checks a token and returns the caller's name. When set,
+	// pages require a valid token (the gantry_token cookie, or a bearer
+	// header) and send others to the login page; POST /ui/login refuses
+	// tokens it rejects. Nil leaves authentication to whatever wraps the
+	// handler, and login accepts any non-empty token.
+	Authenticate func(ctx context.Context, token string) (name string, err error)
+	Log          zerolog.Logger
+	// Now is the clock for running durations; nil is time.Now.
+	Now func() time.Time
+	// PageSize is the default number of runs per history page (50).
+	PageSize int
+}
+
+// MaxPageSize bounds ?limit= on the run history.
+const MaxPageSize = 200
+
+type server struct {
+	cfg   Config
+	pages map[string]*template.Template
+}
+
+// Handler serves the UI. It parses the embedded templates, which are part
+// of the binary, so an error here is a programming error and panics.
+func Handler(cfg Config) http.Handler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 50
+	}
+	s := &server{cfg: cfg, pages: map[string]*template.Template{}}
+	for _, p := range []string{"pipelines", "runs", "run", "deployments", "deployment", "login", "error"} {
+		t := template.Must(template.New(p).Funcs(s.funcs()).ParseFS(files, "templates/base.html", "templates/graph.html", "templates/"+p+".html"))
+		s.pages[p] = t
+	}
+	static, err := fs.Sub(files, "static")
+	if err != nil {
+		panic(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", cacheStatic(http.FileServerFS(static))))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusFound) })
+	mux.HandleFunc("GET /ui/login", s.loginPage)
+	mux.HandleFunc("POST /ui/login", s.login)
+	mux.HandleFunc("POST /ui/logout", s.logout)
+	mux.HandleFunc("GET /ui/{$}", s.auth(s.pipelinesPage))
+	mux.HandleFunc("GET /ui/pipelines/{pipeline}", s.auth(s.runsPage))
+	mux.HandleFunc("GET /ui/runs/{run}", s.auth(s.runPage))
+	mux.HandleFunc("GET /ui/runs/{run}/live", s.auth(s.runLive))
+	mux.HandleFunc("GET /ui/deployments", s.auth(s.deploymentsPage))
+	mux.HandleFunc("GET /ui/deployments/{deployment}", s.auth(s.deploymentPage))
+	return securityHeaders(mux)
+}
+
+// securityHeaders keeps the pages to their own origin: no external assets,
+// no framing, inline scripts refused.
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "same-origin")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func cacheStatic(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		h.ServeHTTP(w, r)
+	})
+}
+
+type ctxKey struct{}
+
+// auth sends a caller without a valid token to the login page.
+func (s *server) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Authenticate == nil {
+			h(w, r)
+			return
+		}
+		tok := tokenOf(r)
+		name, err := "", errors.New("no token")
+		if tok != "" {
+			name, err = s.cfg.Authenticate(r.Context(), tok)
+		}
+		if err != nil {
+			http.Redirect(w, r, "/ui/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, name)))
+	}
+}
+
+func tokenOf(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		return strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
+	}
+	if c, err := r.Cookie(TokenCookie); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+// page is what every template gets.
+type page struct {
+	Title string
+	User  string
+	CSRF  string
+	Now   time.Time
+	Data  any
+}
+
+func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
+	p := page{Title: title, Now: s.cfg.Now(), Data: data}
+	p.User, _ = r.Context().Value(ctxKey{}).(string)
+	if c, err := r.Cookie(CSRFCookie); err == nil {
+		p.CSRF = c.Value
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := s.pages[name].ExecuteTemplate(w, "base", p); err != nil {
+		s.cfg.Log.Error().Err(err).Str("page", name).Msg("render page")
+	}
+}
+
+func (s *server) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
+	status := http.StatusInternalServerError
+	if errors.Is(err, ErrNotFound) {
+		status = http.StatusNotFound
+	} else {
+		s.cfg.Log.Error().Err(err).Str("what", what).Msg("ui read")
+	}
+	s.render(w, r, status, "error", "Error", map[string]string{"What": what, "Error": err.Error()})
+}
+
+func (s *server) loginPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "login", "Sign in", map[string]string{"Next": safeNext(r.URL.Query().Get("next"))})
+}
+
+// safeNext keeps the redirect after login on this site.
+func safeNext(n string) string {
+	if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") || strings.Contains(n, "\\") {
+		return "/ui/"
+	}
+	return n
+}
+
+// login sets the token cookie (HttpOnly: scripts never see the token) and
+// a fresh CSRF cookie the scripts copy into the X-Gantry-CSRF header.
+func (s *server) login(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	tok := strings.TrimSpace(r.PostForm.Get("token"))
+	next := safeNext(r.PostForm.Get("next"))
+	var err error
+	if tok == "" {
+		err = errors.New("paste a token (gantry token create --role viewer)")
+	} else if s.cfg.Authenticate != nil {
+		if _, aerr := s.cfg.Authenticate(r.Context(), tok); aerr != nil {
+			err = errors.New("that token is not valid")
+		}
+	}
+	if err != nil {
+		s.render(w, r, http.StatusUnauthorized, "login", "Sign in", map[string]string{"Next": next, "Error": err.Error()})
+		return
+	}
+	csrf := make([]byte, 16)
+	_, _ = rand.Read(csrf)
+	secure := r.TLS != nil
+	http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: tok, Path: "/", HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: CSRFCookie, Value: hex.EncodeToString(csrf), Path: "/", Secure: secure, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// logout clears both cookies. The form carries the CSRF value, so another
+// site cannot sign a user out.
+func (s *server) logout(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(CSRFCookie)
+	if err != nil || r.FormValue("csrf") != c.Value {
+		http.Error(w, "missing or wrong CSRF value", http.StatusForbidden)
+		return
+	}
+	for _, n := range []string{TokenCookie, CSRFCookie} {
+		http.SetCookie(w, &http.Cookie{Name: n, Value: "", Path: "/", MaxAge: -1, SameSite: http.SameSiteStrictMode})
+	}
+	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+}
+
+func (s *server) pipelinesPage(w http.ResponseWriter, r *http.Request) {
+	ps, err := s.cfg.Reader.Pipelines(r.Context())
+	if err != nil {
+		s.fail(w, r, "pipelines", err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "pipelines", "Pipelines", ps)
+}
+
+type runsData struct {
+	Pipeline string
+	Page     RunsPage
+	Limit    int
+	Cursor   string
+	First    int
+}
+
+func (s *server) runsPage(w http.ResponseWriter, r *http.Request) {
+	p := r.PathValue("pipeline")
+	limit := s.cfg.PageSize
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			s.render(w, r, http.StatusBadRequest, "error", "Error", map[string]string{"What": "limit", "Error": fmt.Sprintf("limit %q: want a number from 1 to %d", l, MaxPageSize)})
+			return
+		}
+		limit = min(n, MaxPageSize)
+	}
+	cursor := r.URL.Query().Get("cursor")
+	pg, err := s.cfg.Reader.Runs(r.Context(), p, limit, cursor)
+	if err != nil {
+		s.fail(w, r, "runs of "+p, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "runs", p+" runs", runsData{Pipeline: p, Page: pg, Limit: limit, Cursor: cursor})
+}
+
+type runData struct {
+	Run   run.State
+	Graph graph
+	Now   time.Time
+	// Types are the event types the page listens for on the run's SSE
+	// (an EventSource only hears the event names it subscribes to).
+	Types string
+}
+
+func (s *server) runData(st run.State) runData {
+	var types []string
+	for _, t := range events.Types {
+		if t != events.TypeActionHeartbeat {
+			types = append(types, t)
+		}
+	}
+	return runData{Run: st, Graph: layout(st), Now: s.cfg.Now(), Types: strings.Join(types, " ")}
+}
+
+func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
+	st, err := s.cfg.Reader.Run(r.Context(), r.PathValue("run"))
+	if err != nil {
+		s.fail(w, r, "run "+r.PathValue("run"), err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "run", st.Pipeline+" run "+short(st.Run), s.runData(st))
+}
+
+// runLive renders the parts of the run page that change, for the script
+// to swap in after each event: one renderer for first paint and updates.
+func (s *server) runLive(w http.ResponseWriter, r *http.Request) {
+	st, err := s.cfg.Reader.Run(r.Context(), r.PathValue("run"))
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, ErrNotFound) {
+			status = http.StatusNotFound
+		}
+		http.Error(w, err.Error(), status)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Gantry-Last-Seq", strconv.FormatUint(st.LastSeq, 10))
+	p := page{Now: s.cfg.Now(), Data: s.runData(st)}
+	if err := s.pages["run"].ExecuteTemplate(w, "live", p); err != nil {
+		s.cfg.Log.Error().Err(err).Str("run", st.Run).Msg("render run")
+	}
+}
+
+type deploymentsData struct {
+	Group       string
+	Deployments []deploydecider.State
+}
+
+func (s *server) deploymentsPage(w http.ResponseWriter, r *http.Request) {
+	g := r.URL.Query().Get("group")
+	ds, err := s.cfg.Reader.Deployments(r.Context(), g, 200)
+	if err != nil {
+		s.fail(w, r, "deployments", err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "deployments", "Deployments", deploymentsData{Group: g, Deployments: ds})
+}
+
+func (s *server) deploymentPage(w http.ResponseWriter, r *http.Request) {
+	d, err := s.cfg.Reader.Deployment(r.Context(), r.PathValue("deployment"))
+	if err != nil {
+		s.fail(w, r, "deployment "+r.PathValue("deployment"), err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "deployment", "Deployment "+short(d.ID()), d)
+}
