@@ -66,7 +66,16 @@ func samples() map[string]events.Payload {
 			{Name: "Staging", Actions: []events.ActionDef{
 				{Name: "deploy", Type: "deploy", Pool: "default", RunOrder: 1, Inputs: []string{"app"},
 					Configuration: map[string]string{"application": "webshop", "deploymentGroup": "staging"}},
-			}},
+			},
+				BeforeEntry: &events.Condition{Result: events.ResultFail, Rules: []events.Rule{
+					{Name: "office-hours", Type: events.RuleDeploymentWindow,
+						Configuration: map[string]string{"cron": "* 9-17 * * MON-FRI", "timeZone": "Europe/Berlin"}},
+				}},
+				OnSuccess: &events.Condition{Result: events.ResultRollback, Rules: []events.Rule{
+					{Name: "no-alarms", Type: events.RuleNoActiveAlarm,
+						Configuration: map[string]string{"group": "staging", "windowSeconds": "600"}},
+				}},
+			},
 		},
 	}
 	ref := events.ActionRef{Run: run, Stage: "Build", Action: "compile", Attempt: 2}
@@ -91,7 +100,19 @@ func samples() map[string]events.Payload {
 		events.TypeStageSucceeded: events.StageSucceeded{
 			Run: run, Stage: "Build", Attempt: 1,
 		},
-		events.TypeStageFailed: events.StageFailed{Run: run, Stage: "Staging", Attempt: 2, Reason: "action deploy failed"},
+		events.TypeStageFailed: events.StageFailed{Run: run, Stage: "Staging", Attempt: 2,
+			Reason: "onSuccess rule no-alarms did not pass: alarm error-rate raised on group staging 2m ago; a rollback of the stage is requested", Rollback: true},
+		events.TypeActionWaiting: events.ActionWaiting{ActionRef: events.ActionRef{Run: run, Stage: "Staging", Action: "sign-off", Attempt: 1},
+			Instructions: "Check the staging dashboard before production.", URL: "https://grafana.example.com/d/staging",
+			Approvers: []string{"alice@laptop", "slack:bob"}, Expires: "2026-03-08T09:30:00Z"},
+		events.TypeActionApproved: events.ActionApproved{ActionRef: events.ActionRef{Run: run, Stage: "Staging", Action: "sign-off", Attempt: 1},
+			Actor: "alice@laptop", Comment: "dashboards green", Lease: sampleLease},
+		events.TypeActionRejected: events.ActionRejected{ActionRef: events.ActionRef{Run: run, Stage: "Staging", Action: "sign-off", Attempt: 1},
+			Actor: "slack:bob", Comment: "error rate is up", Lease: sampleLease},
+		events.TypeConditionEvaluated: events.ConditionEvaluated{Run: run, Stage: "Staging", Attempt: 1, When: events.BeforeEntry,
+			Rule: "office-hours", Type: events.RuleDeploymentWindow, Passed: true, Reason: "2026-03-01T10:30:00+01:00 is inside * 9-17 * * MON-FRI (Europe/Berlin)"},
+		events.TypeStageSkipped: events.StageSkipped{Run: run, Stage: "Staging", Attempt: 1,
+			Reason: "beforeEntry rule on-main did not pass: GANTRY_REF is refs/heads/feature, want EQ refs/heads/main"},
 		events.TypeActionDispatched: events.ActionDispatched{Task: events.Task{
 			ID:       events.TaskID(ref.Run, ref.Stage, ref.Action, ref.Attempt),
 			Pipeline: pipeline, Run: ref.Run, Stage: ref.Stage, Action: ref.Action, Attempt: ref.Attempt,
@@ -196,6 +217,16 @@ func idOf(p events.Payload) string {
 		return events.RunID(p.Run, "stopped")
 	case events.ActionAbandoned:
 		return events.ResultID(p.ActionRef, "abandoned", p.Lease)
+	case events.ActionWaiting:
+		return events.ActionID(p.ActionRef, "waiting")
+	case events.ActionApproved:
+		return events.ResultID(p.ActionRef, "approved", p.Lease)
+	case events.ActionRejected:
+		return events.ResultID(p.ActionRef, "rejected", p.Lease)
+	case events.ConditionEvaluated:
+		return events.ConditionID(p.Run, p.Stage, p.Attempt, p.When, p.Rule)
+	case events.StageSkipped:
+		return events.StageID(p.Run, p.Stage, p.Attempt, "skipped")
 	case events.LogArchived:
 		return events.ActionID(p.ActionRef, "log-archived")
 	case events.TestReported:
@@ -263,6 +294,16 @@ func idPattern(t string) string {
 		p = events.ActionFailed{ActionRef: ref, Lease: leaseMark}
 	case events.TypeActionAbandoned:
 		p = events.ActionAbandoned{ActionRef: ref, Lease: leaseMark}
+	case events.TypeActionWaiting:
+		p = events.ActionWaiting{ActionRef: ref}
+	case events.TypeActionApproved:
+		p = events.ActionApproved{ActionRef: ref, Lease: leaseMark}
+	case events.TypeActionRejected:
+		p = events.ActionRejected{ActionRef: ref, Lease: leaseMark}
+	case events.TypeConditionEvaluated:
+		p = events.ConditionEvaluated{Run: ref.Run, Stage: ref.Stage, Attempt: attemptMark, When: "<when>", Rule: "<rule>"}
+	case events.TypeStageSkipped:
+		p = events.StageSkipped{Run: ref.Run, Stage: ref.Stage, Attempt: attemptMark}
 	case events.TypeRunStopping:
 		p = events.RunStopping{Run: ref.Run}
 	case events.TypeRunStopped:

@@ -128,6 +128,16 @@ func newPayload(t string) (any, error) {
 		return &RunStopped{}, nil
 	case TypeActionAbandoned:
 		return &ActionAbandoned{}, nil
+	case TypeActionWaiting:
+		return &ActionWaiting{}, nil
+	case TypeActionApproved:
+		return &ActionApproved{}, nil
+	case TypeActionRejected:
+		return &ActionRejected{}, nil
+	case TypeConditionEvaluated:
+		return &ConditionEvaluated{}, nil
+	case TypeStageSkipped:
+		return &StageSkipped{}, nil
 	case TypeDeploymentCreated:
 		return &DeploymentCreated{}, nil
 	case TypeDeployHostDispatched:
@@ -189,6 +199,16 @@ func deref(p any) Payload {
 	case *RunStopped:
 		return *v
 	case *ActionAbandoned:
+		return *v
+	case *ActionWaiting:
+		return *v
+	case *ActionApproved:
+		return *v
+	case *ActionRejected:
+		return *v
+	case *ConditionEvaluated:
+		return *v
+	case *StageSkipped:
 		return *v
 	case *DeploymentCreated:
 		return *v

@@ -55,7 +55,7 @@ var fastShapes = map[string]*shape{
 	TypeStageStarted:   obj(req("run", str), req("stage", str), req("attempt", num)),
 	TypeStageSucceeded: obj(req("run", str), req("stage", str), req("attempt", num)),
 	TypeStageFailed: obj(req("run", str), req("stage", str), req("attempt", num),
-		req("reason", str)),
+		req("reason", str), opt("rollback", boolean)),
 	TypeActionDispatched: obj(req("task", taskShape)),
 	TypeActionStarted:    obj(refFields(req("worker", str))...),
 	TypeActionHeartbeat:  obj(refFields(req("worker", str), req("beat", num))...),
@@ -90,7 +90,10 @@ var (
 	actionDefShape = obj(req("name", str), req("type", str), req("pool", str), req("runOrder", num),
 		opt("inputs", arr(str)), opt("outputs", arr(str)), opt("configuration", varsShape),
 		opt("timeoutSeconds", num), opt("secrets", secretsShape))
-	stageDefShape   = obj(req("name", str), req("actions", arr(actionDefShape)))
+	ruleShape      = obj(req("name", str), req("type", str), opt("configuration", varsShape))
+	conditionShape = obj(req("result", str), req("rules", arr(ruleShape)))
+	stageDefShape  = obj(req("name", str), req("actions", arr(actionDefShape)),
+		opt("beforeEntry", conditionShape), opt("onSuccess", conditionShape))
 	definitionShape = obj(req("name", str), opt("variables", varsShape), req("stages", arr(stageDefShape)))
 	testCaseShape   = obj(opt("suite", str), req("name", str), opt("message", str), opt("durationSeconds", posFloat))
 )

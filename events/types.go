@@ -135,6 +135,9 @@ type StageFailed struct {
 	Stage   string `json:"stage"`
 	Attempt int    `json:"attempt"`
 	Reason  string `json:"reason"`
+	// Rollback is set when an onSuccess condition with result ROLLBACK
+	// failed the stage: the stage's rollback is asked for.
+	Rollback bool `json:"rollback,omitempty"`
 }
 
 func (StageFailed) EventType() string { return TypeStageFailed }
@@ -291,6 +294,9 @@ type Definition struct {
 type StageDef struct {
 	Name    string      `json:"name"`
 	Actions []ActionDef `json:"actions"`
+	// BeforeEntry and OnSuccess are the stage's conditions (types_condition.go).
+	BeforeEntry *Condition `json:"beforeEntry,omitempty"`
+	OnSuccess   *Condition `json:"onSuccess,omitempty"`
 }
 
 // ActionDef is one action of a stage.

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -340,10 +341,45 @@ func (d Definition) check() *fieldError {
 		if e := firstOf(name("name", s.Name), minItems("actions", len(s.Actions)), maxItems("actions", len(s.Actions))); e != nil {
 			return e.in(strconv.Itoa(i)).in("stages")
 		}
+		if e := firstOf(s.BeforeEntry.check(ResultFail, ResultSkip).in(BeforeEntry),
+			s.OnSuccess.check(ResultFail, ResultRollback).in(OnSuccess)); e != nil {
+			return e.in(strconv.Itoa(i)).in("stages")
+		}
 		for j, a := range s.Actions {
 			if e := a.check(); e != nil {
 				return e.in(strconv.Itoa(j)).in("actions").in(strconv.Itoa(i)).in("stages")
 			}
+		}
+	}
+	return nil
+}
+
+// check checks a stage condition (nil when absent) whose result must be
+// one of results.
+func (c *Condition) check(results ...string) *fieldError {
+	if c == nil {
+		return nil
+	}
+	var result *fieldError
+	if !slices.Contains(results, c.Result) {
+		result = errorf("value must be one of %s", quoteAll(results)).in("result")
+	}
+	if e := firstOf(result, minItems("rules", len(c.Rules)), atMostItems("rules", len(c.Rules), MaxRules)); e != nil {
+		return e
+	}
+	for i, r := range c.Rules {
+		var typ *fieldError
+		switch r.Type {
+		case RuleVariableCheck, RuleDeploymentWindow, RuleNoActiveAlarm, RuleCommand:
+		default:
+			typ = errorf("value must be one of %s", quoteAll([]string{RuleVariableCheck, RuleDeploymentWindow, RuleNoActiveAlarm, RuleCommand})).in("type")
+		}
+		rn := name("name", r.Name)
+		if rn == nil && len(r.Name) > MaxRuleName {
+			rn = errorf("maxLength: got %d, want %d", len(r.Name), MaxRuleName).in("name")
+		}
+		if e := firstOf(rn, typ, configuration("configuration", r.Configuration)); e != nil {
+			return e.in(strconv.Itoa(i)).in("rules")
 		}
 	}
 	return nil

@@ -36,6 +36,9 @@ func Evolve(s State, e events.Event) State {
 	s.Events++
 	at := e.Time
 	s = clone(s)
+	if evolveGates(&s, e) {
+		return s
+	}
 	switch p := e.Payload.(type) {
 	case events.RunStarted:
 		if s.Phase == Requested {
@@ -174,6 +177,7 @@ func clone(s State) State {
 	stages := make([]Stage, len(s.Stages))
 	for i, st := range s.Stages {
 		st.Actions = append([]Action(nil), st.Actions...)
+		st.Checks = append([]Check(nil), st.Checks...)
 		stages[i] = st
 	}
 	s.Stages = stages

@@ -26,10 +26,15 @@ const (
 	Stopped  Phase = "Stopped"
 	// Abandoned is an action attempt ended by a stop with abandon.
 	Abandoned Phase = "Abandoned"
+	// Skipped is a stage whose beforeEntry condition (result SKIP) did not
+	// pass; later stages treat it as done.
+	Skipped Phase = "Skipped"
 )
 
 // Done reports whether a phase is final.
-func (p Phase) Done() bool { return p == Succeeded || p == Failed || p == Stopped || p == Abandoned }
+func (p Phase) Done() bool {
+	return p == Succeeded || p == Failed || p == Stopped || p == Abandoned || p == Skipped
+}
 
 // State is a folded run.
 type State struct {
@@ -63,6 +68,8 @@ type Stage struct {
 	StartedAt time.Time `json:"startedAt,omitzero"`
 	EndedAt   time.Time `json:"endedAt,omitzero"`
 	Actions   []Action  `json:"actions"`
+	// Checks are the stage's condition rules as evaluated (gates.go).
+	Checks []Check `json:"checks,omitempty"`
 }
 
 // Action is a folded action: its latest attempt.
@@ -85,6 +92,8 @@ type Action struct {
 	Variables    map[string]string    `json:"variables,omitempty"`
 	Report       *events.TestReported `json:"report,omitempty"`
 	Log          *events.LogArchived  `json:"log,omitempty"`
+	// Approval is set on an approval action once it waits (gates.go).
+	Approval *Approval `json:"approval,omitempty"`
 }
 
 // Stage returns the named stage, or nil.

@@ -199,6 +199,8 @@ func conductor() *perms {
 	p := base()
 	p.readStream(events.StreamEvents)
 	p.readKV(events.BucketPipelines)
+	// NoActiveAlarm conditions read the last alarm of a group.
+	p.readStream(events.StreamAlarms)
 	p.readKV(BucketKeys)
 	p.writeKV(BucketKeys)
 	// The conductor creates its key bucket on first start.

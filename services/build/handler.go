@@ -20,6 +20,7 @@ import (
 	"github.com/gantry-ci/gantry/schemas"
 	"github.com/gantry-ci/gantry/services/artifact"
 	"github.com/gantry-ci/gantry/services/buildspec"
+	"github.com/gantry-ci/gantry/services/decider"
 	"github.com/gantry-ci/gantry/services/junit"
 	"github.com/gantry-ci/gantry/services/redact"
 	"github.com/gantry-ci/gantry/services/runner"
@@ -138,7 +139,9 @@ func (h *Handler) run(ctx context.Context, t *worker.Task, spec *buildspec.Spec,
 		runErr = fmt.Errorf("%w: %s", ErrBuildFailed, res.Reason)
 	}
 	out := worker.Result{Variables: res.ExportedVariables}
-	if h.Tests {
+	// A stage condition's Command rule runs on a test worker but is judged
+	// by its exit status alone: it has no JUnit report to ask for.
+	if h.Tests && t.Configuration[decider.ConditionTaskKey] == "" {
 		if err := h.report(ctx, t, spec, src, mask); err != nil && runErr == nil {
 			runErr = err
 		} else if err != nil {

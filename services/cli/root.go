@@ -127,6 +127,7 @@ announced in --data-dir, or open the data directory themselves.`,
 	)
 	root.AddCommand(roleCmds(g)...)
 	root.AddCommand(deployCmds(g)...)
+	root.AddCommand(approveCmds(g)...)
 	return root
 }
 

@@ -300,6 +300,8 @@ func mark(p run.Phase) string {
 		return "✘"
 	case run.Stopped, run.Abandoned:
 		return "■"
+	case run.Skipped:
+		return "↷"
 	case run.Stopping:
 		return "…"
 	case run.Running, run.Dispatched:
@@ -330,11 +332,16 @@ func renderRun(w io.Writer, st run.State, now time.Time) {
 			}
 			fmt.Fprintf(tw, "      %s %s (%s)\t%s\t%s\t%s\n", mark(a.Phase), a.Name, a.Type, orDash(string(a.Phase)), dur(a.StartedAt, a.EndedAt, now), extra)
 		}
+		if len(s.Checks) > 0 {
+			tw.Flush()
+			renderChecks(w, s)
+		}
 	}
 	tw.Flush()
 	if st.Reason != "" {
 		fmt.Fprintf(w, "  reason: %s\n", st.Reason)
 	}
+	renderWaiting(w, st)
 }
 
 func firstLine(s string) string {

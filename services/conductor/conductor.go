@@ -288,7 +288,7 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 	}
 	en.tip = max(en.tip, seq)
 	if d, ok := e.Payload.(events.ActionDispatched); ok && !en.published[d.Task.ID] {
-		if a := st.Action(d.Task.Stage, d.Task.Action); a != nil && a.Attempt == d.Task.Attempt && a.Phase == run.Dispatched {
+		if dispatchedNow(st, d.Task) {
 			if err := c.publishTask(ctx, d.Task); err != nil {
 				return err
 			}
@@ -305,7 +305,11 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 func (c *Conductor) advance(ctx context.Context, pipeline string, en *entry, st run.State, log zerolog.Logger) (run.State, error) {
 	b := c.o.Bus
 	for range 64 {
-		chain := decideChain(st, c.inputs())
+		in, err := c.runInputs(ctx, st)
+		if err != nil {
+			return st, err
+		}
+		chain := decideChain(st, in)
 		if len(chain) == 0 {
 			return st, nil
 		}
@@ -367,6 +371,9 @@ func decideChain(st run.State, in decider.Inputs) []events.Event {
 }
 
 func (c *Conductor) publishTask(ctx context.Context, t events.Task) error {
+	if t.Kind == events.KindApproval {
+		return nil // a person answers an approval, no worker (approve.go)
+	}
 	// The log has the lease's hash; the worker gets the lease itself.
 	t.Lease = events.LeaseToken(c.key, t.ID)
 	data, err := encodeTask(t)
@@ -398,6 +405,10 @@ func (c *Conductor) checkLease(e events.Event) error {
 		ref, lease, what = p.ActionRef, p.Lease, "action.failed"
 	case events.ActionAbandoned:
 		ref, lease, what = p.ActionRef, p.Lease, "action.abandoned"
+	case events.ActionApproved:
+		ref, lease, what = p.ActionRef, p.Lease, "action.approved"
+	case events.ActionRejected:
+		ref, lease, what = p.ActionRef, p.Lease, "action.rejected"
 	default:
 		return nil
 	}

@@ -21,7 +21,9 @@ import (
 // here.
 func (c *Conductor) serveCommands(ctx context.Context) ([]*nats.Subscription, error) {
 	handlers := map[string]command.Handler{
-		command.Stop: c.Stop,
+		command.Stop:    c.Stop,
+		command.Approve: c.Approve,
+		command.Reject:  c.Reject,
 	}
 	var subs []*nats.Subscription
 	for verb, h := range handlers {

@@ -37,6 +37,10 @@ type Inputs struct {
 	// Grace is added to an attempt's timeout before the decider fails it
 	// for want of a result; zero means DefaultGrace.
 	Grace time.Duration
+	// Alarms holds, for each deployment group a NoActiveAlarm rule of the
+	// run names (AlarmGroups), when its last alarm was raised: the zero
+	// time when none ever was. A group missing here fails the rule.
+	Alarms map[string]time.Time
 }
 
 func (in Inputs) grace() time.Duration {
@@ -66,7 +70,7 @@ func Decide(s run.State, in Inputs) []events.Event {
 	for i := range s.Stages {
 		st := &s.Stages[i]
 		switch st.Phase {
-		case run.Succeeded:
+		case run.Succeeded, run.Skipped:
 			continue
 		case run.Failed:
 			return one(events.RunID(s.Run, "failed"), s.Run, now, events.RunFailed{
@@ -99,7 +103,7 @@ func forgedDispatch(s run.State, in Inputs) string {
 			}
 		}
 	}
-	return ""
+	return forgedConditionTask(s, in)
 }
 
 func decideStage(s run.State, i int, in Inputs) []events.Event {
@@ -142,13 +146,15 @@ func decideStage(s run.State, i int, in Inputs) []events.Event {
 			return out
 		}
 	}
-	return one(events.StageID(s.Run, st.Name, st.Attempt, "succeeded"), s.Run, now,
-		events.StageSucceeded{Run: s.Run, Stage: st.Name, Attempt: st.Attempt})
+	return onSuccess(s, i, in)
 }
 
 // dispatch builds the task of an action attempt, or fails the attempt at
 // once when an input artifact is missing (nothing a worker could fix).
 func dispatch(s run.State, st run.Stage, def events.ActionDef, attempt int, in Inputs) []events.Event {
+	if def.Type == events.KindApproval {
+		return dispatchApproval(s, st, def, attempt, in)
+	}
 	now := in.Now
 	ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: def.Name, Attempt: attempt}
 	vars := Variables(s, st.Name, def.Name, attempt)
@@ -201,7 +207,11 @@ func decideStop(s run.State, in Inputs) []events.Event {
 			continue
 		}
 		if st.Phase == run.Running {
-			out = append(out, expire(s, i, in)...)
+			exp := expire(s, i, in)
+			if len(exp) == 0 {
+				exp = stopApprovals(s, st, in)
+			}
+			out = append(out, exp...)
 		}
 	}
 	if len(out) > 0 {
@@ -235,6 +245,11 @@ func expire(s run.State, i int, in Inputs) []events.Event {
 		}
 		ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: a.Name, Attempt: a.Attempt}
 		lease := events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, a.Name, a.Attempt))
+		if def.Type == events.KindApproval {
+			out = append(out, mustNew(events.ResultID(ref, "failed", lease), s.Run, in.Now, events.ActionFailed{
+				ActionRef: ref, Lease: lease, Reason: approvalExpiredReason(timeout)}))
+			continue
+		}
 		out = append(out, mustNew(events.ResultID(ref, "failed", lease), s.Run, in.Now, events.ActionFailed{
 			ActionRef: ref, Lease: lease,
 			Reason: fmt.Sprintf("no result within %s of dispatch (timeout %s + grace %s): is a worker of kind %s pool %s running?",
@@ -247,6 +262,9 @@ func expire(s run.State, i int, in Inputs) []events.Event {
 // dispatch time plus its timeout (DefaultTimeout when the definition has
 // none) plus the grace.
 func deadline(a run.Action, def events.ActionDef, in Inputs) (at time.Time, timeout time.Duration) {
+	if def.Type == events.KindApproval {
+		return approvalDeadline(a, def)
+	}
 	timeout = DefaultTimeout
 	if def.TimeoutSeconds > 0 {
 		timeout = time.Duration(def.TimeoutSeconds) * time.Second
@@ -261,6 +279,7 @@ func NextDeadline(s run.State, in Inputs) (next time.Time, ok bool) {
 	if s.Phase.Done() {
 		return time.Time{}, false
 	}
+	next, ok = conditionDeadline(s, in)
 	for i, st := range s.Stages {
 		for j, a := range st.Actions {
 			if a.Phase != run.Dispatched && a.Phase != run.Running {

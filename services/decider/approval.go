@@ -1,0 +1,90 @@
+package decider
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/run"
+)
+
+// Manual approvals. An approval attempt is dispatched like any action, with
+// a lease hash under the conductor's key (so forgedDispatch holds it to the
+// same rule), but it is nobody's task: the conductor does not publish it,
+// and the decider records action.waiting in the same decision. It ends with
+// action.approved or action.rejected, which the conductor appends for
+// gantry.cmd.approve and gantry.cmd.reject with the attempt's lease (a
+// client without the lease key cannot forge one: the fold ignores an
+// answer whose lease does not hash to the dispatched one), or with
+// action.failed once its timeout passes (expire).
+
+// DefaultApprovalTimeout is an approval's timeout when its definition gives none.
+const DefaultApprovalTimeout = events.DefaultApprovalTimeoutSeconds * time.Second
+
+// dispatchApproval starts an approval attempt: dispatched, then waiting.
+func dispatchApproval(s run.State, st run.Stage, def events.ActionDef, attempt int, in Inputs) []events.Event {
+	ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: def.Name, Attempt: attempt}
+	t := events.Task{
+		ID: events.TaskID(s.Run, st.Name, def.Name, attempt), Pipeline: s.Pipeline, Run: s.Run,
+		Stage: st.Name, Action: def.Name, Attempt: attempt, Kind: def.Type, Pool: def.Pool,
+		TimeoutSeconds: def.TimeoutSeconds, Configuration: maps.Clone(def.Configuration),
+	}
+	t.LeaseHash = events.LeaseHash(events.LeaseToken(in.LeaseKey, t.ID))
+	timeout := approvalTimeout(def)
+	w := events.ActionWaiting{ActionRef: ref, Instructions: def.Configuration["instructions"], URL: def.Configuration["url"],
+		Approvers: Approvers(def), Expires: in.Now.Add(timeout).UTC().Format(time.RFC3339)}
+	return []events.Event{
+		mustNew(events.ActionID(ref, "dispatched"), s.Run, in.Now, events.ActionDispatched{Task: t}),
+		mustNew(events.ActionID(ref, "waiting"), s.Run, in.Now, w),
+	}
+}
+
+// Approvers is the approval's approvers configuration (comma-separated
+// actor names), as a list; nil means anyone allowed to approve.
+func Approvers(def events.ActionDef) []string {
+	var out []string
+	for a := range strings.SplitSeq(def.Configuration["approvers"], ",") {
+		if a = strings.TrimSpace(a); a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func approvalTimeout(def events.ActionDef) time.Duration {
+	if def.TimeoutSeconds > 0 {
+		return time.Duration(def.TimeoutSeconds) * time.Second
+	}
+	return DefaultApprovalTimeout
+}
+
+// approvalDeadline is when a waiting approval fails: its dispatch plus its
+// timeout. No grace: the conductor itself answers for approvals.
+func approvalDeadline(a run.Action, def events.ActionDef) (time.Time, time.Duration) {
+	timeout := approvalTimeout(def)
+	return a.DispatchedAt.Add(timeout), timeout
+}
+
+func approvalExpiredReason(timeout time.Duration) string {
+	return fmt.Sprintf("approval timed out: nobody approved or rejected it within %s", timeout)
+}
+
+// stopApprovals fails the approvals of stage st that wait when the run is
+// asked to stop: an approval is no work in progress that could finish, so
+// a stop without abandon would otherwise wait for its timeout.
+func stopApprovals(s run.State, st run.Stage, in Inputs) []events.Event {
+	var out []events.Event
+	for _, a := range st.Actions {
+		if a.Type != events.KindApproval || (a.Phase != run.Dispatched && a.Phase != run.Running) {
+			continue
+		}
+		ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: a.Name, Attempt: a.Attempt}
+		lease := events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, a.Name, a.Attempt))
+		out = append(out, mustNew(events.ResultID(ref, "failed", lease), s.Run, in.Now, events.ActionFailed{
+			ActionRef: ref, Lease: lease, Reason: "run stopped while the approval waited: " + s.Reason}))
+	}
+	return out
+}
