@@ -50,6 +50,10 @@ const (
 	DeployWorker    = "deploy-worker"
 	// Retention deletes old runs' artifacts and logs (services/retention).
 	Retention = "retention"
+	// Gateway is the HTTP API (services/gateway): it reads runs, logs,
+	// artifacts and deployments, starts runs, sends commands, applies
+	// pipelines and rolls deployment groups back for its token holders.
+	Gateway = "gateway"
 )
 
 // Buckets only some roles may read. They are created by the services
@@ -122,7 +126,7 @@ type User struct {
 }
 
 var fixedRoles = []string{Admin, Operator, Conductor, Projector, Triggers, Source, Build, Test,
-	DeployService, RollbackService, DeployWorker, Retention}
+	DeployService, RollbackService, DeployWorker, Retention, Gateway}
 
 // Users returns every user of s, fixed roles first, in a stable order.
 func Users(s Spec) ([]User, error) {
@@ -153,6 +157,7 @@ func Users(s Spec) ([]User, error) {
 	add(RollbackService, rollbackService())
 	add(DeployWorker, deployWorker(pools))
 	add(Retention, retention())
+	add(Gateway, gateway())
 	for _, k := range s.Kinds {
 		add(k, worker(k, pools))
 	}
@@ -192,6 +197,31 @@ func operator() *perms {
 	p.writeKV(events.BucketDeployGroups)
 	p.publish(events.SubjectTriggersAll, events.SubjectEventsAll, events.SubjectDeploysAll,
 		events.SubjectAlarmsAll, events.CmdSubject(">"))
+	return p
+}
+
+// gateway reads what the API shows and does what its routes do: publish
+// triggers (run starts), send command requests, write the pipelines
+// bucket (apply) and append deployments (group rollback). Unlike the
+// operator it neither writes deployment groups nor raises alarms, and it
+// reads no dead letters.
+func gateway() *perms {
+	p := base()
+	for _, s := range []string{events.StreamEvents, events.StreamLogs, events.StreamDeploys} {
+		p.readStream(s)
+	}
+	for _, b := range []string{events.BucketPipelines, events.BucketRuns, events.BucketAgents,
+		events.BucketDeployGroups, events.BucketDeployments} {
+		p.readKV(b)
+	}
+	p.readObjects(events.BucketArtifacts)
+	p.writeKV(events.BucketPipelines)
+	// A repeated start reads the first trigger back to name its run.
+	p.publish("$JS.API.STREAM.INFO."+events.StreamTriggers, "$JS.API.STREAM.MSG.GET."+events.StreamTriggers)
+	p.publish(events.SubjectTriggersAll, events.SubjectDeploysAll)
+	for _, v := range command.Verbs {
+		p.publish(events.CmdSubject(v))
+	}
 	return p
 }
 

@@ -77,6 +77,16 @@ func TestPublishPermissions(t *testing.T) {
 		{access.Operator, "$JS.API.DIRECT.GET.KV_gantry_keys.$KV.gantry_keys.lease", false},
 		{access.Operator, "$KV.gantry_secrets.token", false},
 		{access.Admin, "$KV.gantry_secrets.token", true},
+		{access.Gateway, "gantry.triggers.hello", true},
+		{access.Gateway, "gantry.cmd.approve", true},
+		{access.Gateway, "$KV.pipelines.hello", true},
+		{access.Gateway, "gantry.deploys.web.d1", true},
+		{access.Gateway, "$KV.deploygroups.web", false},
+		{access.Gateway, "gantry.events.hello.r1", false},
+		{access.Gateway, "gantry.tasks.build.default", false},
+		{access.Gateway, "gantry.agents.web.h1", false},
+		{access.Gateway, "$KV.gantry_secrets.token", false},
+		{access.Gateway, "$JS.API.DIRECT.GET.KV_gantry_secrets.$KV.gantry_secrets.token", false},
 	} {
 		p, ok := perms[c.user]
 		if !ok {

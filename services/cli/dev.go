@@ -176,6 +176,7 @@ func devCmd(g *globals) *cobra.Command {
 	var port, concurrency int
 	var examples string
 	var noStart bool
+	var listen string
 	c := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything locally: embedded NATS, every service, the example pipeline",
@@ -202,6 +203,13 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 			}
 			defer os.Remove(urlFile)
 			fmt.Fprintf(g.stdout, "gantry dev: NATS at %s, data in %s\n", l.srv.ClientURL(), g.dataDir)
+			if listen != "" {
+				stopGateway, err := startDevGateway(ctx, g, l, listen)
+				if err != nil {
+					return err
+				}
+				defer stopGateway()
+			}
 			for _, ex := range l.examples {
 				fmt.Fprintf(g.stdout, "  pipeline %s applied from %s\n", ex.Pipeline.Name, ex.Dir)
 			}
@@ -238,6 +246,7 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 	c.Flags().StringVar(&examples, "examples", "", "examples directory (default: examples/ here or above)")
 	c.Flags().BoolVar(&noStart, "no-start", false, "do not start the example pipeline")
 	c.Flags().IntVar(&concurrency, "concurrency", 2, "tasks each worker role runs at once")
+	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "HTTP API and UI address (a free port if taken; empty: no gateway)")
 	return c
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/gantry-ci/gantry/services/build"
 	"github.com/gantry-ci/gantry/services/conductor"
 	"github.com/gantry-ci/gantry/services/deploy"
+	"github.com/gantry-ci/gantry/services/gateway"
+	"github.com/gantry-ci/gantry/services/gateway/auth"
 	"github.com/gantry-ci/gantry/services/projection"
 	"github.com/gantry-ci/gantry/services/retention"
 	"github.com/gantry-ci/gantry/services/rollback"
@@ -56,6 +58,12 @@ type RoleOptions struct {
 	RetainRuns int
 	RetainFor  time.Duration
 	SweepEvery time.Duration
+	// Listen, Tokens and Insecure configure the gateway role: the address
+	// it serves HTTP on, its token file, and cookies without Secure
+	// (plain HTTP on localhost).
+	Listen   string
+	Tokens   *auth.Tokens
+	Insecure bool
 }
 
 // Role names, as the CLI spells them.
@@ -77,6 +85,10 @@ const (
 	RoleDeployWorker = "deploy-worker"
 	// RoleRetention removes the artifacts and archived logs of old runs.
 	RoleRetention = "retention"
+	// RoleGateway is the HTTP API. It is not in AllRoles: it needs an
+	// address and a token file, so `gantry gateway` and `gantry dev` start
+	// it with their own flags.
+	RoleGateway = "gateway"
 )
 
 // AllRoles is what `gantry dev` runs.
@@ -127,6 +139,15 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 		}
 		s := &retention.Sweeper{Bus: c.Bus, Log: log, Policy: p, Every: o.SweepEvery}
 		return Role{name, s.Run}, nil
+	case RoleGateway:
+		if o.Tokens == nil {
+			return Role{}, fmt.Errorf("gateway role: no token file")
+		}
+		srv, err := gateway.New(gateway.Options{Bus: c.Bus, Validator: c.Validator, Tokens: o.Tokens, Log: log, Insecure: o.Insecure})
+		if err != nil {
+			return Role{}, err
+		}
+		return Role{name, func(ctx context.Context) error { return srv.ListenAndRun(ctx, o.Listen) }}, nil
 	case RoleDeployWorker:
 		r, err := workerRole(c, deploy.TaskKind, log, o, &deploy.Action{Bus: c.Bus})
 		r.Name = name
