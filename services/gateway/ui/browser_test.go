@@ -10,8 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,8 @@ import (
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/natstest"
+	"github.com/gantry-ci/gantry/services/gateway"
+	"github.com/gantry-ci/gantry/services/gateway/auth"
 	"github.com/gantry-ci/gantry/services/gateway/ui"
 	"github.com/gantry-ci/gantry/services/pipelinefile"
 	"github.com/gantry-ci/gantry/services/source"
@@ -34,7 +35,7 @@ import (
 // page (docs/img/run-page.png is made with it; see docs/ui.md).
 var screenshot = flag.String("screenshot", "", "save a PNG of the run page here")
 
-const testToken = "browser-test-token"
+const token = "browser-test-token"
 
 // chromium finds a Chromium or Chrome binary, "" if there is none.
 func chromium() string {
@@ -165,20 +166,32 @@ func TestBrowserRunPage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	mux := http.NewServeMux()
-	mux.Handle("/", ui.Handler(ui.Config{
-		Reader: ui.BusReader{Bus: conn.Bus},
-		Authenticate: func(_ context.Context, tok string) (string, error) {
-			if tok != testToken {
-				return "", errors.New("unknown token")
-			}
-			return "tester", nil
-		},
-	}))
-	api := &contractAPI{conn: conn, t: t}
-	api.routes(mux)
-	web := httptest.NewServer(mux)
-	defer web.Close()
+	// The real gateway, with the UI mounted as the gateway mounts it.
+	token, err := auth.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := auth.Static(auth.Entry{Name: "tester", Roles: []auth.Role{auth.Operator, auth.Approver}, SHA256: auth.Hash(token)})
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	gw, err := gateway.New(gateway.Options{Bus: conn.Bus, Validator: conn.Validator, Tokens: tokens, Log: log, Insecure: true,
+		UI: ui.Handler(ui.Config{Reader: ui.BusReader{Bus: conn.Bus}, Authenticate: ui.TokenCheck(tokens), Log: log})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gctx, gcancel := context.WithCancel(ctx)
+	gdone := make(chan error, 1)
+	go func() { gdone <- gw.Run(gctx, ln) }()
+	defer func() {
+		gcancel()
+		if err := <-gdone; err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+	}()
+	base := "http://" + ln.Addr().String()
 
 	runID, err := source.Publish(ctx, conn.Bus.JetStream(), conn.Validator, source.Trigger{
 		ID: fmt.Sprintf("browser-%d", time.Now().UnixNano()), Pipeline: "webapp", Kind: "manual", Actor: "browser test"})
@@ -198,11 +211,11 @@ func TestBrowserRunPage(t *testing.T) {
 	defer bcancel()
 
 	// Sign in with the token, then open the run page while the run runs.
-	runURL := web.URL + "/ui/runs/" + runID
+	runURL := base + "/ui/runs/" + runID
 	if err := chromedp.Do(bctx,
-		chromedp.Navigate(web.URL+"/ui/runs/"+runID),
+		chromedp.Navigate(base+"/ui/runs/"+runID),
 		chromedp.WaitVisible(chromedp.CSS(`#token`)),
-		chromedp.SendKeys(chromedp.CSS(`#token`), testToken),
+		chromedp.SendKeys(chromedp.CSS(`#token`), token),
 		chromedp.Submit(chromedp.CSS(`#token`)),
 		chromedp.WaitVisible(chromedp.CSS(`#graph`)),
 	); err != nil {
@@ -291,8 +304,26 @@ func TestBrowserRunPage(t *testing.T) {
 		return fmt.Sprintf("(run %q, Approve %q, page says %q)", phase(`.run-head`), phase(`section.stage[data-stage="Approve"]`), flash)
 	})
 	noReload()
-	if got := api.approvals(); len(got) != 1 || got[0].Comment != "looks good" || got[0].Stage != "Approve" || got[0].Action != "go-live" {
-		t.Errorf("approvals sent %+v: want one for Approve/go-live with the comment", got)
+	// The approval names its caller and comment in the log.
+	evs, err := conn.Bus.ReadRun(ctx, "webapp", runID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	approved := 0
+	for _, e := range evs {
+		a, ok := e.Payload.(events.ActionApproved)
+		if p, isPtr := e.Payload.(*events.ActionApproved); isPtr {
+			a, ok = *p, true
+		}
+		if ok {
+			approved++
+			if a.Actor != "api:tester" || a.Comment != "looks good" || a.Stage != "Approve" || a.Action != "go-live" {
+				t.Errorf("approval %+v: want Approve/go-live by api:tester with the comment", a)
+			}
+		}
+	}
+	if approved != 1 {
+		t.Errorf("%d approvals in the log, want 1", approved)
 	}
 }
 

@@ -20,6 +20,7 @@ func (s *server) funcs() template.FuncMap {
 		"query":    url.QueryEscape,
 		"phase":    phaseName,
 		"approval": isApproval,
+		"aphase":   actionPhase,
 		"done":     func(p run.Phase) bool { return p.Done() },
 		"bytes":    humanBytes,
 		"add":      func(a, b int) int { return a + b },
@@ -81,10 +82,8 @@ func phaseName(p any) string {
 }
 
 // isApproval reports whether an action is a manual approval waiting for a
-// person: its buttons show while it is started and not done.
-func isApproval(a run.Action) bool {
-	return a.Type == "approval" && a.Phase != run.NotStarted && !a.Phase.Done()
-}
+// person's answer: its buttons show only then.
+func isApproval(a run.Action) bool { return a.Waiting() }
 
 // current is the stage a run is at: the first running or failed one.
 func current(s run.State) string {
@@ -105,4 +104,13 @@ func humanBytes(n int64) string {
 	default:
 		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
+}
+
+// actionPhase is the word shown for an action: "Waiting" for an approval
+// that waits for an answer, else its phase.
+func actionPhase(a run.Action) string {
+	if a.Waiting() {
+		return "Waiting"
+	}
+	return phaseName(a.Phase)
 }

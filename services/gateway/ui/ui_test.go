@@ -84,7 +84,7 @@ func sampleRun(id string) run.State {
 				{Name: "lint", Type: "build", RunOrder: 1, Phase: run.Succeeded},
 				{Name: "package", Type: "build", RunOrder: 2, Phase: run.Succeeded},
 			}},
-			{Name: "gate", Phase: run.Running, StartedAt: t0.Add(3 * time.Second), Actions: []run.Action{{Name: "ok", Type: "approval", RunOrder: 1, Phase: run.Running}}},
+			{Name: "gate", Phase: run.Running, StartedAt: t0.Add(3 * time.Second), Actions: []run.Action{{Name: "ok", Type: "approval", RunOrder: 1, Phase: run.Dispatched, Approval: &run.Approval{Instructions: "Ship <it>?"}}}},
 		},
 		Artifacts: map[string]events.ArtifactRef{"bin": {Name: "bin", Size: 2048, SHA256: "abcdef0123456789"}},
 	}
@@ -127,7 +127,7 @@ func TestPages(t *testing.T) {
 		{"/ui/pipelines/app", 200, []string{"1000 runs in the log", "r0999", "r0950", `cursor=r0950`}},
 		{"/ui/pipelines/app?limit=10&cursor=r0950", 200, []string{"r0949", "r0940", "cursor=r0940", "« Newest"}},
 		{"/ui/pipelines/app?limit=x", 400, []string{"limit"}},
-		{"/ui/runs/r0005", 200, []string{`data-stage="gate"`, `data-act="approve"`, `data-act="reject"`, `data-act="stop"`, `data-act="abandon"`, `aria-label="runOrder 2"`, `/api/v1/runs/r0005/artifacts/bin`, "dev.gantry.stage.started", "Roll back build"}},
+		{"/ui/runs/r0005", 200, []string{`data-stage="gate"`, `data-act="approve"`, `data-act="reject"`, "Ship &lt;it&gt;?", `data-act="stop"`, `data-act="abandon"`, `aria-label="runOrder 2"`, `/api/v1/runs/r0005/artifacts/bin`, "dev.gantry.stage.started", "Roll back build"}},
 		{"/ui/runs/r0005/live", 200, []string{`data-phase="Running"`, `data-act="approve"`}},
 		{"/ui/runs/nope", 404, []string{"not found"}},
 		{"/ui/deployments", 200, []string{`/ui/deployments/d1`}},
