@@ -268,6 +268,10 @@ func TestBrowserRunPage(t *testing.T) {
 		}
 		return p == "Succeeded"
 	})
+	waitUntil(t, ctx, "the log pane to say the action ended", func() bool {
+		st, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById("log-state").textContent`))
+		return st == "ended: Succeeded"
+	})
 	if seen[0] == "Succeeded" {
 		t.Errorf("the Build stage was Succeeded at first paint (%v): nothing changed live", seen)
 	}

@@ -194,14 +194,15 @@
     const path = runPath + "/actions/" + encodeURIComponent(stage) + "/" + encodeURIComponent(action) + "/logs";
     const es = new EventSource(path, { withCredentials: true });
     logES = es;
-    es.onopen = function () { logState.textContent = "live"; };
+    // The stream starts from the first line, also when it reconnects.
+    es.onopen = function () { logLines.textContent = ""; logState.textContent = "live"; };
     es.addEventListener("line", function (ev) {
       const atBottom = logLines.scrollTop + logLines.clientHeight >= logLines.scrollHeight - 4;
       logLines.appendChild(document.createTextNode(ev.data + "\n"));
       if (atBottom) logLines.scrollTop = logLines.scrollHeight;
     });
-    es.addEventListener("end", function () {
-      logState.textContent = "ended";
+    es.addEventListener("end", function (ev) {
+      logState.textContent = "ended" + (ev.data ? ": " + ev.data : "");
       es.close();
     });
     es.onerror = function () {
