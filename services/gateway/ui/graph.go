@@ -27,6 +27,8 @@ type stageView struct {
 	EndedAt   time.Time
 	DependsOn []string
 	Groups    []actionGroup
+	// Checks are the stage's condition rules of its latest attempt.
+	Checks []run.Check
 }
 
 type actionGroup struct {
@@ -136,6 +138,11 @@ func stageOf(st run.State, name string, deps []string) stageView {
 	if s := st.Stage(name); s != nil {
 		v.Phase, v.Reason, v.Attempt, v.StartedAt, v.EndedAt = s.Phase, s.Reason, s.Attempt, s.StartedAt, s.EndedAt
 		actions = s.Actions
+		for _, c := range s.Checks {
+			if c.Attempt == s.Attempt {
+				v.Checks = append(v.Checks, c)
+			}
+		}
 	}
 	if len(actions) == 0 {
 		for _, sd := range st.Definition.Stages {

@@ -276,16 +276,49 @@ type runData struct {
 	// Types are the event types the page listens for on the run's SSE
 	// (an EventSource only hears the event names it subscribes to).
 	Types string
+	// Deploys are the deployments each deploy action ("stage/action")
+	// created, found by the group it names and the trigger they record.
+	Deploys map[string][]deploydecider.State
 }
 
-func (s *server) runData(st run.State) runData {
+// deploysOf finds the deployments the run's started deploy actions made.
+// A read error leaves them out: the run page still shows the run.
+func (s *server) deploysOf(ctx context.Context, st run.State) map[string][]deploydecider.State {
+	out := map[string][]deploydecider.State{}
+	groups := map[string][]deploydecider.State{}
+	for _, sd := range st.Definition.Stages {
+		for _, ad := range sd.Actions {
+			group := ad.Configuration["group"]
+			a := st.Action(sd.Name, ad.Name)
+			if ad.Type != "deploy" || group == "" || a == nil || a.Phase == run.NotStarted {
+				continue
+			}
+			ds, ok := groups[group]
+			if !ok {
+				var err error
+				if ds, err = s.cfg.Reader.Deployments(ctx, group, 100); err != nil {
+					s.cfg.Log.Warn().Err(err).Str("run", st.Run).Str("group", group).Msg("deployments of a run")
+				}
+				groups[group] = ds
+			}
+			for _, d := range ds {
+				if t := d.Created.Trigger; t != nil && t.Run == st.Run && t.Stage == sd.Name && t.Action == ad.Name {
+					out[sd.Name+"/"+ad.Name] = append(out[sd.Name+"/"+ad.Name], d)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (s *server) runData(ctx context.Context, st run.State) runData {
 	var types []string
 	for _, t := range events.Types {
 		if t != events.TypeActionHeartbeat {
 			types = append(types, t)
 		}
 	}
-	return runData{Run: st, Graph: layout(st), Now: s.cfg.Now(), Types: strings.Join(types, " ")}
+	return runData{Run: st, Graph: layout(st), Now: s.cfg.Now(), Types: strings.Join(types, " "), Deploys: s.deploysOf(ctx, st)}
 }
 
 func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
@@ -294,7 +327,7 @@ func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "run "+r.PathValue("run"), err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "run", st.Pipeline+" run "+short(st.Run), s.runData(st))
+	s.render(w, r, http.StatusOK, "run", st.Pipeline+" run "+short(st.Run), s.runData(r.Context(), st))
 }
 
 // runLive renders the parts of the run page that change, for the script
@@ -311,8 +344,7 @@ func (s *server) runLive(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Gantry-Last-Seq", strconv.FormatUint(st.LastSeq, 10))
-	p := page{Now: s.cfg.Now(), Data: s.runData(st)}
+	p := page{Now: s.cfg.Now(), Data: s.runData(r.Context(), st)}
 	if err := s.pages["run"].ExecuteTemplate(w, "live", p); err != nil {
 		s.cfg.Log.Error().Err(err).Str("run", st.Run).Msg("render run")
 	}

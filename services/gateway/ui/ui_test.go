@@ -52,7 +52,8 @@ func (f fakeReader) Run(_ context.Context, id string) (run.State, error) {
 }
 
 func (f fakeReader) Deployments(context.Context, string, int) ([]deploydecider.State, error) {
-	return []deploydecider.State{{Created: events.DeploymentCreated{Deployment: "d1", Group: "web"}, Phase: deploydecider.InProgress}}, nil
+	return []deploydecider.State{{Created: events.DeploymentCreated{Deployment: "d1", Group: "web",
+		Trigger: &events.DeploymentTrigger{Pipeline: "app", Run: "r0007", Stage: "deploy", Action: "ship", Attempt: 1}}, Phase: deploydecider.InProgress}}, nil
 }
 
 func (f fakeReader) Deployment(_ context.Context, id string) (deploydecider.State, error) {
@@ -76,7 +77,7 @@ func sampleRun(id string) run.State {
 		Definition: events.Definition{Name: "app", Stages: []events.StageDef{
 			{Name: "build", Actions: []events.ActionDef{{Name: "compile", Type: "build", RunOrder: 1}, {Name: "lint", Type: "build", RunOrder: 1}, {Name: "package", Type: "build", RunOrder: 2}}},
 			{Name: "gate", Actions: []events.ActionDef{{Name: "ok", Type: "approval", RunOrder: 1}}},
-			{Name: "deploy", Actions: []events.ActionDef{{Name: "ship", Type: "deploy", RunOrder: 1}}},
+			{Name: "deploy", Actions: []events.ActionDef{{Name: "ship", Type: "deploy", RunOrder: 1, Configuration: map[string]string{"group": "web"}}}},
 		}},
 		Stages: []run.Stage{
 			{Name: "build", Phase: run.Succeeded, StartedAt: t0, EndedAt: t0.Add(3 * time.Second), Actions: []run.Action{
@@ -84,7 +85,8 @@ func sampleRun(id string) run.State {
 				{Name: "lint", Type: "build", RunOrder: 1, Phase: run.Succeeded},
 				{Name: "package", Type: "build", RunOrder: 2, Phase: run.Succeeded},
 			}},
-			{Name: "gate", Phase: run.Running, StartedAt: t0.Add(3 * time.Second), Actions: []run.Action{{Name: "ok", Type: "approval", RunOrder: 1, Phase: run.Dispatched, Approval: &run.Approval{Instructions: "Ship <it>?"}}}},
+			{Name: "gate", Phase: run.Running, Attempt: 1, StartedAt: t0.Add(3 * time.Second),
+				Checks: []run.Check{{When: "beforeEntry", Rule: "no-alarms", Type: "NoActiveAlarm", Attempt: 1, Evaluated: true, Passed: true}}, Actions: []run.Action{{Name: "ok", Type: "approval", RunOrder: 1, Phase: run.Dispatched, Approval: &run.Approval{Instructions: "Ship <it>?"}}}},
 		},
 		Artifacts: map[string]events.ArtifactRef{"bin": {Name: "bin", Size: 2048, SHA256: "abcdef0123456789"}},
 	}
@@ -96,6 +98,9 @@ func newTestServer(t *testing.T, auth func(context.Context, string) (string, err
 	for i := 999; i >= 0; i-- {
 		f.runs = append(f.runs, sampleRun(fmt.Sprintf("r%04d", i)))
 	}
+	// r0007 got to its deploy stage, whose action made deployment d1.
+	r7 := &f.runs[999-7]
+	r7.Stages = append(r7.Stages, run.Stage{Name: "deploy", Phase: run.Running, Actions: []run.Action{{Name: "ship", Type: "deploy", RunOrder: 1, Phase: run.Running}}})
 	srv := httptest.NewServer(Handler(Config{Reader: f, Authenticate: auth, Now: func() time.Time { return time.Date(2026, 12, 1, 3, 1, 0, 0, time.UTC) }}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -127,7 +132,8 @@ func TestPages(t *testing.T) {
 		{"/ui/pipelines/app", 200, []string{"1000 runs in the log", "r0999", "r0950", `cursor=r0950`}},
 		{"/ui/pipelines/app?limit=10&cursor=r0950", 200, []string{"r0949", "r0940", "cursor=r0940", "« Newest"}},
 		{"/ui/pipelines/app?limit=x", 400, []string{"limit"}},
-		{"/ui/runs/r0005", 200, []string{`data-stage="gate"`, `data-act="approve"`, `data-act="reject"`, "Ship &lt;it&gt;?", `data-act="stop"`, `data-act="abandon"`, `aria-label="runOrder 2"`, `/api/v1/runs/r0005/artifacts/bin`, "dev.gantry.stage.started", "Roll back build"}},
+		{"/ui/runs/r0005", 200, []string{`data-stage="gate"`, `data-act="approve"`, `data-act="reject"`, "Ship &lt;it&gt;?", "beforeEntry no-alarms", `data-act="stop"`, `data-act="abandon"`, `aria-label="runOrder 2"`, `/api/v1/runs/r0005/artifacts/bin`, "dev.gantry.stage.started", "Roll back build"}},
+		{"/ui/runs/r0007", 200, []string{`deployment <a href="/ui/deployments/d1">`}},
 		{"/ui/runs/r0005/live", 200, []string{`data-phase="Running"`, `data-act="approve"`}},
 		{"/ui/runs/nope", 404, []string{"not found"}},
 		{"/ui/deployments", 200, []string{`/ui/deployments/d1`}},
