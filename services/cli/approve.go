@@ -30,13 +30,15 @@ func answerCmd(g *globals, verb string) *cobra.Command {
 %s
 
 Who answered (USER@HOST) and the comment are recorded in the run's log as
-dev.gantry.action.%sd. When only one approval waits, RUN is enough; when
+dev.gantry.action.%s. When only one approval waits, RUN is enough; when
 several wait, name one with --stage and --action (the error lists them).
 'gantry run show RUN' shows what waits, its instructions and until when.
 
 An approval that is not waiting (already answered, timed out, not reached,
 or in a run that ended) is refused. An approval that names its approvers
-refuses everyone else. Nobody answering fails it at its timeout.`, strings.ToUpper(verb[:1])+verb[1:], outcome, verb),
+refuses everyone else (the actor is USER@HOST as the CLI reports it: who may
+call gantry.cmd.%s at all is the NATS permission that guards it). Nobody
+answering fails the approval at its timeout.`, strings.ToUpper(verb[:1])+verb[1:], outcome, pastTense(verb), verb),
 		Example: fmt.Sprintf(`  gantry %[1]s 01933f2c-5d1e-7c3b-9a41-6f2e8d7c1b20 --comment "staging looks good"
   gantry %[1]s 01933f2c-5d1e-7c3b-9a41-6f2e8d7c1b20 --stage Production --action sign-off`, verb),
 		Args: cobra.ExactArgs(1),
@@ -51,7 +53,7 @@ refuses everyone else. Nobody answering fails it at its timeout.`, strings.ToUpp
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", verb, args[0], err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%sd: run %s of %s, stage %s: run %s\n", verb, reply.Run, reply.Pipeline, reply.Stage, reply.Phase)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: run %s of %s, stage %s: run %s\n", pastTense(verb), reply.Run, reply.Pipeline, reply.Stage, reply.Phase)
 			return nil
 		},
 	}
@@ -59,6 +61,13 @@ refuses everyone else. Nobody answering fails it at its timeout.`, strings.ToUpp
 	c.Flags().StringVar(&action, "action", "", "the approval action (needed when several wait)")
 	c.Flags().StringVar(&comment, "comment", "", "why, recorded with your answer")
 	return c
+}
+
+func pastTense(verb string) string {
+	if verb == command.Reject {
+		return "rejected"
+	}
+	return "approved"
 }
 
 // renderWaiting shows the approvals that wait in a run and how to answer.

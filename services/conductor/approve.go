@@ -41,9 +41,9 @@ func (c *Conductor) Reject(ctx context.Context, req command.Request) command.Rep
 }
 
 func (c *Conductor) answer(ctx context.Context, req command.Request, approve bool) command.Reply {
-	verb := "reject"
+	verb, done := "reject", "rejected"
 	if approve {
-		verb = "approve"
+		verb, done = "approve", "approved"
 	}
 	actor := req.Actor
 	if actor == "" {
@@ -80,7 +80,7 @@ func (c *Conductor) answer(ctx context.Context, req command.Request, approve boo
 		reply.Error = err.Error()
 		log.Warn().Err(err).Msg(verb + " refused")
 	} else {
-		log.Info().Msg(verb + "d")
+		log.Info().Msg(done)
 	}
 	return reply
 }

@@ -102,7 +102,11 @@ func checkDefinition(t *testing.T, def events.Definition) {
 				t.Fatalf("duplicate action %q", a.Name)
 			}
 			actions[a.Name] = true
-			if a.RunOrder < 1 || a.RunOrder > MaxRunOrder || a.TimeoutSeconds < 1 || a.TimeoutSeconds > MaxTimeoutSeconds {
+			lo, hi := 1, MaxTimeoutSeconds
+			if a.Type == events.KindApproval {
+				lo, hi = events.MinApprovalTimeoutSeconds, events.MaxApprovalTimeoutSeconds
+			}
+			if a.RunOrder < 1 || a.RunOrder > MaxRunOrder || a.TimeoutSeconds < lo || a.TimeoutSeconds > hi {
 				t.Fatalf("action %q: runOrder %d, timeout %d out of range", a.Name, a.RunOrder, a.TimeoutSeconds)
 			}
 			if a.Type == "source" && a.Configuration["repository"] == "" {

@@ -42,6 +42,8 @@ func Marshal(def events.Definition) ([]byte, error) {
 			writeMap(&b, in, "configuration", a.Configuration)
 			writeMap(&b, in, "secrets", a.Secrets)
 		}
+		writeCondition(&b, events.BeforeEntry, s.BeforeEntry)
+		writeCondition(&b, events.OnSuccess, s.OnSuccess)
 	}
 	out := []byte(b.String())
 	if _, err := Parse(def.Name+".yaml", out); err != nil {
@@ -116,4 +118,16 @@ func scalar(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// writeCondition writes a stage's beforeEntry or onSuccess.
+func writeCondition(b *strings.Builder, key string, c *events.Condition) {
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(b, "    %s:\n      result: %s\n      rules:\n", key, scalar(c.Result))
+	for _, r := range c.Rules {
+		fmt.Fprintf(b, "        - name: %s\n          type: %s\n", scalar(r.Name), scalar(r.Type))
+		writeMap(b, "          ", "configuration", r.Configuration)
+	}
 }

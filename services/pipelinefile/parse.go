@@ -168,6 +168,7 @@ func (c *checker) parse(data []byte) (events.Definition, bool) {
 	// 3. What the schema cannot say, on whatever could be read.
 	def, paths := c.extract()
 	c.semantics(def, paths)
+	c.gates(def, paths)
 	if len(c.problems) > 0 {
 		return events.Definition{}, false
 	}
@@ -299,6 +300,8 @@ func (c *checker) extract() (events.Definition, [][]actionPaths) {
 			st.Actions = append(st.Actions, act)
 			ap = append(ap, p)
 		}
+		st.BeforeEntry = extractCondition(sm["beforeEntry"])
+		st.OnSuccess = extractCondition(sm["onSuccess"])
 		def.Stages = append(def.Stages, st)
 		paths = append(paths, ap)
 	}
@@ -358,6 +361,9 @@ func applyDefaults(def *events.Definition) {
 			}
 			if a.TimeoutSeconds == 0 {
 				a.TimeoutSeconds = DefaultTimeoutSeconds
+				if a.Type == events.KindApproval {
+					a.TimeoutSeconds = events.DefaultApprovalTimeoutSeconds
+				}
 			}
 		}
 	}

@@ -152,6 +152,40 @@ func action(name, typ string, f func(*events.ActionDef)) events.ActionDef {
 }
 
 var goodFiles = map[string]events.Definition{
+	"gates": {
+		Name: "gates",
+		Stages: []events.StageDef{
+			{Name: "Build", Actions: []events.ActionDef{
+				action("compile", "build", func(a *events.ActionDef) { a.Outputs = []string{"app"} }),
+			}},
+			{Name: "Staging",
+				BeforeEntry: &events.Condition{Result: "FAIL", Rules: []events.Rule{{Name: "on-main", Type: "VariableCheck",
+					Configuration: map[string]string{"variable": "#{GANTRY_REF}", "operator": "EQ", "value": "refs/heads/main"}}}},
+				Actions: []events.ActionDef{action("deploy", "deploy", func(a *events.ActionDef) {
+					a.Inputs, a.Configuration = []string{"app"}, map[string]string{"group": "staging"}
+				})},
+				OnSuccess: &events.Condition{Result: "ROLLBACK", Rules: []events.Rule{
+					{Name: "no-alarms", Type: "NoActiveAlarm", Configuration: map[string]string{"group": "staging", "windowSeconds": "600"}},
+					{Name: "smoke", Type: "Command", Configuration: map[string]string{"command": "./smoke.sh https://staging.example.com", "input": "app"}},
+				}},
+			},
+			{Name: "Production",
+				BeforeEntry: &events.Condition{Result: "SKIP", Rules: []events.Rule{{Name: "office-hours", Type: "DeploymentWindow",
+					Configuration: map[string]string{"cron": "* 9-16 * * MON-FRI", "timeZone": "Europe/Berlin"}}}},
+				Actions: []events.ActionDef{
+					action("sign-off", "approval", func(a *events.ActionDef) {
+						a.TimeoutSeconds = events.DefaultApprovalTimeoutSeconds
+						a.Configuration = map[string]string{"instructions": "Check the staging dashboard first.",
+							"url": "https://grafana.example.com/d/staging", "approvers": "alice@laptop, slack:bob"}
+					}),
+					action("quick-look", "approval", func(a *events.ActionDef) { a.TimeoutSeconds = 300 }),
+					action("deploy", "deploy", func(a *events.ActionDef) {
+						a.RunOrder, a.Inputs, a.Configuration = 2, []string{"app"}, map[string]string{"group": "production"}
+					}),
+				},
+			},
+		},
+	},
 	"hello": {
 		Name:      "hello",
 		Variables: map[string]string{"GREETING": "hi"},
@@ -353,7 +387,7 @@ func TestSchemaFacts(t *testing.T) {
 	if want := []string{"description", "name", "stages", "variables"}; !slices.Equal(info.rootFields, want) {
 		t.Errorf("root fields = %v, want %v", info.rootFields, want)
 	}
-	if want := []string{"actions", "name"}; !slices.Equal(info.stageFields, want) {
+	if want := []string{"actions", "beforeEntry", "name", "onSuccess"}; !slices.Equal(info.stageFields, want) {
 		t.Errorf("stage fields = %v, want %v", info.stageFields, want)
 	}
 	if want := []string{"configuration", "inputs", "name", "outputs", "pool", "runOrder", "secrets", "timeoutSeconds", "type"}; !slices.Equal(info.actionFields, want) {
