@@ -177,8 +177,15 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, what string, err e
 	s.render(w, r, status, "error", "Error", map[string]string{"What": what, "Error": err.Error()})
 }
 
+// loginPage is the sign-in form. ?failed=1 (where a login handler sends a
+// browser back after refusing its token) shows a fixed message: never text
+// from the query, which anyone could put in a link.
 func (s *server) loginPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, http.StatusOK, "login", "Sign in", map[string]string{"Next": safeNext(r.URL.Query().Get("next"))})
+	d := map[string]string{"Next": safeNext(r.URL.Query().Get("next"))}
+	if r.URL.Query().Get("failed") != "" {
+		d["Error"] = "That token is not valid."
+	}
+	s.render(w, r, http.StatusOK, "login", "Sign in", d)
 }
 
 // safeNext keeps the redirect after login on this site.

@@ -138,6 +138,7 @@ func TestPages(t *testing.T) {
 		{"/ui/runs/nope", 404, []string{"not found"}},
 		{"/ui/deployments", 200, []string{`/ui/deployments/d1`}},
 		{"/ui/deployments/d1", 200, []string{"web-1", "ApplicationStart", "port &lt;busy&gt;", "bundle.tgz"}},
+		{"/ui/login?failed=1&next=/ui/runs/r0001", 200, []string{"That token is not valid.", `value="/ui/runs/r0001"`}},
 		{"/ui/static/gantry.js", 200, []string{"EventSource"}},
 		{"/ui/static/gantry.css", 200, []string{".phase-Succeeded"}},
 	} {
