@@ -146,6 +146,9 @@ stages:
 `
 
 func TestBrowserRunPage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser and a live stack (about ten seconds)")
+	}
 	bin := chromium()
 	if bin == "" {
 		t.Skip("no Chromium binary found (install Debian's chromium, as .ci/run does, or set GANTRY_CHROMIUM)")
