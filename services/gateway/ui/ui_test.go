@@ -61,7 +61,8 @@ func (f fakeReader) Deployment(_ context.Context, id string) (deploydecider.Stat
 		return deploydecider.State{}, ErrNotFound
 	}
 	return deploydecider.State{
-		Created: events.DeploymentCreated{Deployment: "d1", Group: "web", Application: "shop", Revision: events.ArtifactRef{Name: "bundle.tgz"}},
+		Created: events.DeploymentCreated{Deployment: "d1", Group: "web", Application: "shop", Revision: events.ArtifactRef{Name: "bundle.tgz"},
+			Trigger: &events.DeploymentTrigger{Pipeline: "app", Run: "r0007", Stage: "deploy", Action: "ship"}},
 		Phase:   deploydecider.InProgress,
 		Hosts: []*deploydecider.Host{{Name: "web-1", Status: "InProgress", Steps: []deploydecider.Step{
 			{Event: "BeforeInstall", Status: "Succeeded", Duration: 1.5},
@@ -137,7 +138,7 @@ func TestPages(t *testing.T) {
 		{"/ui/runs/r0005/live", 200, []string{`data-phase="Running"`, `data-act="approve"`}},
 		{"/ui/runs/nope", 404, []string{"not found"}},
 		{"/ui/deployments", 200, []string{`/ui/deployments/d1`}},
-		{"/ui/deployments/d1", 200, []string{"web-1", "ApplicationStart", "port &lt;busy&gt;", "bundle.tgz"}},
+		{"/ui/deployments/d1", 200, []string{"web-1", "ApplicationStart", "port &lt;busy&gt;", "bundle.tgz", `href="/ui/runs/r0007"`}},
 		{"/ui/login?failed=1&next=/ui/runs/r0001", 200, []string{"That token is not valid.", `value="/ui/runs/r0001"`}},
 		{"/ui/static/gantry.js", 200, []string{"EventSource"}},
 		{"/ui/static/gantry.css", 200, []string{".phase-Succeeded"}},

@@ -51,6 +51,13 @@
   }
   setInterval(tick, 1000);
 
+  // A deployment in progress: reload its page every few seconds, so each
+  // host's lifecycle events appear as the agents report them.
+  const dep = document.getElementById("deployment");
+  if (dep && dep.dataset.phase === "InProgress") {
+    setTimeout(function () { location.reload(); }, 3000);
+  }
+
   const root = document.getElementById("run");
   if (!root) return;
   const runID = root.dataset.run;
