@@ -63,7 +63,7 @@ func (f fakeReader) Deployment(_ context.Context, id string) (deploydecider.Stat
 	return deploydecider.State{
 		Created: events.DeploymentCreated{Deployment: "d1", Group: "web", Application: "shop", Revision: events.ArtifactRef{Name: "bundle.tgz"},
 			Trigger: &events.DeploymentTrigger{Pipeline: "app", Run: "r0007", Stage: "deploy", Action: "ship"}},
-		Phase:   deploydecider.InProgress,
+		Phase: deploydecider.InProgress,
 		Hosts: []*deploydecider.Host{{Name: "web-1", Status: "InProgress", Steps: []deploydecider.Step{
 			{Event: "BeforeInstall", Status: "Succeeded", Duration: 1.5},
 			{Event: "ApplicationStart", Status: "Failed", ExitCode: 3, LogTail: "port <busy>"},
