@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/gantry-ci/gantry/events/run"
@@ -23,9 +22,7 @@ func (s *server) funcs() template.FuncMap {
 		"aphase":   actionPhase,
 		"done":     func(p run.Phase) bool { return p.Done() },
 		"bytes":    humanBytes,
-		"add":      func(a, b int) int { return a + b },
 		"current":  current,
-		"lower":    strings.ToLower,
 	}
 }
 

@@ -253,7 +253,6 @@ type runsData struct {
 	Page     RunsPage
 	Limit    int
 	Cursor   string
-	First    int
 }
 
 func (s *server) runsPage(w http.ResponseWriter, r *http.Request) {
