@@ -147,7 +147,7 @@ stages:
 
 func TestBrowserRunPage(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a browser and a live stack (about ten seconds)")
+		t.Skip("starts a browser and a live stack (about fifteen seconds)")
 	}
 	bin := chromium()
 	if bin == "" {
@@ -331,6 +331,35 @@ func TestBrowserRunPage(t *testing.T) {
 	}
 	if approved != 1 {
 		t.Errorf("%d approvals in the log, want 1", approved)
+	}
+
+	// A second run, stopped with the Stop button while it builds.
+	run2, err := source.Publish(ctx, conn.Bus.JetStream(), conn.Validator, source.Trigger{
+		ID: fmt.Sprintf("browser-stop-%d", time.Now().UnixNano()), Pipeline: "webapp", Kind: "manual", Actor: "browser test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, "the second run to be requested", func() bool {
+		_, err := conn.Bus.FindRun(ctx, run2)
+		return err == nil
+	})
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/ui/runs/"+run2)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, "the second run's Build stage to show Running", func() bool {
+		return phase(`section.stage[data-stage="Build"]`) == "Running"
+	})
+	if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`button[data-act="stop"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitShowing(t, ctx, "the second run to show Stopped", func() bool {
+		return phase(`.run-head`) == "Stopped"
+	}, func() string {
+		flash, _ := chromedp.Run(context.WithoutCancel(bctx), chromedp.Evaluate[string](`document.getElementById("flash").textContent`))
+		return fmt.Sprintf("(run %q, page says %q)", phase(`.run-head`), flash)
+	})
+	if p := phase(`section.stage[data-stage="Approve"]`); p != "Pending" {
+		t.Errorf("after the stop the Approve stage shows %q, want Pending (never started)", p)
 	}
 }
 
