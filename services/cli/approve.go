@@ -53,6 +53,9 @@ answering fails the approval at its timeout.`, strings.ToUpper(verb[:1])+verb[1:
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", verb, args[0], err)
 			}
+			if g.json() {
+				return g.printJSON(reply)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: run %s of %s, stage %s: run %s\n", pastTense(verb), reply.Run, reply.Pipeline, reply.Stage, reply.Phase)
 			return nil
 		},

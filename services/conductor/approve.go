@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -48,6 +49,12 @@ func (c *Conductor) answer(ctx context.Context, req command.Request, approve boo
 	actor := req.Actor
 	if actor == "" {
 		actor = "anonymous"
+	}
+	if n := utf8.RuneCountInString(actor); n > decider.MaxActor {
+		return command.Reply{Run: req.Run, Error: fmt.Sprintf("actor is %d characters long, at most %d", n, decider.MaxActor)}
+	}
+	if n := utf8.RuneCountInString(req.Comment); n > decider.MaxComment {
+		return command.Reply{Run: req.Run, Error: fmt.Sprintf("comment is %d characters long, at most %d", n, decider.MaxComment)}
 	}
 	var stage string
 	st, err := c.AppendToRun(ctx, req.Run, func(st run.State) (*events.Event, error) {
@@ -177,8 +184,12 @@ func dispatchedNow(st run.State, t events.Task) bool {
 // runInputs are the decider's inputs for a run: the clock, the lease key
 // and, when its conditions have NoActiveAlarm rules, the time of the last
 // alarm of each group they name (the zero time for none), read from the
-// alarms stream.
+// alarms stream. A group whose alarms cannot be read is left out, which
+// fails its rules with "unknown to the conductor".
 func (c *Conductor) runInputs(ctx context.Context, st run.State) (decider.Inputs, error) {
+	if ctx.Err() != nil {
+		return decider.Inputs{}, ctx.Err()
+	}
 	in := c.inputs()
 	groups := decider.AlarmGroups(st.Definition)
 	if len(groups) == 0 || st.Done() {
@@ -193,7 +204,11 @@ func (c *Conductor) runInputs(ctx context.Context, st run.State) (decider.Inputs
 		return in, nil
 	}
 	if err != nil {
-		return in, fmt.Errorf("alarms stream: %w", err)
+		// Without the alarms, the rules that need them do not pass (a
+		// group missing from Alarms fails its rule): better a held
+		// deployment than one into an alarm, and the run is not wedged.
+		c.o.Log.Warn().Err(err).Str("run", st.Run).Msg("alarms stream not readable; NoActiveAlarm rules will not pass")
+		return in, nil
 	}
 	for _, g := range groups {
 		m, err := stream.GetLastMsgForSubject(ctx, events.AlarmSubject(g))
@@ -201,7 +216,7 @@ func (c *Conductor) runInputs(ctx context.Context, st run.State) (decider.Inputs
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 			in.Alarms[g] = time.Time{}
 		case err != nil:
-			return in, fmt.Errorf("last alarm of group %s: %w", g, err)
+			c.o.Log.Warn().Err(err).Str("run", st.Run).Str("group", g).Msg("last alarm not readable; NoActiveAlarm rules of the group will not pass")
 		default:
 			in.Alarms[g] = m.Time
 		}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/run"
@@ -21,6 +22,15 @@ import (
 // answer whose lease does not hash to the dispatched one), or with
 // action.failed once its timeout passes (expire).
 
+// Bounds of action.waiting and the answers: a link, an actor's name, the
+// approvers of one approval, a comment.
+const (
+	MaxApprovalURL = 2048
+	MaxActor       = 256
+	MaxApprovers   = 100
+	MaxComment     = events.MaxApprovalText
+)
+
 // DefaultApprovalTimeout is an approval's timeout when its definition gives none.
 const DefaultApprovalTimeout = events.DefaultApprovalTimeoutSeconds * time.Second
 
@@ -34,8 +44,13 @@ func dispatchApproval(s run.State, st run.Stage, def events.ActionDef, attempt i
 	}
 	t.LeaseHash = events.LeaseHash(events.LeaseToken(in.LeaseKey, t.ID))
 	timeout := approvalTimeout(def)
-	w := events.ActionWaiting{ActionRef: ref, Instructions: def.Configuration["instructions"], URL: def.Configuration["url"],
+	// The pipeline file parser bounds these; a definition from elsewhere
+	// is clipped to the event's bounds rather than wedge the run.
+	w := events.ActionWaiting{ActionRef: ref, Instructions: events.TruncateReason(def.Configuration["instructions"]),
 		Approvers: Approvers(def), Expires: in.Now.Add(timeout).UTC().Format(time.RFC3339)}
+	if u := def.Configuration["url"]; utf8.RuneCountInString(u) <= MaxApprovalURL {
+		w.URL = u
+	}
 	return []events.Event{
 		mustNew(events.ActionID(ref, "dispatched"), s.Run, in.Now, events.ActionDispatched{Task: t}),
 		mustNew(events.ActionID(ref, "waiting"), s.Run, in.Now, w),
@@ -47,7 +62,7 @@ func dispatchApproval(s run.State, st run.Stage, def events.ActionDef, attempt i
 func Approvers(def events.ActionDef) []string {
 	var out []string
 	for a := range strings.SplitSeq(def.Configuration["approvers"], ",") {
-		if a = strings.TrimSpace(a); a != "" && !slices.Contains(out, a) {
+		if a = strings.TrimSpace(a); a != "" && utf8.RuneCountInString(a) <= MaxActor && len(out) < MaxApprovers && !slices.Contains(out, a) {
 			out = append(out, a)
 		}
 	}

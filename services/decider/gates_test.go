@@ -3,6 +3,7 @@ package decider_test
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,12 +57,26 @@ func (m *sim) at(now time.Time) []string {
 		if len(evs) == 0 {
 			return gateSummary(all)
 		}
+		for _, e := range evs {
+			if _, err := testCodec().Encode(e); err != nil {
+				m.t.Fatalf("the decider made an event the schema refuses: %v", err)
+			}
+		}
 		m.fold(evs...)
 		all = append(all, evs...)
 	}
 	m.t.Fatal("the decider did not settle")
 	return nil
 }
+
+// testCodec validates what the decider makes, as the conductor's append would.
+var testCodec = sync.OnceValue(func() *events.Codec {
+	c, err := events.NewCodec()
+	if err != nil {
+		panic(err)
+	}
+	return c
+})
 
 // add folds an event from outside (a worker, a person) at time at.
 func (m *sim) add(at time.Time, p events.Payload) { m.fold(mustEv(m.t, at, p)) }
@@ -469,5 +484,23 @@ func TestForgedConditionTask(t *testing.T) {
 	same(t, "forged", m.at(t0), []string{"run.failed:"})
 	if !strings.Contains(m.s.Reason, "the task of beforeEntry rule smoke of stage Deploy (attempt 1) was not dispatched by a conductor") {
 		t.Fatalf("reason %q", m.s.Reason)
+	}
+}
+
+// What a definition from outside the parser gives an approval is clipped
+// to action.waiting's bounds, so the event can always be appended.
+func TestApprovalWaitingIsClipped(t *testing.T) {
+	d := approvalDef(0)
+	d.Stages[1].Actions[0].Configuration = map[string]string{
+		"instructions": strings.Repeat("read ", 2000), "url": "https://example.com/" + strings.Repeat("x", 3000),
+		"approvers": strings.Repeat("y", 300) + ", alice",
+	}
+	m := newSim(t, d, nil)
+	m.at(t0)
+	m.add(t0, events.ActionSucceeded{ActionRef: ref("Build", "b", 1), Lease: lease("Build", "b", 1)})
+	m.at(t0) // encodes every decided event
+	w := m.last(events.TypeActionWaiting).Payload.(events.ActionWaiting)
+	if len([]rune(w.Instructions)) != events.MaxApprovalText || w.URL != "" || strings.Join(w.Approvers, ",") != "alice" {
+		t.Fatalf("waiting = %d runes of instructions, url %q, approvers %q", len([]rune(w.Instructions)), w.URL, w.Approvers)
 	}
 }

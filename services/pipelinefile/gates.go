@@ -94,9 +94,21 @@ func (c *checker) approval(a events.ActionDef, p fieldPath) {
 		case k == "url":
 			if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 				c.add(kp, "must be an http or https URL", ErrInvalidGate)
+			} else if n := len([]rune(v)); n > decider.MaxApprovalURL {
+				c.add(kp, fmt.Sprintf("at most %d characters, got %d", decider.MaxApprovalURL, n), ErrInvalidGate)
 			}
 		case k == "instructions" && len([]rune(v)) > events.MaxApprovalText:
 			c.add(kp, fmt.Sprintf("at most %d characters", events.MaxApprovalText), ErrInvalidGate)
+		case k == "approvers":
+			names := strings.Split(v, ",")
+			for _, name := range names {
+				if n := len([]rune(strings.TrimSpace(name))); n > decider.MaxActor {
+					c.add(kp, fmt.Sprintf("an approver's name is at most %d characters, got %d", decider.MaxActor, n), ErrInvalidGate)
+				}
+			}
+			if len(names) > decider.MaxApprovers {
+				c.add(kp, fmt.Sprintf("at most %d approvers, got %d", decider.MaxApprovers, len(names)), ErrInvalidGate)
+			}
 		}
 	}
 	if len(a.Inputs) > 0 || len(a.Outputs) > 0 {
