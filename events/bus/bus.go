@@ -32,8 +32,13 @@ const (
 
 // Config sizes the streams. The zero value is the single-server default.
 type Config struct {
-	// Replicas for every stream and bucket: 1 on one server, 3 on a cluster.
+	// Replicas for every stream and bucket Gantry creates. Zero means 1 on
+	// one server and DefaultClusterReplicas when the server is part of a
+	// cluster. An existing stream is never shrunk (see ensureStream).
 	Replicas int
+	// Placement, when set, puts every stream and bucket on a cluster and/or
+	// servers with the given tags (JetStream placement).
+	Placement *jetstream.Placement
 	// DuplicateWindow of the event and task streams. Long enough to cover a
 	// worker redelivery after a crash (several AckWaits).
 	DuplicateWindow time.Duration
@@ -52,10 +57,24 @@ type Config struct {
 	AgentTTL time.Duration
 }
 
-func (c Config) withDefaults() Config {
-	if c.Replicas == 0 {
-		c.Replicas = 1
+// DefaultClusterReplicas is the replica count on a clustered server: R3
+// survives the loss of any one node.
+const DefaultClusterReplicas = 3
+
+// ReplicasFor resolves the configured replica count for a server that is
+// (clustered) or is not part of a cluster.
+func (c Config) ReplicasFor(clustered bool) int {
+	switch {
+	case c.Replicas > 0:
+		return c.Replicas
+	case clustered:
+		return DefaultClusterReplicas
+	default:
+		return 1
 	}
+}
+
+func (c Config) withDefaults() Config {
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = 10 * time.Minute
 	}
@@ -125,6 +144,7 @@ func (b *Bus) Codec() *events.Codec { return b.codec }
 // idempotent; every service calls it at start.
 func (b *Bus) Provision(ctx context.Context, cfg Config) error {
 	cfg = cfg.withDefaults()
+	cfg.Replicas = cfg.ReplicasFor(b.nc.ConnectedClusterName() != "")
 	streams := []jetstream.StreamConfig{
 		{
 			Name: events.StreamEvents, Subjects: []string{events.SubjectEventsAll},
@@ -178,6 +198,7 @@ func (b *Bus) Provision(ctx context.Context, cfg Config) error {
 		},
 	}
 	for _, sc := range streams {
+		sc.Placement = cfg.Placement
 		if err := b.ensureStream(ctx, sc); err != nil {
 			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
 		}
@@ -192,6 +213,7 @@ func (b *Bus) Provision(ctx context.Context, cfg Config) error {
 		{Bucket: events.BucketSecrets, History: 1, Replicas: cfg.Replicas, Description: "secret values by name, read by build and test workers; never copied into events"},
 	}
 	for _, kc := range kvs {
+		kc.Placement = cfg.Placement
 		if _, err := b.js.KeyValue(ctx, kc.Bucket); err == nil {
 			continue
 		} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -203,7 +225,7 @@ func (b *Bus) Provision(ctx context.Context, cfg Config) error {
 	}
 	if _, err := b.js.ObjectStore(ctx, events.BucketArtifacts); errors.Is(err, jetstream.ErrBucketNotFound) {
 		if _, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket: events.BucketArtifacts, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
+			Bucket: events.BucketArtifacts, Replicas: cfg.Replicas, Storage: jetstream.FileStorage, Placement: cfg.Placement,
 			Description: "artifacts and archived logs, keyed pipeline/run/name",
 		}); err != nil {
 			return fmt.Errorf("provision object store %s: %w", events.BucketArtifacts, err)
@@ -217,7 +239,10 @@ func (b *Bus) Provision(ctx context.Context, cfg Config) error {
 // ensureStream creates a stream, or updates it only when what Gantry sets
 // differs: every service provisions at start, and a no-op update from each
 // of them would make the server rewrite the stream's configuration while
-// others create consumers on it.
+// others create consumers on it. An existing stream is never shrunk: an
+// operator who raised its replicas, moved it (placement) or gave it more
+// room (age, bytes) keeps that, whatever a service starting with defaults
+// asks for; shrinking is an operator's deliberate act (nats stream edit).
 func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig) error {
 	s, err := b.js.Stream(ctx, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -231,6 +256,7 @@ func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig) err
 		return err
 	}
 	have := s.CachedInfo().Config
+	want = NeverShrink(have, want)
 	if slices.Equal(have.Subjects, want.Subjects) && have.Duplicates == want.Duplicates &&
 		have.MaxAge == want.MaxAge && unlimited(have.MaxBytes) == unlimited(want.MaxBytes) && have.Replicas == want.Replicas &&
 		have.AllowDirect == want.AllowDirect && have.AllowAtomicPublish == want.AllowAtomicPublish &&
@@ -239,6 +265,23 @@ func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig) err
 	}
 	_, err = b.js.UpdateStream(ctx, want)
 	return err
+}
+
+// NeverShrink is want with what an existing stream (have) has more of kept:
+// replicas, placement, MaxAge and MaxBytes (zero or negative is unlimited,
+// the most of all).
+func NeverShrink(have, want jetstream.StreamConfig) jetstream.StreamConfig {
+	want.Replicas = max(want.Replicas, have.Replicas)
+	if want.Placement == nil {
+		want.Placement = have.Placement
+	}
+	if have.MaxAge == 0 || (want.MaxAge != 0 && have.MaxAge > want.MaxAge) {
+		want.MaxAge = have.MaxAge
+	}
+	if unlimited(have.MaxBytes) == -1 || (unlimited(want.MaxBytes) != -1 && have.MaxBytes > want.MaxBytes) {
+		want.MaxBytes = have.MaxBytes
+	}
+	return want
 }
 
 // Open binds the event stream without changing anything.

@@ -5,6 +5,7 @@ package natsd
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -26,6 +27,18 @@ type Options struct {
 	// writes from services/access. DataDir, Host, Port and ServerName
 	// still apply over it.
 	ConfigFile string
+	// Cluster, when its Name is set, joins the server to a JetStream
+	// cluster: a node listening for routes on Cluster.Host:Cluster.Port
+	// and dialling Routes (nats-route://host:port of the other nodes).
+	Cluster Cluster
+}
+
+// Cluster configures the route listener of a clustered server.
+type Cluster struct {
+	Name   string
+	Host   string
+	Port   int
+	Routes []string
 }
 
 // ErrNotReady is returned when the server does not accept connections in time.
@@ -69,6 +82,19 @@ func Start(o Options) (*Server, error) {
 	opts.SyncInterval = 2 * time.Minute
 	// The embedded server serves no monitoring endpoint.
 	opts.HTTPHost, opts.HTTPPort = "", 0
+	if o.Cluster.Name != "" {
+		routes, err := parseRoutes(o.Cluster.Routes)
+		if err != nil {
+			return nil, err
+		}
+		opts.Cluster.Name = o.Cluster.Name
+		opts.Cluster.Host = o.Cluster.Host
+		if opts.Cluster.Host == "" {
+			opts.Cluster.Host = host
+		}
+		opts.Cluster.Port = o.Cluster.Port
+		opts.Routes = routes
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats-server in %s: %w", o.DataDir, err)
@@ -84,8 +110,26 @@ func Start(o Options) (*Server, error) {
 	return &Server{ns: ns}, nil
 }
 
+func parseRoutes(rs []string) ([]*url.URL, error) {
+	var out []*url.URL
+	for _, r := range rs {
+		u, err := url.Parse(r)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats-server: route %q: %w", r, err)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
 // ClientURL is the nats:// URL clients connect to.
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// JetStreamReady reports whether the server's JetStream is up; in a
+// cluster, that its meta group has a leader.
+func (s *Server) JetStreamReady() bool {
+	return s.ns.JetStreamEnabled() && s.ns.JetStreamIsCurrent()
+}
 
 // Shutdown stops the server and waits for it to finish.
 func (s *Server) Shutdown() {

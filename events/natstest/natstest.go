@@ -5,7 +5,11 @@ package natstest
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/bus"
@@ -51,4 +55,72 @@ func Bus(t testing.TB, url string) *bus.Bus {
 		t.Fatalf("provision: %v", err)
 	}
 	return b
+}
+
+// StartCluster runs a JetStream cluster of n servers for t, each on random
+// loopback client and route ports with its own data directory, and waits
+// until its meta group has a leader. The servers stop when t ends; a test
+// may Shutdown one earlier to lose a node.
+func StartCluster(t testing.TB, n int) []*Server {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	name := fmt.Sprintf("gantry-test-%d", ports[0])
+	servers := make([]*Server, n)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range servers {
+		var routes []string
+		for j, p := range ports {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+			}
+		}
+		dir := t.TempDir()
+		wg.Go(func() {
+			s, err := natsd.Start(natsd.Options{
+				DataDir: dir, Port: -1, ServerName: fmt.Sprintf("n%d", i+1),
+				Cluster: natsd.Cluster{Name: name, Port: ports[i], Routes: routes},
+			})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			servers[i] = &Server{Server: s, DataDir: dir}
+		})
+	}
+	wg.Wait()
+	for i, s := range servers {
+		if s != nil {
+			t.Cleanup(s.Shutdown)
+		} else {
+			t.Fatalf("start cluster node %d: %v", i+1, errs[i])
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ready := true
+		for _, s := range servers {
+			ready = ready && s.JetStreamReady()
+		}
+		if ready {
+			return servers
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("cluster: no JetStream meta leader within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/gantry-ci/gantry/services/artifact"
 	"github.com/gantry-ci/gantry/services/deploydecider"
 	"github.com/gantry-ci/gantry/services/internal/consume"
+	"github.com/gantry-ci/gantry/services/metrics"
 )
 
 // Source is the CloudEvents source of the agent's events.
@@ -65,6 +66,8 @@ type Options struct {
 	// started (`gantry dev`) do not outlive it. Real hosts leave their
 	// application running across agent restarts.
 	StopOnExit bool
+	// Metrics, if set, counts heartbeats and records the last one.
+	Metrics *metrics.Set
 }
 
 // Agent is one host's agent.
@@ -145,7 +148,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			case <-hbCtx.Done():
 				return
 			case <-t.C:
-				if err := a.beat(hbCtx, kv); err != nil && hbCtx.Err() == nil {
+				err := a.beat(hbCtx, kv)
+				if hbCtx.Err() != nil {
+					return
+				}
+				a.o.Metrics.Heartbeat(a.o.Group, a.o.Name, time.Now(), err)
+				if err != nil {
 					a.o.Log.Warn().Err(err).Msg("heartbeat failed")
 				}
 			}

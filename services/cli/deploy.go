@@ -22,6 +22,7 @@ import (
 	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/deploydecider"
 	"github.com/gantry-ci/gantry/services/deployplan"
+	"github.com/gantry-ci/gantry/services/metrics"
 	"github.com/gantry-ci/gantry/services/rollback"
 	"github.com/gantry-ci/gantry/services/stack"
 )
@@ -522,6 +523,7 @@ func redeployCmd(g *globals) *cobra.Command {
 func agentCmd(g *globals) *cobra.Command {
 	var o agent.Options
 	var labels []string
+	var metricsAddr string
 	c := &cobra.Command{
 		Use:   "agent --group G --name HOST --root DIR [--label k=v]...",
 		Short: "Run the deployment agent of one host",
@@ -549,11 +551,20 @@ every step as an event. The last 5 revisions are kept.`,
 			defer conn.Close()
 			o.Bus = conn.Bus
 			o.Log = g.logger("agent")
+			roles := []stack.Role{}
+			if metricsAddr != "" {
+				o.Metrics = metrics.New()
+				mr, err := stack.MetricsRole(conn, metricsAddr, o.Log, o.Metrics, nil)
+				if err != nil {
+					return err
+				}
+				roles = append(roles, mr)
+			}
 			a, err := agent.New(o)
 			if err != nil {
 				return err
 			}
-			err = a.Run(ctx)
+			err = stack.RunRoles(ctx, append(roles, stack.Role{Name: "agent", Run: a.Run}))
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
@@ -567,6 +578,7 @@ every step as an event. The last 5 revisions are kept.`,
 	f.StringArrayVar(&labels, "label", nil, "a label k=v the group's selector and health check URL can use (repeatable)")
 	f.StringVar(&o.InstallRoot, "install-root", "", "prefix every appspec destination with this directory")
 	f.DurationVar(&o.Heartbeat, "heartbeat", 5*time.Second, "heartbeat period")
+	f.StringVar(&metricsAddr, "metrics", os.Getenv("GANTRY_METRICS_ADDR"), "serve /metrics and /healthz here, e.g. :9100 (env GANTRY_METRICS_ADDR; empty: none)")
 	_ = c.MarkFlagRequired("group")
 	_ = c.MarkFlagRequired("name")
 	_ = c.MarkFlagRequired("root")

@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/natsd"
 	"github.com/gantry-ci/gantry/services/access"
+	"github.com/gantry-ci/gantry/services/metrics"
 	"github.com/gantry-ci/gantry/services/projection"
 	"github.com/gantry-ci/gantry/services/secrets"
 	"github.com/gantry-ci/gantry/services/source"
@@ -33,6 +35,10 @@ type local struct {
 	reposDir string
 	done     chan error
 	cancel   context.CancelFunc
+	// metrics is what every role of the process records; consumers
+	// reports the backlog of the conductor's and workers' consumers.
+	metrics   *metrics.Set
+	consumers *metrics.ConsumerCollector
 }
 
 // localHosts is how many agents `gantry dev` runs for each example group.
@@ -97,7 +103,7 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 	if err != nil {
 		return nil, err
 	}
-	l := &local{srv: srv, done: make(chan error, 1)}
+	l := &local{srv: srv, done: make(chan error, 1), metrics: metrics.New()}
 	fail := func(err error) (*local, error) {
 		l.close()
 		return nil, err
@@ -113,6 +119,7 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 		return fail(err)
 	}
 	conn := l.conn
+	l.consumers = metrics.NewConsumerCollector(conn.Bus.JetStream())
 	if l.examples, err = stack.LoadExamples(dir); err != nil {
 		return fail(err)
 	}
@@ -155,7 +162,8 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 		l.roleConns = append(l.roleConns, c)
 		r, err := stack.NewRole(c, name, log, stack.RoleOptions{
 			ReposDir: reposDir, WorkDir: filepath.Join(dataDir, "work"), Concurrency: concurrency,
-			SecretsDirs: []string{secrets.DefaultDir, filepath.Join(dataDir, "secrets")}})
+			SecretsDirs: []string{secrets.DefaultDir, filepath.Join(dataDir, "secrets")},
+			Metrics:     l.metrics, Consumers: l.consumers})
 		if err != nil {
 			return fail(err)
 		}
@@ -177,6 +185,7 @@ func devCmd(g *globals) *cobra.Command {
 	var examples string
 	var noStart bool
 	var listen string
+	var metricsAddr string
 	c := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything locally: embedded NATS, every service, the example pipeline",
@@ -209,6 +218,16 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 					return err
 				}
 				defer stopGateway()
+			}
+			if metricsAddr != "" {
+				stopMetrics, err := l.serveMetrics(ctx, metricsAddr, g.logger("metrics"))
+				if err != nil {
+					// Another gantry dev may hold the port; metrics are not worth failing for.
+					fmt.Fprintf(g.stderr, "no /metrics: %v (choose another --metrics address)\n", err)
+				} else {
+					defer stopMetrics()
+					fmt.Fprintf(g.stdout, "  /metrics and /healthz at http://%s\n", metricsAddr)
+				}
 			}
 			for _, ex := range l.examples {
 				fmt.Fprintf(g.stdout, "  pipeline %s applied from %s\n", ex.Pipeline.Name, ex.Dir)
@@ -247,7 +266,26 @@ or through NATS at the URL it prints (NATS_URL=...).`,
 	c.Flags().BoolVar(&noStart, "no-start", false, "do not start the example pipeline")
 	c.Flags().IntVar(&concurrency, "concurrency", 2, "tasks each worker role runs at once")
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "HTTP API and UI address (a free port if taken; empty: no gateway)")
+	c.Flags().StringVar(&metricsAddr, "metrics", "127.0.0.1:9090", "serve /metrics and /healthz of every service here (empty: none)")
 	return c
+}
+
+// serveMetrics serves the roles' /metrics and /healthz on addr until the
+// returned stop is called or ctx ends.
+func (l *local) serveMetrics(ctx context.Context, addr string, log zerolog.Logger) (stop func(), err error) {
+	r, err := stack.MetricsRole(l.conn, addr, log, l.metrics, l.consumers)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := r.Run(ctx); err != nil {
+			log.Warn().Err(err).Msg("metrics server stopped")
+		}
+	}()
+	return func() { cancel(); <-done }, nil
 }
 
 // waitProjected waits until both projectors have acked everything the logs

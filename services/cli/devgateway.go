@@ -44,8 +44,8 @@ func startDevGateway(ctx context.Context, g *globals, l *local, listen string) (
 	if err != nil {
 		return nil, err
 	}
-	srv, err := gateway.New(gateway.Options{Bus: conn.Bus, Validator: conn.Validator, Tokens: toks,
-		Log: g.logger(stack.RoleGateway).With().Str("service", stack.RoleGateway).Logger(), Insecure: true})
+	log := g.logger(stack.RoleGateway).With().Str("service", stack.RoleGateway).Logger()
+	srv, err := gateway.New(stack.GatewayOptions(conn, log, stack.RoleOptions{Tokens: toks, Insecure: true}))
 	if err != nil {
 		conn.Close()
 		return nil, err

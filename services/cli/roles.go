@@ -2,10 +2,12 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-ci/gantry/services/metrics"
 	"github.com/gantry-ci/gantry/services/retention"
 	"github.com/gantry-ci/gantry/services/secrets"
 	"github.com/gantry-ci/gantry/services/stack"
@@ -28,6 +30,7 @@ func roleCmds(g *globals) []*cobra.Command {
 	var out []*cobra.Command
 	for _, name := range stack.AllRoles {
 		var o stack.RoleOptions
+		var metricsAddr string
 		c := &cobra.Command{
 			Use:   name,
 			Short: short[name],
@@ -42,13 +45,23 @@ work through durable consumers. Stop with SIGINT or SIGTERM.`,
 					return err
 				}
 				defer conn.Close()
+				var roles []stack.Role
+				if metricsAddr != "" {
+					o.Metrics, o.Consumers = metrics.New(), metrics.NewConsumerCollector(conn.Bus.JetStream())
+					mr, err := stack.MetricsRole(conn, metricsAddr, g.logger(name), o.Metrics, o.Consumers)
+					if err != nil {
+						return err
+					}
+					roles = append(roles, mr)
+				}
 				r, err := stack.NewRole(conn, name, g.logger(name), o)
 				if err != nil {
 					return err
 				}
-				return stack.RunRoles(cmd.Context(), []stack.Role{r})
+				return stack.RunRoles(cmd.Context(), append(roles, r))
 			},
 		}
+		c.Flags().StringVar(&metricsAddr, "metrics", os.Getenv("GANTRY_METRICS_ADDR"), "serve /metrics and /healthz here, e.g. :9090 (env GANTRY_METRICS_ADDR; empty: none)")
 		c.Flags().StringVar(&o.Pool, "pool", "default", "worker pool to serve (workers only)")
 		c.Flags().IntVar(&o.Concurrency, "concurrency", 1, "tasks run at once (workers only)")
 		c.Flags().StringVar(&o.WorkDir, "work-dir", "", "directory for task workspaces (workers only; default a temp dir)")

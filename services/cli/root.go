@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
@@ -30,6 +32,10 @@ type globals struct {
 	dataDir string
 	creds   string
 	auth    stack.Auth
+	// replicas and placement size the streams a provisioning command creates.
+	replicas     int
+	placeCluster string
+	placeTags    []string
 	// passwordFile holds the NATS password (--nats-password-file).
 	passwordFile string
 	output       string
@@ -40,7 +46,12 @@ type globals struct {
 }
 
 func (g *globals) target() stack.Target {
-	return stack.Target{URL: g.natsURL, DataDir: g.dataDir, Creds: g.creds, Auth: g.auth}
+	t := stack.Target{URL: g.natsURL, DataDir: g.dataDir, Creds: g.creds, Auth: g.auth}
+	t.Streams.Replicas = g.replicas
+	if g.placeCluster != "" || len(g.placeTags) > 0 {
+		t.Streams.Placement = &jetstream.Placement{Cluster: g.placeCluster, Tags: g.placeTags}
+	}
+	return t
 }
 
 func (g *globals) open(ctx context.Context, name string, provision bool) (*stack.Conn, error) {
@@ -118,6 +129,9 @@ announced in --data-dir, or open the data directory themselves.`,
 	pf.StringVar(&g.auth.CAFile, "tls-ca", os.Getenv("NATS_CA"), "CA certificate that signed the NATS server's (env NATS_CA)")
 	pf.StringVar(&g.auth.CertFile, "tls-cert", os.Getenv("NATS_CERT"), "client certificate, where the server verifies clients (env NATS_CERT)")
 	pf.StringVar(&g.auth.KeyFile, "tls-key", os.Getenv("NATS_KEY"), "client certificate's key (env NATS_KEY)")
+	pf.IntVar(&g.replicas, "replicas", envInt("GANTRY_REPLICAS"), "replicas of the streams and buckets Gantry creates (env GANTRY_REPLICAS); 0: 1 on one server, 3 on a cluster; existing streams are never shrunk")
+	pf.StringVar(&g.placeCluster, "placement-cluster", os.Getenv("GANTRY_PLACEMENT_CLUSTER"), "JetStream cluster to place new streams and buckets on (env GANTRY_PLACEMENT_CLUSTER)")
+	pf.StringSliceVar(&g.placeTags, "placement-tags", nil, "server tags new streams and buckets must be placed on (comma-separated)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format of read commands: table or json")
 	pf.StringVar(&g.logFormat, "log-format", "auto", "service log format: auto (pretty on a terminal), pretty or json")
 	pf.StringVar(&g.logLevel, "log-level", "info", "service log level: debug, info, warn, error")
@@ -130,6 +144,12 @@ announced in --data-dir, or open the data directory themselves.`,
 	root.AddCommand(deployCmds(g)...)
 	root.AddCommand(approveCmds(g)...)
 	return root
+}
+
+// envInt is the integer in environment variable k, or 0.
+func envInt(k string) int {
+	n, _ := strconv.Atoi(os.Getenv(k))
+	return n
 }
 
 func envOr(k, def string) string {

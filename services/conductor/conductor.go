@@ -24,6 +24,7 @@ import (
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/decider"
 	"github.com/gantry-ci/gantry/services/internal/consume"
+	"github.com/gantry-ci/gantry/services/metrics"
 )
 
 // Durable is the conductor's consumer name on GANTRY_EVENTS. Every conductor
@@ -51,6 +52,8 @@ type Options struct {
 	Grace time.Duration
 	// Tick is how often each shard looks for deadlines due; default 1s.
 	Tick time.Duration
+	// Metrics, if set, records decision latency, redeliveries and run ends.
+	Metrics *metrics.Set
 }
 
 // Conductor is one conductor process's worth of work.
@@ -237,6 +240,10 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 		return fmt.Errorf("metadata: %w", err)
 	}
 	seq := meta.Sequence.Stream
+	if meta.NumDelivered > 1 {
+		c.o.Metrics.Redelivered(Durable)
+	}
+	defer func(start time.Time) { c.o.Metrics.Decided(time.Since(start)) }(time.Now())
 	b := c.o.Bus
 	pipeline, runID, ok := parseRunSubject(m.Subject())
 	e, derr := b.Codec().Decode(m.Data())
@@ -317,7 +324,11 @@ func (c *Conductor) advance(ctx context.Context, pipeline string, en *entry, st 
 		for i, seq := range seqs { // what was appended, even if the rest was refused
 			e := chain[i]
 			e.Seq = seq
+			wasDone := st.Done()
 			st = run.Evolve(st, e)
+			if !wasDone && st.Done() {
+				c.o.Metrics.RunEnded(pipeline, string(st.Phase), st.EndedAt.Sub(st.RequestedAt))
+			}
 			en.tip = max(en.tip, seq)
 			logDecision(log, e)
 		}

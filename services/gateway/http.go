@@ -57,6 +57,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusNotFound, "list groups with GET /api/v1/groups"
 	case errors.Is(err, ErrNotFound), errors.Is(err, artifact.ErrNotFound):
 		return http.StatusNotFound, ""
+	case errors.Is(err, artifact.ErrDigestMismatch):
+		return http.StatusInternalServerError, "the stored object does not match the digest the run's log recorded: it was altered or damaged"
 	case errors.Is(err, command.ErrRefused):
 		return http.StatusConflict, "the run's state does not allow this now; GET the run to see it"
 	case errors.Is(err, deploy.ErrGroupBusy), errors.Is(err, rollback.ErrNoGoodRevision):

@@ -43,6 +43,7 @@ stages:
 // caller and ends the run and the log stream.
 func TestLiveRun(t *testing.T) {
 	e := newEnv(t, stack.RoleConductor, stack.RoleProjector, stack.RoleTriggers, stack.RoleSource)
+	ctx0 := context.Background()
 	e.repo("app", map[string]string{"README": "hello\n", "main.go": "package main\n"})
 	e.want(e.do("PUT", "/api/v1/pipelines/live", auth.Admin, livePipeline), 200, "apply")
 	var doc gateway.PipelineDoc
@@ -87,6 +88,18 @@ func TestLiveRun(t *testing.T) {
 		t.Errorf("download: %d bytes sha256 %s, header %s, ref %+v", len(dl.body), got, dl.header.Get("X-Gantry-SHA256"), arts[0])
 	}
 	e.want(e.do("GET", "/api/v1/runs/"+id+"/artifacts/nope", auth.Viewer, nil), 404, "missing artifact")
+	// An object altered in the store is refused, not served.
+	obs, err := e.conn.Bus.JetStream().ObjectStore(ctx0, events.BucketArtifacts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obs.PutBytes(ctx0, arts[0].Key, []byte("not the archive")); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do("GET", "/api/v1/runs/"+id+"/artifacts/source", auth.Viewer, nil); r.status != 500 ||
+		!strings.Contains(string(r.body), "digest") || r.header.Get("X-Gantry-SHA256") != "" {
+		t.Errorf("altered artifact: %d %s %v", r.status, r.body, r.header)
+	}
 
 	// An ended action's log: archived text, and over SSE its lines then end.
 	var act gateway.ActionDoc

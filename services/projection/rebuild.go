@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,6 +42,11 @@ type Report struct {
 
 // FoldAll reads the whole event log with an ordered consumer and folds every
 // run. Skipped counts messages that do not decode (they sit in the DLQ).
+//
+// Decoding (validation included) is most of the work, and each event
+// decodes on its own, so batches are fetched, decoded on every core and
+// then folded in log order: one goroutine fetches the next batch while the
+// decoders work on this one and the fold takes the one before.
 func FoldAll(ctx context.Context, b *bus.Bus) (map[string]run.State, int, int, error) {
 	js := b.JetStream()
 	s, err := js.Stream(ctx, events.StreamEvents)
@@ -59,41 +66,29 @@ func FoldAll(ctx context.Context, b *bus.Bus) (map[string]run.State, int, int, e
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("read event log: %w", err)
 	}
-	codec := b.Codec()
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	fetched := make(chan rawBatch, 2)
+	decoded := make(chan decodedBatch, 2)
+	wg.Go(func() { fetchLog(ctx, cons, last, fetched) })
+	wg.Go(func() { decodeBatches(ctx, b.Codec(), fetched, decoded) })
 	n, skipped := 0, 0
-	var seq uint64
-	for {
-		// Ask for no more than is left, so the last batch does not wait
-		// out FetchMaxWait for messages that will never come.
-		want := min(1024, int(last-seq))
-		batch, err := cons.Fetch(want, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return nil, n, skipped, fmt.Errorf("read event log: %w", err)
+	for d := range decoded {
+		if d.err != nil {
+			return nil, n, skipped, d.err
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			meta, err := m.Metadata()
-			if err != nil {
-				return nil, n, skipped, err
-			}
-			seq = meta.Sequence.Stream
-			e, err := codec.Decode(m.Data())
-			if err != nil {
+		for _, e := range d.evs {
+			if e.ID == "" {
 				skipped++
 				continue
 			}
-			e.Seq = seq
-			key := e.Subject
-			states[key] = run.Evolve(states[key], e)
+			states[e.Subject] = run.Evolve(states[e.Subject], e)
 			n++
 		}
-		if err := batch.Error(); err != nil {
-			return nil, n, skipped, fmt.Errorf("read event log: %w", err)
-		}
-		if seq >= last || got == 0 {
-			break
-		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, n, skipped, err
 	}
 	for k, st := range states {
 		if st.Run == "" {
@@ -101,6 +96,97 @@ func FoldAll(ctx context.Context, b *bus.Bus) (map[string]run.State, int, int, e
 		}
 	}
 	return states, n, skipped, nil
+}
+
+// rawBatch is one fetch of the log: each message's data and sequence.
+type rawBatch struct {
+	data [][]byte
+	seqs []uint64
+	err  error
+}
+
+// decodedBatch is a rawBatch decoded, in the same order; an event with an
+// empty ID did not decode.
+type decodedBatch struct {
+	evs []events.Event
+	err error
+}
+
+// fetchLog sends the log up to sequence last in batches, then closes out.
+func fetchLog(ctx context.Context, cons jetstream.Consumer, last uint64, out chan<- rawBatch) {
+	defer close(out)
+	send := func(rb rawBatch) bool {
+		select {
+		case out <- rb:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	var seq uint64
+	for seq < last {
+		// Ask for no more than is left, so the last batch does not wait
+		// out FetchMaxWait for messages that will never come.
+		batch, err := cons.Fetch(min(1024, int(last-seq)), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			send(rawBatch{err: fmt.Errorf("read event log: %w", err)})
+			return
+		}
+		var rb rawBatch
+		for m := range batch.Messages() {
+			meta, err := m.Metadata()
+			if err != nil {
+				send(rawBatch{err: err})
+				return
+			}
+			seq = meta.Sequence.Stream
+			rb.data = append(rb.data, m.Data())
+			rb.seqs = append(rb.seqs, seq)
+		}
+		if err := batch.Error(); err != nil {
+			send(rawBatch{err: fmt.Errorf("read event log: %w", err)})
+			return
+		}
+		if len(rb.data) == 0 || !send(rb) {
+			return
+		}
+	}
+}
+
+// decodeBatches decodes each batch on every core, keeping the order.
+func decodeBatches(ctx context.Context, codec *events.Codec, in <-chan rawBatch, out chan<- decodedBatch) {
+	defer close(out)
+	workers := runtime.GOMAXPROCS(0)
+	for rb := range in {
+		d := decodedBatch{err: rb.err}
+		if d.err == nil {
+			d.evs = make([]events.Event, len(rb.data))
+			chunk := (len(rb.data) + workers - 1) / workers
+			var wg sync.WaitGroup
+			for lo := 0; lo < len(rb.data); lo += chunk {
+				hi := min(lo+chunk, len(rb.data))
+				wg.Go(func() {
+					for i := lo; i < hi; i++ {
+						e, err := codec.Decode(rb.data[i])
+						if err != nil {
+							continue // counted as skipped; it sits in the DLQ
+						}
+						e.Seq = rb.seqs[i]
+						d.evs[i] = e
+					}
+				})
+			}
+			wg.Wait()
+		}
+		select {
+		case out <- d:
+		case <-ctx.Done():
+			return
+		}
+		if d.err != nil {
+			return
+		}
+	}
 }
 
 // Rebuild folds the whole run log and the whole deployment log, compares

@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/services/build"
 	"github.com/gantry-ci/gantry/services/conductor"
 	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/gateway"
 	"github.com/gantry-ci/gantry/services/gateway/auth"
+	"github.com/gantry-ci/gantry/services/metrics"
 	"github.com/gantry-ci/gantry/services/projection"
 	"github.com/gantry-ci/gantry/services/retention"
 	"github.com/gantry-ci/gantry/services/rollback"
@@ -64,6 +67,17 @@ type RoleOptions struct {
 	Listen   string
 	Tokens   *auth.Tokens
 	Insecure bool
+	// Metrics, if set, is where the roles record what /metrics exposes;
+	// Consumers reports the backlog of the consumers the roles read.
+	Metrics   *metrics.Set
+	Consumers *metrics.ConsumerCollector
+}
+
+// watch adds a consumer to o.Consumers, if set.
+func (o RoleOptions) watch(stream, consumer string) {
+	if o.Consumers != nil {
+		o.Consumers.Watch(stream, consumer)
+	}
 }
 
 // Role names, as the CLI spells them.
@@ -100,10 +114,11 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 	log = log.With().Str("service", name).Logger()
 	switch name {
 	case RoleConductor:
-		cd, err := conductor.New(conductor.Options{Bus: c.Bus, Log: log, Grace: o.Grace})
+		cd, err := conductor.New(conductor.Options{Bus: c.Bus, Log: log, Grace: o.Grace, Metrics: o.Metrics})
 		if err != nil {
 			return Role{}, err
 		}
+		o.watch(events.StreamEvents, conductor.Durable)
 		return Role{name, cd.Run}, nil
 	case RoleProjector:
 		p := &projection.Projector{Bus: c.Bus, Log: log}
@@ -143,7 +158,7 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 		if o.Tokens == nil {
 			return Role{}, fmt.Errorf("gateway role: no token file")
 		}
-		srv, err := gateway.New(gateway.Options{Bus: c.Bus, Validator: c.Validator, Tokens: o.Tokens, Log: log, Insecure: o.Insecure})
+		srv, err := gateway.New(GatewayOptions(c, log, o))
 		if err != nil {
 			return Role{}, err
 		}
@@ -156,14 +171,30 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 	return Role{}, fmt.Errorf("unknown role %q (roles: %v)", name, AllRoles)
 }
 
+// GatewayOptions is the one place the gateway is put together, for
+// `gantry gateway` and `gantry dev` alike: the API on the connection, and
+// the handlers mounted beside it. The web UI goes in as
+// Options.UI = ui.Handler(ui.Config{Reader: ui.BusReader{Bus: c.Bus},
+// Authenticate: ui.TokenCheck(o.Tokens), Log: log}) and chat-ops as
+// Options.Chatops = chatops.SlackHandler(cfg, chatops.BusDeps(c.Bus,
+// c.Validator, log)) (services/gateway/ui, services/chatops).
+func GatewayOptions(c *Conn, log zerolog.Logger, o RoleOptions) gateway.Options {
+	return gateway.Options{Bus: c.Bus, Validator: c.Validator, Tokens: o.Tokens, Log: log, Insecure: o.Insecure}
+}
+
 func workerRole(c *Conn, kind string, log zerolog.Logger, o RoleOptions, h worker.Handler) (Role, error) {
 	w, err := worker.New(worker.Options{
 		Bus: c.Bus, Log: log, Kind: kind, Pool: o.Pool, Name: o.Worker, Handler: h,
-		Concurrency: o.Concurrency, WorkDir: o.WorkDir, AckWait: o.AckWait,
+		Concurrency: o.Concurrency, WorkDir: o.WorkDir, AckWait: o.AckWait, Metrics: o.Metrics,
 	})
 	if err != nil {
 		return Role{}, err
 	}
+	pool := o.Pool
+	if pool == "" {
+		pool = "default"
+	}
+	o.watch(events.StreamTasks, worker.ConsumerName(kind, pool))
 	return Role{kind, w.Run}, nil
 }
 
@@ -192,4 +223,24 @@ func RunRoles(ctx context.Context, roles []Role) error {
 		}
 	}
 	return first
+}
+
+// MetricsRole serves /metrics and /healthz on addr for the roles of this
+// process; the consumer collector (if any) is registered with set. The
+// listener is bound here, so a taken address is an error at once; the
+// health check is the connection to NATS.
+func MetricsRole(c *Conn, addr string, log zerolog.Logger, set *metrics.Set, consumers *metrics.ConsumerCollector) (Role, error) {
+	if consumers != nil {
+		if err := set.Register(consumers); err != nil {
+			return Role{}, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return Role{}, fmt.Errorf("metrics listener: %w", err)
+	}
+	h := metrics.Handler(set, metrics.NATSConnected(c.Bus.Conn()))
+	return Role{"metrics", func(ctx context.Context) error {
+		return metrics.Serve(ctx, l, log, h)
+	}}, nil
 }

@@ -33,6 +33,9 @@ type Target struct {
 	// server is a `gantry dev` announced in DataDir, the dev server's
 	// admin credentials are used.
 	Auth Auth
+	// Streams sizes what Open provisions: replicas (zero: 1 on one server,
+	// 3 on a cluster) and placement.
+	Streams bus.Config
 }
 
 // Conn is an open connection with the pieces every command needs.
@@ -134,12 +137,12 @@ func Open(ctx context.Context, t Target, name string, provision bool) (*Conn, er
 	// Only admin may create streams and buckets; other users find them
 	// made (`gantry nats provision`, or `gantry dev`).
 	if provision && auth.mayProvision() {
-		err = b.Provision(ctx, bus.Config{})
+		err = b.Provision(ctx, t.Streams)
 	} else {
 		err = b.Open(ctx)
 		if err != nil && c.Embedded != nil {
 			// A fresh data directory: provision it so reads find empty streams.
-			err = b.Provision(ctx, bus.Config{})
+			err = b.Provision(ctx, t.Streams)
 		}
 	}
 	if err != nil {

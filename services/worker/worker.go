@@ -28,6 +28,7 @@ import (
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/artifact"
 	"github.com/gantry-ci/gantry/services/internal/consume"
+	"github.com/gantry-ci/gantry/services/metrics"
 )
 
 // Handler does one task. A returned error fails the action with the error as
@@ -103,6 +104,8 @@ type Options struct {
 	BeatEvery int
 	// KeepWorkspace leaves workspaces behind for debugging.
 	KeepWorkspace bool
+	// Metrics, if set, counts tasks, their durations and redeliveries.
+	Metrics *metrics.Set
 }
 
 // Worker pulls and runs tasks.
@@ -240,6 +243,7 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 		return
 	}
 	if meta != nil && meta.NumDelivered > 1 {
+		w.o.Metrics.Redelivered(ConsumerName(w.o.Kind, w.o.Pool))
 		log.Warn().Uint64("delivery", meta.NumDelivered).Msg("task redelivered: its previous worker went silent")
 		if done, err := w.alreadyDone(ctx, t); err == nil && done {
 			log.Info().Msg("task already ended in the log; dropping the repeat")
@@ -253,6 +257,9 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	var hb sync.WaitGroup
 	hb.Go(func() { w.heartbeat(hbCtx, m, t, ref) })
 	defer func() { stopHB(); hb.Wait() }()
+	taken := w.o.Metrics.TaskTaken(w.o.Kind, w.o.Pool)
+	result := "returned" // to the fleet, unless it ends below
+	defer func() { taken(result) }()
 
 	publish := func(ctx context.Context, p events.Payload, fact string) error {
 		e, err := events.New(events.ActionID(ref, fact), "/gantry/worker/"+w.o.Kind, t.Run, time.Now(), p)
@@ -271,7 +278,7 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 
 	ws, err := os.MkdirTemp(w.o.WorkDir, "task-")
 	if err != nil {
-		w.finish(ctx, m, store, t, ref, publish, Result{}, fmt.Errorf("create workspace: %w", err), nil, "", log)
+		result = w.finish(ctx, m, store, t, ref, publish, Result{}, fmt.Errorf("create workspace: %w", err), nil, "", log)
 		return
 	}
 	if !w.o.KeepWorkspace {
@@ -316,6 +323,7 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	if cause := context.Cause(runCtx); errors.Is(cause, errAbandoned) {
 		// The attempt already ended in the log: no result, only the log.
 		log.Info().Err(cause).Msg("task abandoned; its processes were killed")
+		result = "abandoned"
 		ls.Line("gantry", cause.Error())
 		w.archive(ctx, store, t, ref, upload, publish, ls, log)
 		if err := m.DoubleAck(ctx); err != nil {
@@ -326,11 +334,11 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	if herr != nil && runCtx.Err() == context.DeadlineExceeded {
 		herr = fmt.Errorf("timed out after %ds: %w", t.TimeoutSeconds, herr)
 	}
-	w.finish(ctx, m, store, t, ref, publish, res, herr, ls, upload, log)
+	result = w.finish(ctx, m, store, t, ref, publish, res, herr, ls, upload, log)
 }
 
 func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.Store, t events.Task, ref events.ActionRef,
-	publish func(context.Context, events.Payload, string) error, res Result, herr error, ls *LogStream, upload string, log zerolog.Logger) {
+	publish func(context.Context, events.Payload, string) error, res Result, herr error, ls *LogStream, upload string, log zerolog.Logger) (result string) {
 	// Right before the result: if another delivery of this attempt ended
 	// it meanwhile (this worker stalled past AckWait), its result and
 	// artifacts stand; this delivery's are dropped quietly.
@@ -339,11 +347,11 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.St
 		if err := m.DoubleAck(ctx); err != nil {
 			log.Warn().Err(err).Msg("ack task")
 		}
-		return
+		return "dropped"
 	} else if err != nil {
 		log.Warn().Err(err).Msg("check the attempt is still open; the task will be retried")
 		_ = m.NakWithDelay(time.Second)
-		return
+		return "returned"
 	}
 	if ls != nil {
 		if herr != nil {
@@ -355,7 +363,9 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.St
 	// without it) and its ID a tag of the lease, so that a result someone
 	// published ahead under the plain ID cannot take this one's slot.
 	var err error
+	result = "succeeded"
 	if herr != nil {
+		result = "failed"
 		log.Info().Err(herr).Msg("task failed")
 		err = publish(ctx, events.ActionFailed{ActionRef: ref, Worker: w.o.Name, Reason: truncate(herr.Error(), 2000), Lease: t.Lease},
 			resultFact(ref, "failed", t.Lease))
@@ -367,11 +377,12 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.St
 	if err != nil {
 		log.Warn().Err(err).Msg("append the action's result; the task will be retried")
 		_ = m.NakWithDelay(time.Second)
-		return
+		return "returned"
 	}
 	if err := m.DoubleAck(ctx); err != nil {
 		log.Warn().Err(err).Msg("ack task")
 	}
+	return result
 }
 
 func (w *Worker) archive(ctx context.Context, store *artifact.Store, t events.Task, ref events.ActionRef, upload string,

@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-ci/gantry/services/gateway/auth"
 )
@@ -193,12 +195,13 @@ func TestLogin(t *testing.T) {
 		a.Login(w, r)
 		return w
 	}
-	if w := login("wrong", ""); w.Code != 401 || len(w.Result().Cookies()) != 0 {
-		t.Errorf("wrong token: %d, cookies %v", w.Code, w.Result().Cookies())
+	if w := login("wrong", "/ui/runs/1"); w.Code != http.StatusSeeOther || len(w.Result().Cookies()) != 0 ||
+		w.Header().Get("Location") != "/ui/login?failed=1&next=%2Fui%2Fruns%2F1" {
+		t.Errorf("wrong token: %d to %q, cookies %v", w.Code, w.Header().Get("Location"), w.Result().Cookies())
 	}
 	w := login("tok", "//evil.example/")
-	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/" {
-		t.Errorf("login: %d to %q, want 303 to /", w.Code, w.Header().Get("Location"))
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/ui/" {
+		t.Errorf("login: %d to %q, want 303 to /ui/", w.Code, w.Header().Get("Location"))
 	}
 	cookies := map[string]*http.Cookie{}
 	for _, c := range w.Result().Cookies() {
@@ -213,5 +216,58 @@ func TestLogin(t *testing.T) {
 	}
 	if w := login("tok", "/ui/runs/1"); w.Header().Get("Location") != "/ui/runs/1" {
 		t.Errorf("next: %q", w.Header().Get("Location"))
+	}
+}
+
+// TestWatchReloads: a token created or revoked in the file works, or
+// stops working, without a restart.
+func TestWatchReloads(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens.jsonl")
+	toks, err := auth.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); toks.Watch(ctx, 10*time.Millisecond, func(err error) { t.Error(err) }) }()
+	defer func() { cancel(); <-done }()
+	tok, _, err := auth.Create(file, "late", []auth.Role{auth.Approver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, ok := toks.Lookup(tok); return ok })
+	if err := auth.Revoke(file, "late"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, ok := toks.Lookup(tok); return !ok })
+}
+
+func waitFor(t *testing.T, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLogoutNeedsCSRF(t *testing.T) {
+	a := &auth.Authenticator{Tokens: auth.Static()}
+	logout := func(cookie, field string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "/ui/logout", strings.NewReader(url.Values{"csrf": {field}}.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.AddCookie(&http.Cookie{Name: auth.CookieCSRF, Value: cookie})
+		w := httptest.NewRecorder()
+		a.Logout(w, r)
+		return w
+	}
+	if w := logout("abc", "abd"); w.Code != 403 || len(w.Result().Cookies()) != 0 {
+		t.Errorf("logout with a wrong csrf: %d", w.Code)
+	}
+	w := logout("abc", "abc")
+	if w.Code != http.StatusSeeOther || len(w.Result().Cookies()) != 2 || w.Result().Cookies()[0].MaxAge >= 0 {
+		t.Errorf("logout: %d, cookies %v", w.Code, w.Result().Cookies())
 	}
 }

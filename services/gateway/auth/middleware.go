@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -133,15 +134,18 @@ func WriteError(w http.ResponseWriter, status int, msg, hint string) {
 
 // Login serves POST /ui/login: the form field token, if known, is set as
 // the HttpOnly token cookie together with a fresh CSRF cookie, and the
-// browser is sent to the form field next (a local path) or "/".
+// browser is sent to the form field next (a local path) or /ui/. An
+// unknown token sends it back to the login page with ?failed=1, which the
+// UI shows as a fixed message.
 func (a *Authenticator) Login(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		WriteError(w, http.StatusBadRequest, "bad login form: "+err.Error(), "send the token as the form field token")
 		return
 	}
+	next := localPath(r.PostForm.Get("next"))
 	tok := strings.TrimSpace(r.PostForm.Get("token"))
 	if _, ok := a.Tokens.Lookup(tok); !ok {
-		WriteError(w, http.StatusUnauthorized, "unknown token", "paste a token `gantry token create` printed")
+		http.Redirect(w, r, "/ui/login?failed=1&next="+url.QueryEscape(next), http.StatusSeeOther)
 		return
 	}
 	b := make([]byte, 24)
@@ -153,23 +157,34 @@ func (a *Authenticator) Login(w http.ResponseWriter, r *http.Request) {
 		SameSite: http.SameSiteStrictMode, Secure: !a.Insecure})
 	http.SetCookie(w, &http.Cookie{Name: CookieCSRF, Value: base64.RawURLEncoding.EncodeToString(b), Path: "/",
 		SameSite: http.SameSiteStrictMode, Secure: !a.Insecure})
-	http.Redirect(w, r, localPath(r.PostForm.Get("next")), http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// Logout serves POST /ui/logout: it clears both cookies.
+// Logout serves POST /ui/logout: it clears both cookies. The form field
+// csrf (or the X-Gantry-CSRF header) must equal the CSRF cookie, so that
+// another site cannot sign a user out.
 func (a *Authenticator) Logout(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(CookieCSRF)
+	got := r.Header.Get(HeaderCSRF)
+	if got == "" {
+		got = r.FormValue("csrf")
+	}
+	if err != nil || c.Value == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(got)) != 1 {
+		WriteError(w, http.StatusForbidden, "missing or wrong CSRF value", "send the "+CookieCSRF+" cookie's value as the form field csrf")
+		return
+	}
 	for _, n := range []string{CookieToken, CookieCSRF} {
 		http.SetCookie(w, &http.Cookie{Name: n, Value: "", Path: "/", MaxAge: -1, HttpOnly: n == CookieToken,
 			SameSite: http.SameSiteStrictMode, Secure: !a.Insecure})
 	}
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 }
 
 // localPath keeps a redirect on this site: a path, not a scheme-relative
 // //host or a URL.
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
-		return "/"
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.Contains(p, "\\") || strings.ContainsAny(p, "\r\n") {
+		return "/ui/"
 	}
 	return p
 }
