@@ -215,8 +215,20 @@ func TestBrowserRunPage(t *testing.T) {
 
 	// Sign in with the token, then open the run page while the run runs.
 	runURL := base + "/ui/runs/" + runID
+	// A wrong token first: the gateway sends the browser back to the form.
 	if err := chromedp.Do(bctx,
 		chromedp.Navigate(base+"/ui/runs/"+runID),
+		chromedp.WaitVisible(chromedp.CSS(`#token`)),
+		chromedp.SendKeys(chromedp.CSS(`#token`), "gantry_wrong"),
+		chromedp.Submit(chromedp.CSS(`#token`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.error`)),
+	); err != nil {
+		t.Fatalf("sign in with a wrong token: %v", err)
+	}
+	if msg, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector("p.error").textContent`)); err != nil || msg != "That token is not valid." {
+		t.Errorf("after a wrong token the page says %q (%v)", msg, err)
+	}
+	if err := chromedp.Do(bctx,
 		chromedp.WaitVisible(chromedp.CSS(`#token`)),
 		chromedp.SendKeys(chromedp.CSS(`#token`), token),
 		chromedp.Submit(chromedp.CSS(`#token`)),
@@ -360,6 +372,16 @@ func TestBrowserRunPage(t *testing.T) {
 	})
 	if p := phase(`section.stage[data-stage="Approve"]`); p != "Pending" {
 		t.Errorf("after the stop the Approve stage shows %q, want Pending (never started)", p)
+	}
+
+	// Sign out: the run page asks for a token again.
+	if err := chromedp.Do(bctx,
+		chromedp.Click(chromedp.CSS(`header.top form button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#token`)),
+		chromedp.Navigate(runURL),
+		chromedp.WaitVisible(chromedp.CSS(`#token`)),
+	); err != nil {
+		t.Fatalf("sign out: %v", err)
 	}
 }
 
