@@ -23,6 +23,7 @@ import (
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/natstest"
+	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/gateway"
 	"github.com/gantry-ci/gantry/services/gateway/auth"
 	"github.com/gantry-ci/gantry/services/gateway/ui"
@@ -253,49 +254,64 @@ func TestBrowserRunPage(t *testing.T) {
 		p, _ := chromedp.Run(bctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {dataset: {}}).dataset.phase || ""`, sel)))
 		return p
 	}
+	// show says what the page and the log say, for a wait that timed out.
+	show := func(id string) func() string {
+		return func() string {
+			dctx := context.WithoutCancel(bctx)
+			page, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("section.stage")).map(s => s.dataset.stage + "=" + s.dataset.phase).join(" ") +
+				" | live=" + (document.getElementById("run") || {dataset: {}}).dataset.live + " | " + (document.getElementById("conn") || {}).textContent + " | flash=" + (document.getElementById("flash") || {}).textContent`))
+			evs, _ := conn.Bus.ReadRun(context.Background(), "webapp", id, 0)
+			st := run.Fold(run.State{}, evs...)
+			var log []string
+			for _, s := range st.Stages {
+				log = append(log, s.Name+"="+string(s.Phase))
+			}
+			return fmt.Sprintf("(page: %s; log: run %s, %s)", page, st.Phase, strings.Join(log, " "))
+		}
+	}
 	// Each stage's status changes on the page as the run goes; record what
 	// the Build stage shows, polling the DOM only.
 	var seen []string
-	waitUntil(t, ctx, "the Build stage to show Running", func() bool {
+	waitShowing(t, ctx, "the Build stage to show Running", func() bool {
 		p := phase(`section.stage[data-stage="Build"]`)
 		if len(seen) == 0 || seen[len(seen)-1] != p {
 			seen = append(seen, p)
 		}
 		return p == "Running"
-	})
+	}, show(runID))
 	noReload()
 	if live, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById("run").dataset.live || ""`)); err != nil || live != "sse" {
 		t.Errorf("the page follows the run with %q (%v), want its SSE", live, err)
 	}
 
 	// Open the compile action's live log and see a line arrive.
-	if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`li.action[data-stage="Build"][data-action="compile"] button.select`))); err != nil {
+	if err := click(ctx, bctx, `li.action[data-stage="Build"][data-action="compile"] button.select`); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, ctx, "a line in the live log of Build/compile", func() bool {
+	waitShowing(t, ctx, "a line in the live log of Build/compile", func() bool {
 		text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById("log-lines").textContent`))
 		return strings.Contains(text, "hello from the build")
-	})
-	waitUntil(t, ctx, "the Build stage to show Succeeded", func() bool {
+	}, show(runID))
+	waitShowing(t, ctx, "the Build stage to show Succeeded", func() bool {
 		p := phase(`section.stage[data-stage="Build"]`)
 		if seen[len(seen)-1] != p {
 			seen = append(seen, p)
 		}
 		return p == "Succeeded"
-	})
-	waitUntil(t, ctx, "the log pane to say the action ended", func() bool {
+	}, show(runID))
+	waitShowing(t, ctx, "the log pane to say the action ended", func() bool {
 		st, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById("log-state").textContent`))
 		return st == "ended: Succeeded"
-	})
+	}, show(runID))
 	if seen[0] == "Succeeded" {
 		t.Errorf("the Build stage was Succeeded at first paint (%v): nothing changed live", seen)
 	}
 	noReload()
 
 	// The approval waits; approve it with the button on the action.
-	approve := chromedp.CSS(`li.action[data-stage="Approve"][data-action="go-live"] button[data-act="approve"]`)
+	approve := `li.action[data-stage="Approve"][data-action="go-live"] button[data-act="approve"]`
 	if err := chromedp.Do(bctx,
-		chromedp.WaitVisible(approve),
+		chromedp.WaitVisible(chromedp.CSS(approve)),
 		chromedp.SendKeys(chromedp.CSS(`#comment-Approve-go-live`), "looks good"),
 	); err != nil {
 		t.Fatalf("approve button: %v", err)
@@ -309,7 +325,7 @@ func TestBrowserRunPage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := chromedp.Do(bctx, chromedp.Click(approve)); err != nil {
+	if err := click(ctx, bctx, approve); err != nil {
 		t.Fatal(err)
 	}
 	waitShowing(t, ctx, "the run to show Succeeded after the approval", func() bool {
@@ -358,10 +374,10 @@ func TestBrowserRunPage(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/ui/runs/"+run2)); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, ctx, "the second run's Build stage to show Running", func() bool {
+	waitShowing(t, ctx, "the second run's Build stage to show Running", func() bool {
 		return phase(`section.stage[data-stage="Build"]`) == "Running"
-	})
-	if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`button[data-act="stop"]`))); err != nil {
+	}, show(run2))
+	if err := click(ctx, bctx, `button[data-act="stop"]`); err != nil {
 		t.Fatal(err)
 	}
 	waitShowing(t, ctx, "the second run to show Stopped", func() bool {
@@ -383,6 +399,25 @@ func TestBrowserRunPage(t *testing.T) {
 	); err != nil {
 		t.Fatalf("sign out: %v", err)
 	}
+}
+
+// click clicks the element sel selects like a person would (a mouse event
+// at its place). The run page swaps its live part when an event arrives,
+// which can replace the element between finding it and clicking it; then
+// the click is tried again on the new one.
+func click(ctx, bctx context.Context, sel string) error {
+	var err error
+	for range 20 {
+		if err = chromedp.Do(bctx, chromedp.Click(chromedp.CSS(sel))); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("click %s: %w", sel, err)
 }
 
 // waitUntil polls cond until it holds or ctx ends.

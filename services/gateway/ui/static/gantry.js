@@ -101,7 +101,7 @@
   window.addEventListener("resize", drawEdges);
 
   // --- live refresh: one request in flight, one more queued at most ------
-  let inflight = false, again = false;
+  let inflight = false, again = false, lastHTML = null;
   async function refresh() {
     if (inflight) { again = true; return; }
     inflight = true;
@@ -109,6 +109,8 @@
       const res = await fetch("/ui/runs/" + encodeURIComponent(runID) + "/live", { credentials: "same-origin", cache: "no-store" });
       if (res.ok) {
         const html = await res.text();
+        if (html === lastHTML) return; // nothing visible changed
+        lastHTML = html;
         // Keep what a person is typing across the swap.
         const typed = {};
         live.querySelectorAll("input[id]").forEach(function (i) { if (i.value) typed[i.id] = i.value; });
