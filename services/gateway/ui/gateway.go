@@ -12,9 +12,8 @@ import (
 //
 //	ui.Handler(ui.Config{Reader: ui.BusReader{Bus: b}, Authenticate: ui.TokenCheck(tokens), Log: log})
 //
-// and serves POST /ui/login and /ui/logout itself: its routes are more
-// specific than "/ui/", so they win over this package's own on its mux
-// (which only serve when the UI runs without the gateway, as in tests).
+// and serves POST /ui/login and /ui/logout, which the sign-in form and the
+// sign-out button post to.
 func TokenCheck(tokens *auth.Tokens) func(context.Context, string) (string, error) {
 	return func(_ context.Context, tok string) (string, error) {
 		e, ok := tokens.Lookup(tok)

@@ -8,9 +8,7 @@ package ui
 
 import (
 	"context"
-	"crypto/rand"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
@@ -26,26 +24,21 @@ import (
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/deploydecider"
+	"github.com/gantry-ci/gantry/services/gateway/auth"
 )
 
 //go:embed templates static
 var files embed.FS
-
-// Cookie names shared with the gateway's auth middleware (the API contract).
-const (
-	TokenCookie = "gantry_token"
-	CSRFCookie  = "gantry_csrf"
-	CSRFHeader  = "X-Gantry-CSRF"
-)
 
 // Config is what Handler needs.
 type Config struct {
 	Reader Reader
 	// Authenticate checks a token and returns the caller's name. When set,
 	// pages require a valid token (the gantry_token cookie, or a bearer
-	// header) and send others to the login page; POST /ui/login refuses
-	// tokens it rejects. Nil leaves authentication to whatever wraps the
-	// handler, and login accepts any non-empty token.
+	// header) and send others to the sign-in form. Nil leaves it to
+	// whatever wraps the handler. The form posts to POST /ui/login, which
+	// the gateway serves (services/gateway/auth sets the token and CSRF
+	// cookies), as it does POST /ui/logout.
 	Authenticate func(ctx context.Context, token string) (name string, err error)
 	Log          zerolog.Logger
 	// Now is the clock for running durations; nil is time.Now.
@@ -84,8 +77,6 @@ func Handler(cfg Config) http.Handler {
 	mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", cacheStatic(http.FileServerFS(static))))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusFound) })
 	mux.HandleFunc("GET /ui/login", s.loginPage)
-	mux.HandleFunc("POST /ui/login", s.login)
-	mux.HandleFunc("POST /ui/logout", s.logout)
 	mux.HandleFunc("GET /ui/{$}", s.auth(s.pipelinesPage))
 	mux.HandleFunc("GET /ui/pipelines/{pipeline}", s.auth(s.runsPage))
 	mux.HandleFunc("GET /ui/runs/{run}", s.auth(s.runPage))
@@ -139,7 +130,7 @@ func tokenOf(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
 		return strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
 	}
-	if c, err := r.Cookie(TokenCookie); err == nil {
+	if c, err := r.Cookie(auth.CookieToken); err == nil {
 		return c.Value
 	}
 	return ""
@@ -157,7 +148,7 @@ type page struct {
 func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
 	p := page{Title: title, Now: s.cfg.Now(), Data: data}
 	p.User, _ = r.Context().Value(ctxKey{}).(string)
-	if c, err := r.Cookie(CSRFCookie); err == nil {
+	if c, err := r.Cookie(auth.CookieCSRF); err == nil {
 		p.CSRF = c.Value
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -194,49 +185,6 @@ func safeNext(n string) string {
 		return "/ui/"
 	}
 	return n
-}
-
-// login sets the token cookie (HttpOnly: scripts never see the token) and
-// a fresh CSRF cookie the scripts copy into the X-Gantry-CSRF header.
-func (s *server) login(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "bad form", http.StatusBadRequest)
-		return
-	}
-	tok := strings.TrimSpace(r.PostForm.Get("token"))
-	next := safeNext(r.PostForm.Get("next"))
-	var err error
-	if tok == "" {
-		err = errors.New("paste a token (gantry token create --role viewer)")
-	} else if s.cfg.Authenticate != nil {
-		if _, aerr := s.cfg.Authenticate(r.Context(), tok); aerr != nil {
-			err = errors.New("that token is not valid")
-		}
-	}
-	if err != nil {
-		s.render(w, r, http.StatusUnauthorized, "login", "Sign in", map[string]string{"Next": next, "Error": err.Error()})
-		return
-	}
-	csrf := make([]byte, 16)
-	_, _ = rand.Read(csrf)
-	secure := r.TLS != nil
-	http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: tok, Path: "/", HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode})
-	http.SetCookie(w, &http.Cookie{Name: CSRFCookie, Value: hex.EncodeToString(csrf), Path: "/", Secure: secure, SameSite: http.SameSiteStrictMode})
-	http.Redirect(w, r, next, http.StatusSeeOther)
-}
-
-// logout clears both cookies. The form carries the CSRF value, so another
-// site cannot sign a user out.
-func (s *server) logout(w http.ResponseWriter, r *http.Request) {
-	c, err := r.Cookie(CSRFCookie)
-	if err != nil || r.FormValue("csrf") != c.Value {
-		http.Error(w, "missing or wrong CSRF value", http.StatusForbidden)
-		return
-	}
-	for _, n := range []string{TokenCookie, CSRFCookie} {
-		http.SetCookie(w, &http.Cookie{Name: n, Value: "", Path: "/", MaxAge: -1, SameSite: http.SameSiteStrictMode})
-	}
-	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 }
 
 func (s *server) pipelinesPage(w http.ResponseWriter, r *http.Request) {
