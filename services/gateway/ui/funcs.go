@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gantry-ci/gantry/events/run"
@@ -69,13 +70,15 @@ func iso(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-// phaseName is the word shown for a phase; the zero phase is "Pending".
+// phaseName is the word shown for a phase, capitalised (lifecycle steps
+// say "succeeded", runs "Succeeded"; the CSS knows one spelling); the zero
+// phase is "Pending".
 func phaseName(p any) string {
 	s := fmt.Sprint(p)
 	if s == "" {
 		return "Pending"
 	}
-	return s
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // isApproval reports whether an action is a manual approval waiting for a

@@ -66,7 +66,7 @@ func (f fakeReader) Deployment(_ context.Context, id string) (deploydecider.Stat
 			Trigger: &events.DeploymentTrigger{Pipeline: "app", Run: "r0007", Stage: "deploy", Action: "ship"}},
 		Phase: deploydecider.InProgress,
 		Hosts: []*deploydecider.Host{{Name: "web-1", Status: "InProgress", Steps: []deploydecider.Step{
-			{Event: "BeforeInstall", Status: "Succeeded", Duration: 1.5},
+			{Event: "BeforeInstall", Status: "succeeded", Duration: 1.5},
 			{Event: "ApplicationStart", Status: "Failed", ExitCode: 3, LogTail: "port <busy>"},
 		}}},
 	}, nil
@@ -139,7 +139,7 @@ func TestPages(t *testing.T) {
 		{"/ui/runs/r0005/live", 200, []string{`data-phase="Running"`, `data-act="approve"`}},
 		{"/ui/runs/nope", 404, []string{"not found"}},
 		{"/ui/deployments", 200, []string{`/ui/deployments/d1`}},
-		{"/ui/deployments/d1", 200, []string{"web-1", "ApplicationStart", "port &lt;busy&gt;", "bundle.tgz", `href="/ui/runs/r0007"`}},
+		{"/ui/deployments/d1", 200, []string{"web-1", "ApplicationStart", "port &lt;busy&gt;", `badge phase-Succeeded">Succeeded`, "bundle.tgz", `href="/ui/runs/r0007"`}},
 		{"/ui/login?failed=1&next=/ui/runs/r0001", 200, []string{"That token is not valid.", `value="/ui/runs/r0001"`}},
 		{"/ui/static/gantry.js", 200, []string{"EventSource"}},
 		{"/ui/static/gantry.css", 200, []string{".phase-Succeeded"}},
