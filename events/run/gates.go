@@ -153,6 +153,14 @@ func evolveGates(s *State, e events.Event) bool {
 			events.LeaseHolds(p.Lease, c.LeaseHash) {
 			c.Task = Succeeded
 		}
+	case events.ActionAbandoned:
+		if s.Action(p.Stage, p.Action) != nil {
+			return false
+		}
+		if c := conditionTask(s, p.Stage, p.Action, p.Attempt); c != nil && !c.Task.Done() && c.Task != NotStarted &&
+			s.Phase == Stopping && s.Abandon && events.LeaseHolds(p.Lease, c.LeaseHash) {
+			c.Task, c.TaskReason = Abandoned, p.Reason
+		}
 	case events.ActionFailed:
 		if s.Action(p.Stage, p.Action) != nil {
 			return false

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/gantry-ci/gantry/events"
@@ -152,6 +153,18 @@ func TestApproveAndRejectCommands(t *testing.T) {
 	if _, err := cmd.Do(ctx, command.Approve, command.Request{Run: ok, Stage: "Build", Actor: "alice"}); err == nil ||
 		!strings.Contains(err.Error(), "no approval waiting in stage Build") {
 		t.Fatalf("approve of the wrong stage: %v", err)
+	}
+	// An approval is nobody's task: nothing was published for it.
+	tasks, err := b.JetStream().Stream(ctx, events.StreamTasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := tasks.Info(ctx, jetstream.WithSubjectFilter(events.TaskSubject(events.KindApproval, ">")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.State.Subjects) != 0 {
+		t.Fatalf("approval tasks were published: %v", info.State.Subjects)
 	}
 	reply, err := cmd.Do(ctx, command.Approve, command.Request{Run: ok, Actor: "alice", Comment: "staging is fine"})
 	if err != nil || reply.Stage != "Gate" {

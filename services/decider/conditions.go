@@ -26,15 +26,21 @@ import (
 // its command as a test task (named events.ConditionTaskName) and is
 // evaluated when the task's result arrives or its deadline passes.
 
-// Rule configuration defaults.
+// Rule configuration defaults and bounds.
 const (
-	DefaultAlarmWindow        = 10 * time.Minute
-	DefaultCommandTimeout     = 10 * time.Minute
-	MaxCommandTimeoutSeconds  = 28800
-	conditionCommandKind      = "test"
-	defaultConditionTaskPool  = "default"
-	variableOperatorsAccepted = "EQ, NE, CONTAINS or MATCHES"
+	DefaultAlarmWindow       = 10 * time.Minute
+	DefaultCommandTimeout    = 10 * time.Minute
+	MaxCommandTimeoutSeconds = 28800
+	maxAlarmWindowSeconds    = 30 * 24 * 3600
 )
+
+// A Command rule's task goes to the test workers of its pool.
+const (
+	conditionCommandKind     = "test"
+	defaultConditionTaskPool = "default"
+)
+
+const variableOperatorsAccepted = "EQ, NE, CONTAINS or MATCHES"
 
 // ConditionTaskKey marks a condition's task in its configuration (the
 // value is beforeEntry or onSuccess): a test worker runs its buildspec
@@ -95,7 +101,7 @@ func CheckRule(r events.Rule) error {
 		if err := events.CheckName("configuration.group", c["group"]); err != nil {
 			return fmt.Errorf("%w: %w", ErrRule, err)
 		}
-		if _, err := seconds(c, "windowSeconds", DefaultAlarmWindow, 1, 30*24*3600); err != nil {
+		if _, err := seconds(c, "windowSeconds", DefaultAlarmWindow, 1, maxAlarmWindowSeconds); err != nil {
 			return err
 		}
 	case events.RuleCommand:
@@ -212,7 +218,7 @@ func evalRule(s run.State, r events.Rule, in Inputs) (bool, string) {
 		return false, fmt.Sprintf("%s is outside the window %s (%s); it opens next at %s",
 			now.Format(time.RFC3339), c["cron"], loc, sched.Next(now).Format(time.RFC3339))
 	case events.RuleNoActiveAlarm:
-		win, _ := seconds(c, "windowSeconds", DefaultAlarmWindow, 1, 30*24*3600)
+		win, _ := seconds(c, "windowSeconds", DefaultAlarmWindow, 1, maxAlarmWindowSeconds)
 		group := c["group"]
 		last, known := in.Alarms[group]
 		switch {
@@ -460,4 +466,23 @@ func forgedConditionTask(s run.State, in Inputs) string {
 		}
 	}
 	return ""
+}
+
+// abandonConditionTasks abandons the Command rule tasks of stage st still
+// in flight when the run is stopped with abandon, so their workers kill
+// the commands; without abandon the run does not wait for them, as
+// nothing depends on their result any more.
+func abandonConditionTasks(s run.State, st run.Stage, in Inputs) []events.Event {
+	var out []events.Event
+	for _, ch := range st.Checks {
+		if ch.Evaluated || (ch.Task != run.Dispatched && ch.Task != run.Running) {
+			continue
+		}
+		name := events.ConditionTaskName(ch.When, ch.Rule)
+		ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: name, Attempt: ch.Attempt}
+		lease := events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, name, ch.Attempt))
+		out = append(out, mustNew(events.ResultID(ref, "abandoned", lease), s.Run, in.Now, events.ActionAbandoned{
+			ActionRef: ref, Lease: lease, Reason: "run stopped: " + events.TruncateReason(s.Reason)}))
+	}
+	return out
 }

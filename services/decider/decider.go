@@ -204,6 +204,7 @@ func decideStop(s run.State, in Inputs) []events.Event {
 				out = append(out, mustNew(events.ResultID(ref, "abandoned", lease), s.Run, in.Now, events.ActionAbandoned{
 					ActionRef: ref, Lease: lease, Reason: "run stopped: " + s.Reason}))
 			}
+			out = append(out, abandonConditionTasks(s, st, in)...)
 			continue
 		}
 		if st.Phase == run.Running {

@@ -504,3 +504,21 @@ func TestApprovalWaitingIsClipped(t *testing.T) {
 		t.Fatalf("waiting = %d runes of instructions, url %q, approvers %q", len([]rune(w.Instructions)), w.URL, w.Approvers)
 	}
 }
+
+// Stopping with abandon abandons a Command rule's task in flight (its
+// worker kills the command); a plain stop does not wait for it.
+func TestStopAndConditionTasks(t *testing.T) {
+	r := rule(events.RuleCommand, "command", "sleep 600")
+	r.Name = "slow"
+	for _, abandon := range []bool{false, true} {
+		m := built(t, &events.Condition{Result: events.ResultFail, Rules: []events.Rule{r}}, nil, decider.Inputs{})
+		same(t, "dispatch", m.at(t0), []string{"stage.succeeded:Build", "dispatched:Deploy/beforeEntry-slow#1"})
+		m.add(t0, events.ActionStarted{ActionRef: ref("Deploy", "beforeEntry-slow", 1), Worker: "t1"})
+		m.add(t0, events.RunStopping{Run: runID, Reason: "enough", Abandon: abandon})
+		want := []string{"run.stopped"}
+		if abandon {
+			want = []string{"action.abandoned:beforeEntry-slow", "run.stopped"}
+		}
+		same(t, fmt.Sprintf("stop (abandon %v)", abandon), m.at(t0), want)
+	}
+}

@@ -160,7 +160,21 @@ var (
 )
 
 // number undoes the validator's digit grouping ("28,800").
-func number(s string) string { return strings.ReplaceAll(s, ",", "") }
+func number(s string) string {
+	s = strings.ReplaceAll(s, ",", "")
+	// The validator writes large bounds in scientific notation with
+	// superscript digits (5.184×10⁰⁶); write them out (5184000).
+	mant, exp, ok := strings.Cut(s, "×10")
+	if !ok {
+		return s
+	}
+	digits := strings.NewReplacer("⁰", "0", "¹", "1", "²", "2", "³", "3", "⁴", "4", "⁵", "5", "⁶", "6", "⁷", "7", "⁸", "8", "⁹", "9", "⁻", "-").Replace(exp)
+	f, err := strconv.ParseFloat(mant+"e"+digits, 64)
+	if err != nil {
+		return s
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}
 
 // yamlType names a JSON Schema type the way a YAML author thinks of it.
 func yamlType(t string) string {
