@@ -45,8 +45,14 @@ func startDevGateway(ctx context.Context, g *globals, l *local, listen string) (
 		return nil, err
 	}
 	log := g.logger(stack.RoleGateway).With().Str("service", stack.RoleGateway).Logger()
-	srv, err := gateway.New(stack.GatewayOptions(conn, log, stack.RoleOptions{Tokens: toks, Insecure: true}))
+	gopts, closeGW, err := stack.GatewayOptions(conn, log, stack.RoleOptions{Tokens: toks, Insecure: true})
 	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	srv, err := gateway.New(gopts)
+	if err != nil {
+		closeGW()
 		conn.Close()
 		return nil, err
 	}
@@ -54,6 +60,7 @@ func startDevGateway(ctx context.Context, g *globals, l *local, listen string) (
 	if err != nil {
 		fmt.Fprintf(g.stderr, "%s is taken (%v); the gateway uses a free port\n", listen, err)
 		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			closeGW()
 			conn.Close()
 			return nil, err
 		}
@@ -68,6 +75,7 @@ func startDevGateway(ctx context.Context, g *globals, l *local, listen string) (
 		if err := <-done; err != nil {
 			fmt.Fprintln(g.stderr, "gateway:", err)
 		}
+		closeGW()
 		conn.Close()
 	}, nil
 }

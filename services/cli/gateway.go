@@ -16,6 +16,7 @@ import (
 func gatewayCmd(g *globals) *cobra.Command {
 	var listen, tokens string
 	var insecure bool
+	var slack stack.RoleOptions
 	c := &cobra.Command{
 		Use:   "gateway --listen ADDR --tokens FILE",
 		Short: "Run the HTTP API (and the web UI) against --nats",
@@ -23,7 +24,12 @@ func gatewayCmd(g *globals) *cobra.Command {
 JSON, live run events and log lines as Server-Sent Events, and the OpenAPI
 document at /openapi.json. Every route but /healthz and /openapi.json needs a
 bearer token from the token file (gantry token create). The file is reloaded
-when it changes and on SIGHUP. Any number of copies may run.`,
+when it changes and on SIGHUP. Any number of copies may run.
+
+The web UI is served at / (sign in with a token). With
+--slack-signing-secret-file, Slack slash commands are served at
+/chatops/slack, each caller mapped to roles by --slack-users
+(docs/chatops.md); --base-url is where links in replies point.`,
 		Example: `  gantry token create --role admin --name me --file tokens.jsonl
   NATS_URL=nats://127.0.0.1:4222 gantry gateway --listen :8080 --tokens tokens.jsonl`,
 		Args: cobra.NoArgs,
@@ -50,7 +56,12 @@ when it changes and on SIGHUP. Any number of copies may run.`,
 				}
 			})
 			defer stopHUP()
-			r, err := stack.NewRole(conn, stack.RoleGateway, log, stack.RoleOptions{GatewayListen: listen, Tokens: toks, Insecure: insecure})
+			o := slack
+			o.GatewayListen, o.Tokens, o.Insecure = listen, toks, insecure
+			if o.BaseURL == "" {
+				o.BaseURL = "http://" + listen
+			}
+			r, err := stack.NewRole(conn, stack.RoleGateway, log, o)
 			if err != nil {
 				return err
 			}
@@ -60,6 +71,9 @@ when it changes and on SIGHUP. Any number of copies may run.`,
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve HTTP on")
 	c.Flags().StringVar(&tokens, "tokens", "", "token file (env GANTRY_TOKENS; default DATA_DIR/gateway-tokens.jsonl)")
 	c.Flags().BoolVar(&insecure, "insecure-cookies", false, "set browser cookies without Secure (plain HTTP, e.g. on localhost)")
+	c.Flags().StringVar(&slack.SlackSecretFile, "slack-signing-secret-file", "", "file holding the Slack app's signing secret: serve slash commands at /chatops/slack")
+	c.Flags().StringVar(&slack.SlackUsersFile, "slack-users", "", "file mapping Slack user IDs to roles (docs/chatops.md)")
+	c.Flags().StringVar(&slack.BaseURL, "base-url", "", "public URL of this gateway, for links in chat replies (default http://LISTEN)")
 	return c
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +23,15 @@ import (
 func TestGatewayCommand(t *testing.T) {
 	srv := natstest.Start(t)
 	natstest.Bus(t, srv.ClientURL()) // provisions the streams and buckets
-	file := filepath.Join(t.TempDir(), "tokens.jsonl")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tokens.jsonl")
+	secret, users := filepath.Join(dir, "slack-secret"), filepath.Join(dir, "slack-users.yaml")
+	if err := os.WriteFile(secret, []byte("8f742231b10e8888abcd99yyyzzz85a5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(users, []byte("users:\n  U012ABCDEF: [viewer]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +44,8 @@ func TestGatewayCommand(t *testing.T) {
 	go func() {
 		g := &globals{stdout: &out, stderr: &errb}
 		root := newRoot(g)
-		root.SetArgs([]string{"--nats", srv.ClientURL(), "--log-format", "json", "gateway", "--listen", addr, "--tokens", file})
+		root.SetArgs([]string{"--nats", srv.ClientURL(), "--log-format", "json", "gateway", "--listen", addr, "--tokens", file,
+			"--slack-signing-secret-file", secret, "--slack-users", users})
 		root.SetOut(io.Discard)
 		root.SetErr(io.Discard)
 		done <- root.ExecuteContext(ctx)
@@ -61,6 +71,19 @@ func TestGatewayCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, func() bool { return get("/api/v1/runs", tok) == 200 })
+	// The same process serves the web UI and, with a signing secret, the
+	// Slack slash commands, which refuse an unsigned request.
+	if got := get("/", tok); got != 200 {
+		t.Errorf("web UI at /: %d", got)
+	}
+	res, err := http.Post("http://"+addr+"/chatops/slack", "application/x-www-form-urlencoded", strings.NewReader("command=/gantry&text=help&user_id=U012ABCDEF"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("unsigned slash command: %d, want 401", res.StatusCode)
+	}
 	cancel()
 	select {
 	case err := <-done:

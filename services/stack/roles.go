@@ -11,10 +11,12 @@ import (
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/services/build"
+	"github.com/gantry-ci/gantry/services/chatops"
 	"github.com/gantry-ci/gantry/services/conductor"
 	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/gateway"
 	"github.com/gantry-ci/gantry/services/gateway/auth"
+	"github.com/gantry-ci/gantry/services/gateway/ui"
 	"github.com/gantry-ci/gantry/services/metrics"
 	"github.com/gantry-ci/gantry/services/projection"
 	"github.com/gantry-ci/gantry/services/retention"
@@ -67,6 +69,13 @@ type RoleOptions struct {
 	GatewayListen string
 	Tokens        *auth.Tokens
 	Insecure      bool
+	// SlackSecretFile, SlackUsersFile and BaseURL turn on the gateway's
+	// Slack slash commands (services/chatops): the signing secret's file,
+	// the file mapping Slack users to roles, and the UI's public URL for
+	// links. Without a secret file /chatops/slack is not served.
+	SlackSecretFile string
+	SlackUsersFile  string
+	BaseURL         string
 	// Metrics, if set, is where the roles record what /metrics exposes;
 	// Consumers reports the backlog of the consumers the roles read.
 	Metrics   *metrics.Set
@@ -164,11 +173,19 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 		if o.Tokens == nil {
 			return Role{}, fmt.Errorf("gateway role: no token file")
 		}
-		srv, err := gateway.New(GatewayOptions(c, log, o))
+		gopts, closeGW, err := GatewayOptions(c, log, o)
 		if err != nil {
 			return Role{}, err
 		}
-		return Role{name, func(ctx context.Context) error { return srv.ListenAndRun(ctx, o.GatewayListen) }}, nil
+		srv, err := gateway.New(gopts)
+		if err != nil {
+			closeGW()
+			return Role{}, err
+		}
+		return Role{name, func(ctx context.Context) error {
+			defer closeGW()
+			return srv.ListenAndRun(ctx, o.GatewayListen)
+		}}, nil
 	case RoleDeployWorker:
 		r, err := workerRole(c, deploy.TaskKind, log, o, &deploy.Action{Bus: c.Bus})
 		r.Name = name
@@ -178,14 +195,26 @@ func NewRole(c *Conn, name string, log zerolog.Logger, o RoleOptions) (Role, err
 }
 
 // GatewayOptions is the one place the gateway is put together, for
-// `gantry gateway` and `gantry dev` alike: the API on the connection, and
-// the handlers mounted beside it. The web UI goes in as
-// Options.UI = ui.Handler(ui.Config{Reader: ui.BusReader{Bus: c.Bus},
-// Authenticate: ui.TokenCheck(o.Tokens), Log: log}) and chat-ops as
-// Options.Chatops = chatops.SlackHandler(cfg, chatops.BusDeps(c.Bus,
-// c.Validator, log)) (services/gateway/ui, services/chatops).
-func GatewayOptions(c *Conn, log zerolog.Logger, o RoleOptions) gateway.Options {
-	return gateway.Options{Bus: c.Bus, Validator: c.Validator, Tokens: o.Tokens, Log: log, Insecure: o.Insecure}
+// `gantry gateway` and `gantry dev` alike: the API on the connection, the
+// web UI beside it, and the Slack slash commands when a signing secret is
+// configured. close releases what chat-ops holds; call it when the
+// gateway stops.
+func GatewayOptions(c *Conn, log zerolog.Logger, o RoleOptions) (opts gateway.Options, close func(), err error) {
+	opts = gateway.Options{Bus: c.Bus, Validator: c.Validator, Tokens: o.Tokens, Log: log, Insecure: o.Insecure}
+	opts.UI = ui.Handler(ui.Config{Reader: ui.BusReader{Bus: c.Bus}, Authenticate: ui.TokenCheck(o.Tokens), Log: log})
+	close = func() {}
+	if o.SlackSecretFile != "" {
+		cfg, err := chatops.LoadConfig(o.SlackSecretFile, o.SlackUsersFile, o.BaseURL)
+		if err != nil {
+			return opts, close, err
+		}
+		h, err := chatops.SlackHandler(cfg, chatops.BusDeps(c.Bus, c.Validator, log))
+		if err != nil {
+			return opts, close, err
+		}
+		opts.Chatops, close = h, h.Close
+	}
+	return opts, close, nil
 }
 
 func workerRole(c *Conn, kind string, log zerolog.Logger, o RoleOptions, h worker.Handler) (Role, error) {
