@@ -50,7 +50,7 @@ func samples() map[string]events.Payload {
 		Name:      pipeline,
 		Variables: map[string]string{"GOFLAGS": "-mod=readonly", "REGISTRY": "registry.internal:5000"},
 		Stages: []events.StageDef{
-			{Name: "Build", Actions: []events.ActionDef{
+			{Name: "Build", DependsOn: []string{"Source"}, Actions: []events.ActionDef{
 				{
 					Name: "compile", Type: "build", Pool: "linux-amd64", RunOrder: 1,
 					Inputs: []string{"source"}, Outputs: []string{"app", "test-bin"},

@@ -289,8 +289,11 @@ type Definition struct {
 
 // StageDef is one stage; its actions run in runOrder groups.
 type StageDef struct {
-	Name    string      `json:"name"`
-	Actions []ActionDef `json:"actions"`
+	Name string `json:"name"`
+	// DependsOn names the stages that must succeed before this one starts;
+	// empty means the stage before it in the file (none for the first).
+	DependsOn []string    `json:"dependsOn,omitempty"`
+	Actions   []ActionDef `json:"actions"`
 }
 
 // ActionDef is one action of a stage.

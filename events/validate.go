@@ -337,7 +337,8 @@ func (d Definition) check() *fieldError {
 		return e
 	}
 	for i, s := range d.Stages {
-		if e := firstOf(name("name", s.Name), minItems("actions", len(s.Actions)), maxItems("actions", len(s.Actions))); e != nil {
+		if e := firstOf(name("name", s.Name), names("dependsOn", s.DependsOn, true),
+			minItems("actions", len(s.Actions)), maxItems("actions", len(s.Actions))); e != nil {
 			return e.in(strconv.Itoa(i)).in("stages")
 		}
 		for j, a := range s.Actions {

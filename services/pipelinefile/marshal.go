@@ -23,7 +23,9 @@ func Marshal(def events.Definition) ([]byte, error) {
 	writeMap(&b, "", "variables", def.Variables)
 	b.WriteString("stages:\n")
 	for _, s := range def.Stages {
-		fmt.Fprintf(&b, "  - name: %s\n    actions:\n", scalar(s.Name))
+		fmt.Fprintf(&b, "  - name: %s\n", scalar(s.Name))
+		writeList(&b, "    ", "dependsOn", s.DependsOn)
+		b.WriteString("    actions:\n")
 		for _, a := range s.Actions {
 			fmt.Fprintf(&b, "      - name: %s\n", scalar(a.Name))
 			const in = "        "

@@ -277,6 +277,7 @@ func (c *checker) extract() (events.Definition, [][]actionPaths) {
 		sm, _ := s.(map[string]any)
 		st := events.StageDef{}
 		st.Name, _ = sm["name"].(string)
+		st.DependsOn, _ = names(sm["dependsOn"])
 		actions, _ := sm["actions"].([]any)
 		ap := make([]actionPaths, 0, len(actions))
 		for j, a := range actions {

@@ -101,6 +101,9 @@ func TestBadFilesSentinels(t *testing.T) {
 		{"input-order", []error{ErrInputNotProduced}, []error{ErrSchema}},
 		{"reserved-variable", []error{ErrReservedVariable}, []error{ErrSchema}},
 		{"source-repository", []error{ErrMissingConfiguration, ErrSchema}, nil},
+		{"depends-on", []error{ErrBadDependency}, []error{ErrSchema}},
+		{"depends-on-cycle", []error{ErrBadDependency}, []error{ErrSchema, ErrInputNotProduced}},
+		{"depends-on-parallel-input", []error{ErrInputNotProduced}, []error{ErrSchema, ErrBadDependency}},
 		{"many-problems", []error{ErrSchema, ErrUnknownField, ErrDuplicateName, ErrDuplicateArtifact,
 			ErrInputNotProduced, ErrMissingConfiguration}, []error{ErrSyntax}},
 	}
@@ -152,6 +155,24 @@ func action(name, typ string, f func(*events.ActionDef)) events.ActionDef {
 }
 
 var goodFiles = map[string]events.Definition{
+	"diamond": {
+		Name: "diamond",
+		Stages: []events.StageDef{
+			{Name: "Source", Actions: []events.ActionDef{action("checkout", "source", func(a *events.ActionDef) {
+				a.Outputs = []string{"src"}
+				a.Configuration = map[string]string{"repository": "/srv/repo"}
+			})}},
+			{Name: "Build", DependsOn: []string{"Source"}, Actions: []events.ActionDef{action("compile", "build", func(a *events.ActionDef) {
+				a.Inputs, a.Outputs = []string{"src"}, []string{"app"}
+			})}},
+			{Name: "Lint", DependsOn: []string{"Source"}, Actions: []events.ActionDef{action("vet", "build", func(a *events.ActionDef) {
+				a.Inputs = []string{"src"}
+			})}},
+			{Name: "Deploy", DependsOn: []string{"Lint", "Build"}, Actions: []events.ActionDef{action("ship", "deploy", func(a *events.ActionDef) {
+				a.Inputs = []string{"app", "src"}
+			})}},
+		},
+	},
 	"hello": {
 		Name:      "hello",
 		Variables: map[string]string{"GREETING": "hi"},
@@ -353,7 +374,7 @@ func TestSchemaFacts(t *testing.T) {
 	if want := []string{"description", "name", "stages", "variables"}; !slices.Equal(info.rootFields, want) {
 		t.Errorf("root fields = %v, want %v", info.rootFields, want)
 	}
-	if want := []string{"actions", "name"}; !slices.Equal(info.stageFields, want) {
+	if want := []string{"actions", "dependsOn", "name"}; !slices.Equal(info.stageFields, want) {
 		t.Errorf("stage fields = %v, want %v", info.stageFields, want)
 	}
 	if want := []string{"configuration", "inputs", "name", "outputs", "pool", "runOrder", "secrets", "timeoutSeconds", "type"}; !slices.Equal(info.actionFields, want) {
