@@ -63,21 +63,100 @@ func Decide(s run.State, in Inputs) []events.Event {
 	default:
 		return nil
 	}
+	return decideStages(s, in)
+}
+
+// decideStages drives every stage of a running run in one decision: each
+// stage that may start is entered, each running stage gets its next events
+// (dispatches, expiries, its end), so stages of the graph that do not
+// depend on each other run in parallel. Once a stage has failed nothing new
+// starts: the stages still running finish what they have in progress (as
+// the rest of a runOrder group does) and then the run fails.
+func decideStages(s run.State, in Inputs) []events.Event {
+	var failed *run.Stage
 	for i := range s.Stages {
-		st := &s.Stages[i]
-		switch st.Phase {
-		case run.Succeeded:
-			continue
-		case run.Failed:
-			return one(events.RunID(s.Run, "failed"), s.Run, now, events.RunFailed{
-				Run: s.Run, Stage: st.Name, Reason: events.TruncateReason(fmt.Sprintf("stage %s failed: %s", st.Name, st.Reason))})
-		case run.NotStarted:
-			return enter(s, i, in)
-		default:
-			return decideStage(s, i, in)
+		if s.Stages[i].Phase == run.Failed {
+			failed = &s.Stages[i]
+			break
 		}
 	}
-	return one(events.RunID(s.Run, "succeeded"), s.Run, now, events.RunSucceeded{Run: s.Run})
+	var out []events.Event
+	done := true
+	for i := range s.Stages {
+		st := s.Stages[i]
+		switch st.Phase {
+		case run.Succeeded, run.Failed:
+			continue
+		case run.NotStarted:
+			done = false
+			if failed == nil {
+				out = append(out, enter(s, i, in)...)
+			}
+		default:
+			done = false
+			if failed == nil {
+				out = append(out, decideStage(s, i, in)...)
+			} else {
+				out = append(out, drainStage(s, i, in)...)
+			}
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	if failed != nil {
+		if inProgress(s) {
+			return nil
+		}
+		return one(events.RunID(s.Run, "failed"), s.Run, in.Now, events.RunFailed{
+			Run: s.Run, Stage: failed.Name, Reason: events.TruncateReason(fmt.Sprintf("stage %s failed: %s", failed.Name, failed.Reason))})
+	}
+	if done {
+		return one(events.RunID(s.Run, "succeeded"), s.Run, in.Now, events.RunSucceeded{Run: s.Run})
+	}
+	return nil
+}
+
+// drainStage is decideStage for a running stage of a run another stage
+// failed: its attempts in progress still end (by result or deadline) and
+// the stage ends with them, but nothing new is dispatched.
+func drainStage(s run.State, i int, in Inputs) []events.Event {
+	if evs := expire(s, i, in); len(evs) > 0 {
+		return evs
+	}
+	st := s.Stages[i]
+	var failed []string
+	all := true
+	for _, a := range st.Actions {
+		switch a.Phase {
+		case run.Dispatched, run.Running:
+			return nil
+		case run.Failed:
+			failed = append(failed, fmt.Sprintf("action %s: %s", a.Name, a.Reason))
+		}
+		all = all && a.Phase == run.Succeeded
+	}
+	switch {
+	case len(failed) > 0:
+		return one(events.StageID(s.Run, st.Name, st.Attempt, "failed"), s.Run, in.Now,
+			events.StageFailed{Run: s.Run, Stage: st.Name, Attempt: st.Attempt, Reason: joinReasons(failed)})
+	case all:
+		return one(events.StageID(s.Run, st.Name, st.Attempt, "succeeded"), s.Run, in.Now,
+			events.StageSucceeded{Run: s.Run, Stage: st.Name, Attempt: st.Attempt})
+	}
+	return nil // left unfinished (a later group not dispatched): the run fails without it
+}
+
+// inProgress reports whether any action attempt of the run is open.
+func inProgress(s run.State) bool {
+	for _, st := range s.Stages {
+		for _, a := range st.Actions {
+			if a.Phase == run.Dispatched || a.Phase == run.Running {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // forgedDispatch names an attempt the conductor did not dispatch: its
