@@ -50,7 +50,7 @@ func samples() map[string]events.Payload {
 		Name:      pipeline,
 		Variables: map[string]string{"GOFLAGS": "-mod=readonly", "REGISTRY": "registry.internal:5000"},
 		Stages: []events.StageDef{
-			{Name: "Build", DependsOn: []string{"Source"}, Actions: []events.ActionDef{
+			{Name: "Build", DependsOn: []string{"Source"}, OnFailure: &events.OnFailure{Result: "RETRY", Retries: 2}, Actions: []events.ActionDef{
 				{
 					Name: "compile", Type: "build", Pool: "linux-amd64", RunOrder: 1,
 					Inputs: []string{"source"}, Outputs: []string{"app", "test-bin"},
@@ -116,6 +116,8 @@ func samples() map[string]events.Payload {
 			Lease: sampleLease},
 		events.TypeArtifactStored:  events.ArtifactStored{ActionRef: ref, Artifact: app},
 		events.TypeRunStopping:     events.RunStopping{Run: run, Abandon: true, Reason: "wrong branch", Actor: "alice@laptop"},
+		events.TypeStageRetrying: events.StageRetrying{Run: run, Stage: "Staging", Attempt: 2, Mode: events.RetryFailed, Auto: true,
+			Actor: "gantry", Reason: "onFailure RETRY 1 of 3"},
 		events.TypeRunStopped:      events.RunStopped{Run: run, Reason: "wrong branch"},
 		events.TypeActionAbandoned: events.ActionAbandoned{ActionRef: ref, Reason: "run stopped: wrong branch", Lease: sampleLease},
 		events.TypeLogArchived: events.LogArchived{
@@ -194,6 +196,8 @@ func idOf(p events.Payload) string {
 		return events.StopID(p.Run, p.Abandon)
 	case events.RunStopped:
 		return events.RunID(p.Run, "stopped")
+	case events.StageRetrying:
+		return events.RetryID(p.Run, p.Stage, p.Attempt)
 	case events.ActionAbandoned:
 		return events.ResultID(p.ActionRef, "abandoned", p.Lease)
 	case events.LogArchived:
@@ -265,6 +269,8 @@ func idPattern(t string) string {
 		p = events.ActionAbandoned{ActionRef: ref, Lease: leaseMark}
 	case events.TypeRunStopping:
 		p = events.RunStopping{Run: ref.Run}
+	case events.TypeStageRetrying:
+		p = events.StageRetrying{Run: ref.Run, Stage: ref.Stage, Attempt: attemptMark}
 	case events.TypeRunStopped:
 		p = events.RunStopped{Run: ref.Run}
 	case events.TypeArtifactStored:

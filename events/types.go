@@ -27,7 +27,7 @@ const (
 var Types = []string{
 	TypeRunRequested, TypeRunStarted, TypeRunSucceeded, TypeRunFailed,
 	TypeRunStopping, TypeRunStopped,
-	TypeStageStarted, TypeStageSucceeded, TypeStageFailed,
+	TypeStageStarted, TypeStageSucceeded, TypeStageFailed, TypeStageRetrying,
 	TypeActionDispatched, TypeActionStarted, TypeActionHeartbeat,
 	TypeActionSucceeded, TypeActionFailed, TypeActionAbandoned,
 	TypeArtifactStored, TypeLogArchived, TypeTestReported,
@@ -294,6 +294,8 @@ type StageDef struct {
 	// empty means the stage before it in the file (none for the first).
 	DependsOn []string    `json:"dependsOn,omitempty"`
 	Actions   []ActionDef `json:"actions"`
+	// OnFailure is what happens when the stage fails; nil means FAIL.
+	OnFailure *OnFailure `json:"onFailure,omitempty"`
 }
 
 // ActionDef is one action of a stage.

@@ -338,7 +338,7 @@ func (d Definition) check() *fieldError {
 	}
 	for i, s := range d.Stages {
 		if e := firstOf(name("name", s.Name), names("dependsOn", s.DependsOn, true),
-			minItems("actions", len(s.Actions)), maxItems("actions", len(s.Actions))); e != nil {
+			minItems("actions", len(s.Actions)), maxItems("actions", len(s.Actions)), s.OnFailure.check()); e != nil {
 			return e.in(strconv.Itoa(i)).in("stages")
 		}
 		for j, a := range s.Actions {
@@ -346,6 +346,24 @@ func (d Definition) check() *fieldError {
 				return e.in(strconv.Itoa(j)).in("actions").in(strconv.Itoa(i)).in("stages")
 			}
 		}
+	}
+	return nil
+}
+
+func (o *OnFailure) check() *fieldError {
+	if o == nil {
+		return nil
+	}
+	switch o.Result {
+	case OnFailureFail, OnFailureRetry, OnFailureRollback:
+	default:
+		return errorf("value must be one of 'FAIL', 'RETRY', 'ROLLBACK'").in("result").in("onFailure")
+	}
+	if o.Retries != 0 && (o.Retries < 1 || o.Retries > MaxRetries) {
+		if o.Retries < 1 {
+			return errorf("minimum: got %d, want 1", o.Retries).in("retries").in("onFailure")
+		}
+		return errorf("maximum: got %d, want %d", o.Retries, MaxRetries).in("retries").in("onFailure")
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ func Decide(s run.State, in Inputs) []events.Event {
 		return one(events.RunID(s.Run, "started"), s.Run, now, events.RunStarted{Run: s.Run})
 	case run.Stopping, run.Running:
 		if reason := forgedDispatch(s, in); reason != "" {
-			return one(events.RunID(s.Run, "failed"), s.Run, now, events.RunFailed{Run: s.Run, Reason: reason})
+			return one(RunEventID(s, "failed"), s.Run, now, events.RunFailed{Run: s.Run, Reason: reason})
 		}
 		if s.Phase == run.Stopping {
 			return decideStop(s, in)
@@ -74,14 +74,20 @@ func Decide(s run.State, in Inputs) []events.Event {
 // the rest of a runOrder group does) and then the run fails.
 func decideStages(s run.State, in Inputs) []events.Event {
 	var failed *run.Stage
-	for i := range s.Stages {
-		if s.Stages[i].Phase == run.Failed {
-			failed = &s.Stages[i]
-			break
-		}
-	}
 	var out []events.Event
 	done := true
+	for i := range s.Stages {
+		if s.Stages[i].Phase != run.Failed {
+			continue
+		}
+		// A stage whose onFailure RETRY has retries left is retried when
+		// its backoff has passed; until then it holds nothing else back.
+		if evs, _, ok := autoRetry(s, i, in); ok {
+			out, done = append(out, evs...), false
+		} else if failed == nil {
+			failed = &s.Stages[i]
+		}
+	}
 	for i := range s.Stages {
 		st := s.Stages[i]
 		switch st.Phase {
@@ -108,11 +114,11 @@ func decideStages(s run.State, in Inputs) []events.Event {
 		if inProgress(s) {
 			return nil
 		}
-		return one(events.RunID(s.Run, "failed"), s.Run, in.Now, events.RunFailed{
+		return one(RunEventID(s, "failed"), s.Run, in.Now, events.RunFailed{
 			Run: s.Run, Stage: failed.Name, Reason: events.TruncateReason(fmt.Sprintf("stage %s failed: %s", failed.Name, failed.Reason))})
 	}
 	if done {
-		return one(events.RunID(s.Run, "succeeded"), s.Run, in.Now, events.RunSucceeded{Run: s.Run})
+		return one(RunEventID(s, "succeeded"), s.Run, in.Now, events.RunSucceeded{Run: s.Run})
 	}
 	return nil
 }
@@ -131,7 +137,7 @@ func drainStage(s run.State, i int, in Inputs) []events.Event {
 		switch a.Phase {
 		case run.Dispatched, run.Running:
 			return nil
-		case run.Failed:
+		case run.Failed, run.Abandoned:
 			failed = append(failed, fmt.Sprintf("action %s: %s", a.Name, a.Reason))
 		}
 		all = all && a.Phase == run.Succeeded
@@ -191,7 +197,7 @@ func decideStage(s run.State, i int, in Inputs) []events.Event {
 	active := false
 	for _, a := range st.Actions {
 		switch a.Phase {
-		case run.Failed:
+		case run.Failed, run.Abandoned: // abandoned by a stop, then the run was retried
 			failed = append(failed, fmt.Sprintf("action %s: %s", a.Name, a.Reason))
 		case run.Dispatched, run.Running:
 			active = true
@@ -293,7 +299,7 @@ func decideStop(s run.State, in Inputs) []events.Event {
 			}
 		}
 	}
-	return one(events.RunID(s.Run, "stopped"), s.Run, in.Now, events.RunStopped{Run: s.Run, Reason: s.Reason})
+	return one(RunEventID(s, "stopped"), s.Run, in.Now, events.RunStopped{Run: s.Run, Reason: s.Reason})
 }
 
 // expire fails the open attempts of stage i whose deadline (Deadline) has
@@ -334,11 +340,18 @@ func deadline(a run.Action, def events.ActionDef, in Inputs) (at time.Time, time
 }
 
 // NextDeadline is the earliest time at which Decide would fail an open
-// attempt of the run, so that the conductor can wake up then even when no
+// attempt of the run or retry a failed stage (onFailure RETRY), so that the conductor can wake up then even when no
 // event arrives; ok is false when nothing is open.
 func NextDeadline(s run.State, in Inputs) (next time.Time, ok bool) {
 	if s.Phase.Done() {
 		return time.Time{}, false
+	}
+	for i, st := range s.Stages {
+		if st.Phase == run.Failed && s.Phase == run.Running {
+			if _, at, retry := autoRetry(s, i, in); retry && !at.IsZero() && (!ok || at.Before(next)) {
+				next, ok = at, true
+			}
+		}
 	}
 	for i, st := range s.Stages {
 		for j, a := range st.Actions {
