@@ -90,7 +90,7 @@ var (
 	actionDefShape = obj(req("name", str), req("type", str), req("pool", str), req("runOrder", num),
 		opt("inputs", arr(str)), opt("outputs", arr(str)), opt("configuration", varsShape),
 		opt("timeoutSeconds", num), opt("secrets", secretsShape))
-	stageDefShape   = obj(req("name", str), opt("dependsOn", arr(str)), req("actions", arr(actionDefShape)),
+	stageDefShape = obj(req("name", str), opt("dependsOn", arr(str)), req("actions", arr(actionDefShape)),
 		opt("onFailure", obj(req("result", str), opt("retries", num))))
 	definitionShape = obj(req("name", str), opt("variables", varsShape), req("stages", arr(stageDefShape)))
 	testCaseShape   = obj(opt("suite", str), req("name", str), opt("message", str), opt("durationSeconds", posFloat))
