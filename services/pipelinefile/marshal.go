@@ -25,6 +25,12 @@ func Marshal(def events.Definition) ([]byte, error) {
 	for _, s := range def.Stages {
 		fmt.Fprintf(&b, "  - name: %s\n", scalar(s.Name))
 		writeList(&b, "    ", "dependsOn", s.DependsOn)
+		if of := s.OnFailure; of != nil {
+			fmt.Fprintf(&b, "    onFailure:\n      result: %s\n", scalar(of.Result))
+			if of.Retries != 0 {
+				fmt.Fprintf(&b, "      retries: %d\n", of.Retries)
+			}
+		}
 		b.WriteString("    actions:\n")
 		for _, a := range s.Actions {
 			fmt.Fprintf(&b, "      - name: %s\n", scalar(a.Name))

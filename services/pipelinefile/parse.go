@@ -278,6 +278,10 @@ func (c *checker) extract() (events.Definition, [][]actionPaths) {
 		st := events.StageDef{}
 		st.Name, _ = sm["name"].(string)
 		st.DependsOn, _ = names(sm["dependsOn"])
+		if of, ok := sm["onFailure"].(map[string]any); ok {
+			result, _ := of["result"].(string)
+			st.OnFailure = &events.OnFailure{Result: result, Retries: intField(of["retries"])}
+		}
 		actions, _ := sm["actions"].([]any)
 		ap := make([]actionPaths, 0, len(actions))
 		for j, a := range actions {

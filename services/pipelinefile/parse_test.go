@@ -168,7 +168,7 @@ var goodFiles = map[string]events.Definition{
 			{Name: "Lint", DependsOn: []string{"Source"}, Actions: []events.ActionDef{action("vet", "build", func(a *events.ActionDef) {
 				a.Inputs = []string{"src"}
 			})}},
-			{Name: "Deploy", DependsOn: []string{"Lint", "Build"}, Actions: []events.ActionDef{action("ship", "deploy", func(a *events.ActionDef) {
+			{Name: "Deploy", DependsOn: []string{"Lint", "Build"}, OnFailure: &events.OnFailure{Result: "RETRY", Retries: 3}, Actions: []events.ActionDef{action("ship", "deploy", func(a *events.ActionDef) {
 				a.Inputs = []string{"app", "src"}
 			})}},
 		},
@@ -374,7 +374,7 @@ func TestSchemaFacts(t *testing.T) {
 	if want := []string{"description", "name", "stages", "variables"}; !slices.Equal(info.rootFields, want) {
 		t.Errorf("root fields = %v, want %v", info.rootFields, want)
 	}
-	if want := []string{"actions", "dependsOn", "name"}; !slices.Equal(info.stageFields, want) {
+	if want := []string{"actions", "dependsOn", "name", "onFailure"}; !slices.Equal(info.stageFields, want) {
 		t.Errorf("stage fields = %v, want %v", info.stageFields, want)
 	}
 	if want := []string{"configuration", "inputs", "name", "outputs", "pool", "runOrder", "secrets", "timeoutSeconds", "type"}; !slices.Equal(info.actionFields, want) {
