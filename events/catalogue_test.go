@@ -52,7 +52,7 @@ func samples() map[string]events.Payload {
 		Stages: []events.StageDef{
 			{Name: "Build", DependsOn: []string{"Source"}, OnFailure: &events.OnFailure{Result: "RETRY", Retries: 2}, Actions: []events.ActionDef{
 				{
-					Name: "compile", Type: "build", Pool: "linux-amd64", RunOrder: 1,
+					Name: "compile", Type: "build", Pool: "linux-amd64", RunOrder: 1, Namespace: "Compile",
 					Inputs: []string{"source"}, Outputs: []string{"app", "test-bin"},
 					Configuration:  map[string]string{"buildspec": "buildspec.yml"},
 					TimeoutSeconds: 1800,

@@ -87,7 +87,7 @@ var (
 		opt("configuration", varsShape), opt("inputs", arr(artifactRefShape)),
 		opt("outputs", arr(str)), opt("variables", varsShape), opt("timeoutSeconds", num),
 		opt("leaseHash", str), opt("lease", str), opt("secrets", secretsShape))
-	actionDefShape = obj(req("name", str), req("type", str), req("pool", str), req("runOrder", num),
+	actionDefShape = obj(req("name", str), req("type", str), req("pool", str), req("runOrder", num), opt("namespace", str),
 		opt("inputs", arr(str)), opt("outputs", arr(str)), opt("configuration", varsShape),
 		opt("timeoutSeconds", num), opt("secrets", secretsShape))
 	stageDefShape = obj(req("name", str), opt("dependsOn", arr(str)), req("actions", arr(actionDefShape)),

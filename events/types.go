@@ -302,9 +302,12 @@ type StageDef struct {
 type ActionDef struct {
 	Name string `json:"name"`
 	// Type is the task kind: source, build, test or any custom kind.
-	Type           string            `json:"type"`
-	Pool           string            `json:"pool"`
-	RunOrder       int               `json:"runOrder"`
+	Type     string `json:"type"`
+	Pool     string `json:"pool"`
+	RunOrder int    `json:"runOrder"`
+	// Namespace names the action's exported variables for later actions'
+	// configuration: #{Namespace.KEY}.
+	Namespace      string            `json:"namespace,omitempty"`
 	Inputs         []string          `json:"inputs,omitempty"`
 	Outputs        []string          `json:"outputs,omitempty"`
 	Configuration  map[string]string `json:"configuration,omitempty"`

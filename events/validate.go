@@ -325,7 +325,7 @@ func (a ActionDef) check() *fieldError {
 			order = errorf("maximum: got %d, want 999", a.RunOrder).in("runOrder")
 		}
 	}
-	return firstOf(name("name", a.Name), name("type", a.Type), name("pool", a.Pool), order,
+	return firstOf(name("name", a.Name), name("type", a.Type), name("pool", a.Pool), order, optName("namespace", a.Namespace),
 		names("inputs", a.Inputs, true), names("outputs", a.Outputs, true),
 		configuration("configuration", a.Configuration), optAtLeast("timeoutSeconds", a.TimeoutSeconds, 1),
 		secrets("secrets", a.Secrets))

@@ -248,12 +248,21 @@ func dispatch(s run.State, st run.Stage, def events.ActionDef, attempt int, in I
 	// itself to the task message it publishes.
 	lease := events.LeaseToken(in.LeaseKey, t.ID)
 	t.LeaseHash = events.LeaseHash(lease)
-	// Configuration is passed verbatim: a value (an inline buildspec above
-	// all) is never a template, because substituting run variables (a
-	// commit subject, a --var) into text a shell runs is command injection.
-	// Commands see the variables as environment variables instead.
-	t.Configuration = maps.Clone(def.Configuration)
+	// #{Namespace.KEY} references in configuration values are resolved
+	// here, once, from the log; never in text a shell runs (a buildspec),
+	// where a variable (a commit subject, a --var) would be command
+	// injection: there they are refused, and commands read variables from
+	// environment variables (env.NAME keys) instead. Everything else in a
+	// value is passed verbatim: ${...} is not a template.
+	cfg, problem := resolveConfiguration(s, def)
+	t.Configuration = cfg
 	evs := one(events.ActionID(ref, "dispatched"), s.Run, now, events.ActionDispatched{Task: t})
+	if problem != "" {
+		t.Configuration = maps.Clone(def.Configuration)
+		evs[0] = mustNew(events.ActionID(ref, "dispatched"), s.Run, now, events.ActionDispatched{Task: t})
+		return append(evs, mustNew(events.ResultID(ref, "failed", lease), s.Run, now, events.ActionFailed{
+			ActionRef: ref, Lease: lease, Reason: events.TruncateReason(problem)}))
+	}
 	for _, name := range def.Inputs {
 		a, ok := s.Artifacts[name]
 		if !ok {
