@@ -91,6 +91,7 @@ func (c *checker) semantics(def events.Definition, paths [][]actionPaths) {
 		}
 	}
 	ancestors := c.graph(def, stageAt)
+	c.references(def, paths, ancestors)
 	for i, s := range def.Stages {
 		for j, a := range s.Actions {
 			ap := paths[i][j]

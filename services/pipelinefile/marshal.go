@@ -39,6 +39,9 @@ func Marshal(def events.Definition) ([]byte, error) {
 			if a.Pool != DefaultPool {
 				fmt.Fprintf(&b, in+"pool: %s\n", scalar(a.Pool))
 			}
+			if a.Namespace != "" {
+				fmt.Fprintf(&b, in+"namespace: %s\n", scalar(a.Namespace))
+			}
 			if a.RunOrder != DefaultRunOrder {
 				fmt.Fprintf(&b, in+"runOrder: %d\n", a.RunOrder)
 			}

@@ -291,6 +291,7 @@ func (c *checker) extract() (events.Definition, [][]actionPaths) {
 			act.Name, _ = am["name"].(string)
 			act.Type, _ = am["type"].(string)
 			act.Pool, _ = am["pool"].(string)
+			act.Namespace, _ = am["namespace"].(string)
 			act.RunOrder = intField(am["runOrder"])
 			act.TimeoutSeconds = intField(am["timeoutSeconds"])
 			act.Inputs, p.inputs = names(am["inputs"])

@@ -102,6 +102,7 @@ func TestBadFilesSentinels(t *testing.T) {
 		{"reserved-variable", []error{ErrReservedVariable}, []error{ErrSchema}},
 		{"source-repository", []error{ErrMissingConfiguration, ErrSchema}, nil},
 		{"depends-on", []error{ErrBadDependency}, []error{ErrSchema}},
+		{"references", []error{ErrBadReference, ErrReservedVariable}, []error{ErrSchema}},
 		{"depends-on-cycle", []error{ErrBadDependency}, []error{ErrSchema, ErrInputNotProduced}},
 		{"depends-on-parallel-input", []error{ErrInputNotProduced}, []error{ErrSchema, ErrBadDependency}},
 		{"many-problems", []error{ErrSchema, ErrUnknownField, ErrDuplicateName, ErrDuplicateArtifact,
@@ -155,6 +156,29 @@ func action(name, typ string, f func(*events.ActionDef)) events.ActionDef {
 }
 
 var goodFiles = map[string]events.Definition{
+	"variables": {
+		Name:      "variables",
+		Variables: map[string]string{"REGION": "eu-1"},
+		Stages: []events.StageDef{
+			{Name: "Source", Actions: []events.ActionDef{action("checkout", "source", func(a *events.ActionDef) {
+				a.Namespace, a.Outputs = "Src", []string{"src"}
+				a.Configuration = map[string]string{"repository": "/srv/repo"}
+			})}},
+			{Name: "Build", Actions: []events.ActionDef{
+				action("version", "build", func(a *events.ActionDef) {
+					a.Namespace, a.Inputs = "Version", []string{"src"}
+					a.Configuration = map[string]string{"buildspec": "version.yml"}
+				}),
+				action("image", "build", func(a *events.ActionDef) {
+					a.RunOrder, a.Inputs = 2, []string{"src"}
+					a.Configuration = map[string]string{"buildspec": "image.yml", "env.IMAGE_TAG": "#{Version.APP_VERSION}-#{Src.COMMIT_ID}"}
+				}),
+			}},
+			{Name: "Deploy", Actions: []events.ActionDef{action("ship", "deploy", func(a *events.ActionDef) {
+				a.Configuration = map[string]string{"group": "web-#{variables.REGION}", "revision": "#{pipeline.runId} #{source.commitId}"}
+			})}},
+		},
+	},
 	"diamond": {
 		Name: "diamond",
 		Stages: []events.StageDef{
@@ -377,7 +401,7 @@ func TestSchemaFacts(t *testing.T) {
 	if want := []string{"actions", "dependsOn", "name", "onFailure"}; !slices.Equal(info.stageFields, want) {
 		t.Errorf("stage fields = %v, want %v", info.stageFields, want)
 	}
-	if want := []string{"configuration", "inputs", "name", "outputs", "pool", "runOrder", "secrets", "timeoutSeconds", "type"}; !slices.Equal(info.actionFields, want) {
+	if want := []string{"configuration", "inputs", "name", "namespace", "outputs", "pool", "runOrder", "secrets", "timeoutSeconds", "type"}; !slices.Equal(info.actionFields, want) {
 		t.Errorf("action fields = %v, want %v", info.actionFields, want)
 	}
 }
