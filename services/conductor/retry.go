@@ -64,7 +64,7 @@ func retryable(st run.State, stage string) error {
 	switch {
 	case s == nil:
 		return fmt.Errorf("%w: run %s of %s has no stage %q", ErrNotRetryable, st.Run, st.Pipeline, stage)
-	case !st.Phase.Done():
+	case st.Phase == run.Requested || st.Phase == run.Running || st.Phase == run.Stopping:
 		return fmt.Errorf("%w: run %s is still %s; stop it first (gantry run stop) or wait for it to end", ErrNotRetryable, st.Run, st.Phase)
 	case st.Phase != run.Failed && st.Phase != run.Stopped:
 		return fmt.Errorf("%w: run %s ended %s; only a Failed or Stopped run can be retried", ErrNotRetryable, st.Run, st.Phase)
