@@ -40,6 +40,7 @@ fuzz:
 	$(FUZZ) -fuzz='^FuzzUnpack$$' -fuzztime=$(FUZZTIME_SLOW) ./services/artifact
 	$(FUZZ) -fuzz='^FuzzDecideDrivesRunsToAnEnd$$' ./services/decider
 	$(FUZZ) -fuzz='^FuzzGatesDriveRunsToAnEnd$$' ./services/decider
+	$(FUZZ) -fuzz='^FuzzRandomPipelinesEnd$$' ./services/decider
 	$(FUZZ) -fuzz='^FuzzNext$$' ./services/deployplan
 	$(FUZZ) -fuzz='^FuzzParse$$' ./services/appspec
 	$(FUZZ) -fuzz='^FuzzDecide$$' ./services/deploydecider

@@ -56,9 +56,9 @@ func samples() map[string]events.Payload {
 			FilePaths:          &events.GlobFilter{Includes: []string{"src/**"}, Excludes: []string{"**/*.md"}},
 			Poll:               &events.PollDef{Interval: "5m"}}},
 		Stages: []events.StageDef{
-			{Name: "Build", Actions: []events.ActionDef{
+			{Name: "Build", DependsOn: []string{"Source"}, OnFailure: &events.OnFailure{Result: "RETRY", Retries: 2}, Actions: []events.ActionDef{
 				{
-					Name: "compile", Type: "build", Pool: "linux-amd64", RunOrder: 1,
+					Name: "compile", Type: "build", Pool: "linux-amd64", RunOrder: 1, Namespace: "Compile",
 					Inputs: []string{"source"}, Outputs: []string{"app", "test-bin"},
 					Configuration:  map[string]string{"buildspec": "buildspec.yml"},
 					TimeoutSeconds: 1800,
@@ -141,8 +141,10 @@ func samples() map[string]events.Payload {
 		},
 		events.TypeActionFailed: events.ActionFailed{ActionRef: ref, Worker: "build-7f9c4-2", Reason: "phase build: command `go build ./...` exited with status 1",
 			Lease: sampleLease},
-		events.TypeArtifactStored:  events.ArtifactStored{ActionRef: ref, Artifact: app},
-		events.TypeRunStopping:     events.RunStopping{Run: run, Abandon: true, Reason: "wrong branch", Actor: "alice@laptop"},
+		events.TypeArtifactStored: events.ArtifactStored{ActionRef: ref, Artifact: app},
+		events.TypeRunStopping:    events.RunStopping{Run: run, Abandon: true, Reason: "wrong branch", Actor: "alice@laptop"},
+		events.TypeStageRetrying: events.StageRetrying{Run: run, Stage: "Staging", Attempt: 2, Mode: events.RetryFailed, Auto: true,
+			Actor: "gantry", Reason: "onFailure RETRY 1 of 3"},
 		events.TypeRunStopped:      events.RunStopped{Run: run, Reason: "wrong branch"},
 		events.TypeActionAbandoned: events.ActionAbandoned{ActionRef: ref, Reason: "run stopped: wrong branch", Lease: sampleLease},
 		events.TypeLogArchived: events.LogArchived{
@@ -235,6 +237,8 @@ func idOf(p events.Payload) string {
 		return events.StopID(p.Run, p.Abandon)
 	case events.RunStopped:
 		return events.RunID(p.Run, "stopped")
+	case events.StageRetrying:
+		return events.RetryID(p.Run, p.Stage, p.Attempt)
 	case events.ActionAbandoned:
 		return events.ResultID(p.ActionRef, "abandoned", p.Lease)
 	case events.ActionWaiting:
@@ -334,6 +338,8 @@ func idPattern(t string) string {
 		p = events.StageSkipped{Run: ref.Run, Stage: ref.Stage, Attempt: attemptMark}
 	case events.TypeRunStopping:
 		p = events.RunStopping{Run: ref.Run}
+	case events.TypeStageRetrying:
+		p = events.StageRetrying{Run: ref.Run, Stage: ref.Stage, Attempt: attemptMark}
 	case events.TypeRunStopped:
 		p = events.RunStopped{Run: ref.Run}
 	case events.TypeArtifactStored:

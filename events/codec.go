@@ -124,6 +124,8 @@ func newPayload(t string) (any, error) {
 		return &TestReported{}, nil
 	case TypeRunStopping:
 		return &RunStopping{}, nil
+	case TypeStageRetrying:
+		return &StageRetrying{}, nil
 	case TypeRunStopped:
 		return &RunStopped{}, nil
 	case TypeActionAbandoned:
@@ -203,6 +205,8 @@ func deref(p any) Payload {
 	case *TestReported:
 		return *v
 	case *RunStopping:
+		return *v
+	case *StageRetrying:
 		return *v
 	case *RunStopped:
 		return *v

@@ -87,12 +87,13 @@ var (
 		opt("configuration", varsShape), opt("inputs", arr(artifactRefShape)),
 		opt("outputs", arr(str)), opt("variables", varsShape), opt("timeoutSeconds", num),
 		opt("leaseHash", str), opt("lease", str), opt("secrets", secretsShape))
-	actionDefShape = obj(req("name", str), req("type", str), req("pool", str), req("runOrder", num),
+	actionDefShape = obj(req("name", str), req("type", str), req("pool", str), req("runOrder", num), opt("namespace", str),
 		opt("inputs", arr(str)), opt("outputs", arr(str)), opt("configuration", varsShape),
 		opt("timeoutSeconds", num), opt("secrets", secretsShape))
 	ruleShape      = obj(req("name", str), req("type", str), opt("configuration", varsShape))
 	conditionShape = obj(req("result", str), req("rules", arr(ruleShape)))
-	stageDefShape  = obj(req("name", str), req("actions", arr(actionDefShape)),
+	stageDefShape  = obj(req("name", str), opt("dependsOn", arr(str)), req("actions", arr(actionDefShape)),
+		opt("onFailure", obj(req("result", str), opt("retries", num))),
 		opt("beforeEntry", conditionShape), opt("onSuccess", conditionShape))
 	definitionShape = obj(req("name", str), opt("variables", varsShape), req("stages", arr(stageDefShape)),
 		opt("triggers", arr(triggerDefShape)))

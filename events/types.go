@@ -27,7 +27,7 @@ const (
 var Types = []string{
 	TypeRunRequested, TypeRunStarted, TypeRunSucceeded, TypeRunFailed,
 	TypeRunStopping, TypeRunStopped,
-	TypeStageStarted, TypeStageSucceeded, TypeStageFailed,
+	TypeStageStarted, TypeStageSucceeded, TypeStageFailed, TypeStageRetrying,
 	TypeActionDispatched, TypeActionStarted, TypeActionHeartbeat,
 	TypeActionSucceeded, TypeActionFailed, TypeActionAbandoned,
 	TypeArtifactStored, TypeLogArchived, TypeTestReported,
@@ -294,8 +294,13 @@ type Definition struct {
 
 // StageDef is one stage; its actions run in runOrder groups.
 type StageDef struct {
-	Name    string      `json:"name"`
-	Actions []ActionDef `json:"actions"`
+	Name string `json:"name"`
+	// DependsOn names the stages that must succeed before this one starts;
+	// empty means the stage before it in the file (none for the first).
+	DependsOn []string    `json:"dependsOn,omitempty"`
+	Actions   []ActionDef `json:"actions"`
+	// OnFailure is what happens when the stage fails; nil means FAIL.
+	OnFailure *OnFailure `json:"onFailure,omitempty"`
 	// BeforeEntry and OnSuccess are the stage's conditions (types_condition.go).
 	BeforeEntry *Condition `json:"beforeEntry,omitempty"`
 	OnSuccess   *Condition `json:"onSuccess,omitempty"`
@@ -305,9 +310,12 @@ type StageDef struct {
 type ActionDef struct {
 	Name string `json:"name"`
 	// Type is the task kind: source, build, test or any custom kind.
-	Type           string            `json:"type"`
-	Pool           string            `json:"pool"`
-	RunOrder       int               `json:"runOrder"`
+	Type     string `json:"type"`
+	Pool     string `json:"pool"`
+	RunOrder int    `json:"runOrder"`
+	// Namespace names the action's exported variables for later actions'
+	// configuration: #{Namespace.KEY}.
+	Namespace      string            `json:"namespace,omitempty"`
 	Inputs         []string          `json:"inputs,omitempty"`
 	Outputs        []string          `json:"outputs,omitempty"`
 	Configuration  map[string]string `json:"configuration,omitempty"`

@@ -326,7 +326,7 @@ func (a ActionDef) check() *fieldError {
 			order = errorf("maximum: got %d, want 999", a.RunOrder).in("runOrder")
 		}
 	}
-	return firstOf(name("name", a.Name), name("type", a.Type), name("pool", a.Pool), order,
+	return firstOf(name("name", a.Name), name("type", a.Type), name("pool", a.Pool), order, optName("namespace", a.Namespace),
 		names("inputs", a.Inputs, true), names("outputs", a.Outputs, true),
 		configuration("configuration", a.Configuration), optAtLeast("timeoutSeconds", a.TimeoutSeconds, 1),
 		secrets("secrets", a.Secrets))
@@ -338,7 +338,8 @@ func (d Definition) check() *fieldError {
 		return e
 	}
 	for i, s := range d.Stages {
-		if e := firstOf(name("name", s.Name), minItems("actions", len(s.Actions)), maxItems("actions", len(s.Actions))); e != nil {
+		if e := firstOf(name("name", s.Name), names("dependsOn", s.DependsOn, true),
+			minItems("actions", len(s.Actions)), maxItems("actions", len(s.Actions)), s.OnFailure.check()); e != nil {
 			return e.in(strconv.Itoa(i)).in("stages")
 		}
 		if e := firstOf(s.BeforeEntry.check(ResultFail, ResultSkip).in(BeforeEntry),
@@ -381,6 +382,24 @@ func (c *Condition) check(results ...string) *fieldError {
 		if e := firstOf(rn, typ, configuration("configuration", r.Configuration)); e != nil {
 			return e.in(strconv.Itoa(i)).in("rules")
 		}
+	}
+	return nil
+}
+
+func (o *OnFailure) check() *fieldError {
+	if o == nil {
+		return nil
+	}
+	switch o.Result {
+	case OnFailureFail, OnFailureRetry, OnFailureRollback:
+	default:
+		return errorf("value must be one of 'FAIL', 'RETRY', 'ROLLBACK'").in("result").in("onFailure")
+	}
+	if o.Retries != 0 && (o.Retries < 1 || o.Retries > MaxRetries) {
+		if o.Retries < 1 {
+			return errorf("minimum: got %d, want 1", o.Retries).in("retries").in("onFailure")
+		}
+		return errorf("maximum: got %d, want %d", o.Retries, MaxRetries).in("retries").in("onFailure")
 	}
 	return nil
 }

@@ -64,7 +64,7 @@ func Evolve(s State, e events.Event) State {
 			s.Phase, s.EndedAt, s.Reason = Stopped, at, p.Reason
 		}
 	case events.ActionAbandoned:
-		if a := current(&s, p.ActionRef); a != nil && !a.Phase.Done() && s.Phase == Stopping && s.Abandon &&
+		if a := current(&s, p.ActionRef); a != nil && a.open() && s.Phase == Stopping && s.Abandon &&
 			events.LeaseHolds(p.Lease, a.LeaseHash) {
 			a.Phase, a.EndedAt, a.Reason = Abandoned, at, p.Reason
 		}
@@ -80,6 +80,8 @@ func Evolve(s State, e events.Event) State {
 		if st := s.Stage(p.Stage); st != nil && p.Attempt == st.Attempt && st.Phase == Running {
 			st.Phase, st.EndedAt, st.Reason = Failed, at, p.Reason
 		}
+	case events.StageRetrying:
+		retry(&s, p, at)
 	case events.ActionDispatched:
 		t := p.Task
 		if a := s.Action(t.Stage, t.Action); a != nil && t.Attempt > a.Attempt {
@@ -95,7 +97,7 @@ func Evolve(s State, e events.Event) State {
 			a.Beats = p.Beat
 		}
 	case events.ActionSucceeded:
-		if a := current(&s, p.ActionRef); a != nil && !a.Phase.Done() && events.LeaseHolds(p.Lease, a.LeaseHash) {
+		if a := current(&s, p.ActionRef); a != nil && a.open() && events.LeaseHolds(p.Lease, a.LeaseHash) {
 			a.Phase, a.EndedAt = Succeeded, at
 			if a.StartedAt.IsZero() {
 				a.StartedAt = at
@@ -113,7 +115,7 @@ func Evolve(s State, e events.Event) State {
 			}
 		}
 	case events.ActionFailed:
-		if a := current(&s, p.ActionRef); a != nil && !a.Phase.Done() && events.LeaseHolds(p.Lease, a.LeaseHash) {
+		if a := current(&s, p.ActionRef); a != nil && a.open() && events.LeaseHolds(p.Lease, a.LeaseHash) {
 			a.Phase, a.EndedAt, a.Reason = Failed, at, p.Reason
 			if a.StartedAt.IsZero() {
 				a.StartedAt = at
@@ -139,6 +141,52 @@ func Evolve(s State, e events.Event) State {
 	}
 	return s
 }
+
+// retry applies a stage.retrying: the stage's next attempt begins and its
+// actions that are to run again go back to not started, keeping their
+// attempt number and lease hash (the next dispatch is attempt+1, with a new
+// task ID and lease; a late result of the old attempt finds it not open and
+// changes nothing). By hand it reopens a Failed or Stopped run; the
+// automatic retry of onFailure happens while the run still runs.
+func retry(s *State, p events.StageRetrying, at time.Time) {
+	st := s.Stage(p.Stage)
+	if st == nil || p.Attempt != st.Attempt+1 || !Retryable(*s, *st, p.Auto) {
+		return
+	}
+	if !p.Auto {
+		s.Phase, s.EndedAt, s.Reason, s.Abandon, s.StoppedBy = Running, time.Time{}, "", false, ""
+		s.Reopened++
+	} else {
+		st.Retries++
+	}
+	st.Phase, st.Attempt, st.StartedAt, st.EndedAt, st.Reason, st.RetriedBy = Running, p.Attempt, at, time.Time{}, "", p.Actor
+	for i, a := range st.Actions {
+		if p.Mode == events.RetryAll || a.Phase != Succeeded {
+			st.Actions[i] = Action{Name: a.Name, Type: a.Type, RunOrder: a.RunOrder, Attempt: a.Attempt, LeaseHash: a.LeaseHash}
+		}
+	}
+}
+
+// Retryable reports whether stage st of run s may be retried: by hand
+// (auto false) when the run ended Failed or Stopped and the stage failed or
+// was cut short by the stop; automatically when the run still runs and the
+// stage failed.
+func Retryable(s State, st Stage, auto bool) bool {
+	if auto {
+		return s.Phase == Running && st.Phase == Failed
+	}
+	switch s.Phase {
+	case Failed:
+		return st.Phase == Failed
+	case Stopped:
+		return st.Phase == Failed || st.Phase == Running
+	}
+	return false
+}
+
+// open reports whether an attempt is in progress, the only state a result
+// can end.
+func (a *Action) open() bool { return a.Phase == Dispatched || a.Phase == Running }
 
 func current(s *State, r events.ActionRef) *Action {
 	a := s.Action(r.Stage, r.Action)

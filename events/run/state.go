@@ -47,8 +47,11 @@ type State struct {
 	Phase      Phase             `json:"phase"`
 	Reason     string            `json:"reason,omitempty"`
 	// Abandon and StoppedBy record a stop request (phase Stopping/Stopped).
-	Abandon     bool                          `json:"abandon,omitempty"`
-	StoppedBy   string                        `json:"stoppedBy,omitempty"`
+	Abandon   bool   `json:"abandon,omitempty"`
+	StoppedBy string `json:"stoppedBy,omitempty"`
+	// Reopened counts the retries by hand that reopened the ended run; the
+	// IDs of the events that end a run again carry it.
+	Reopened    int                           `json:"reopened,omitempty"`
 	Stages      []Stage                       `json:"stages"`
 	Artifacts   map[string]events.ArtifactRef `json:"artifacts,omitempty"`
 	RequestedAt time.Time                     `json:"requestedAt"`
@@ -61,10 +64,14 @@ type State struct {
 
 // Stage is a folded stage.
 type Stage struct {
-	Name      string    `json:"name"`
-	Phase     Phase     `json:"phase"`
-	Attempt   int       `json:"attempt,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
+	Name    string `json:"name"`
+	Phase   Phase  `json:"phase"`
+	Attempt int    `json:"attempt,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	// Retries counts the automatic retries (onFailure RETRY) so far;
+	// RetriedBy names who asked for the latest retry, if any.
+	Retries   int       `json:"retries,omitempty"`
+	RetriedBy string    `json:"retriedBy,omitempty"`
 	StartedAt time.Time `json:"startedAt,omitzero"`
 	EndedAt   time.Time `json:"endedAt,omitzero"`
 	Actions   []Action  `json:"actions"`

@@ -129,7 +129,11 @@ func (h *Handler) run(ctx context.Context, t *worker.Task, spec *buildspec.Spec,
 	if exe, err := os.Executable(); err == nil {
 		env["GANTRY_BIN"] = exe
 	}
-	res, err := runner.Run(ctx, spec, runner.Options{Workspace: src, Env: env, Variables: t.Variables, Secrets: secretValues,
+	vars, err := taskVariables(t.Variables, t.Configuration)
+	if err != nil {
+		return worker.Result{}, err
+	}
+	res, err := runner.Run(ctx, spec, runner.Options{Workspace: src, Env: env, Variables: vars, Secrets: secretValues,
 		Sink: t.Log, KillGrace: 5 * time.Second, TempDir: t.Workspace})
 	if err != nil {
 		return worker.Result{}, fmt.Errorf("run buildspec: %w", err)

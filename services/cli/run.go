@@ -26,7 +26,7 @@ import (
 
 func runCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "run", Short: "Start, watch, list and show runs"}
-	cmd.AddCommand(runStartCmd(g), runWatchCmd(g), runListCmd(g), runShowCmd(g), runStopCmd(g))
+	cmd.AddCommand(runStartCmd(g), runWatchCmd(g), runListCmd(g), runShowCmd(g), runStopCmd(g), runRetryCmd(g))
 	return cmd
 }
 
@@ -262,6 +262,8 @@ func describe(e events.Event) string {
 		return fmt.Sprintf("%s stage %s succeeded", ts, p.Stage)
 	case events.StageFailed:
 		return fmt.Sprintf("%s stage %s failed: %s", ts, p.Stage, p.Reason)
+	case events.StageRetrying:
+		return fmt.Sprintf("%s stage %s retrying (attempt %d, %s) by %s", ts, p.Stage, p.Attempt, p.Mode, p.Actor)
 	case events.ActionDispatched:
 		return fmt.Sprintf("%s action %s/%s dispatched to %s/%s (attempt %d)", ts, p.Task.Stage, p.Task.Action, p.Task.Kind, p.Task.Pool, p.Task.Attempt)
 	case events.ActionStarted:

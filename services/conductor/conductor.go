@@ -488,7 +488,7 @@ func logDecision(log zerolog.Logger, e events.Event) {
 		ev = log.Info().Str("stage", p.Stage).Str("type", e.Type)
 	case events.ActionDispatched:
 		ev = log.Info().Str("stage", p.Task.Stage).Str("action", p.Task.Action).Int("attempt", p.Task.Attempt).Str("type", e.Type)
-	case events.RunSucceeded, events.RunFailed, events.RunStopped, events.RunStopping, events.ActionAbandoned:
+	case events.RunSucceeded, events.RunFailed, events.RunStopped, events.RunStopping, events.ActionAbandoned, events.StageRetrying:
 		ev = log.Info().Str("type", e.Type)
 	case events.ActionWaiting:
 		ev = log.Info().Str("stage", p.Stage).Str("action", p.Action).Str("expires", p.Expires).Str("type", e.Type)

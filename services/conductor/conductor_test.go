@@ -14,6 +14,7 @@ import (
 	"github.com/gantry-ci/gantry/events/natstest"
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/conductor"
+	"github.com/gantry-ci/gantry/services/decider"
 	"github.com/gantry-ci/gantry/services/worker"
 )
 
@@ -139,12 +140,14 @@ func validSequence(def events.Definition, evs []events.Event) error {
 				return fmt.Errorf("run.started at position %d", i)
 			}
 		case events.StageStarted:
-			for _, sd := range def.Stages {
-				if sd.Name == p.Stage {
-					break
+			for i, sd := range def.Stages {
+				if sd.Name != p.Stage {
+					continue
 				}
-				if !stageEnded[sd.Name] {
-					return fmt.Errorf("stage %s started before stage %s ended", p.Stage, sd.Name)
+				for _, j := range decider.Dependencies(def, i) {
+					if dep := def.Stages[j].Name; !stageEnded[dep] {
+						return fmt.Errorf("stage %s started before stage %s (a dependency) ended", p.Stage, dep)
+					}
 				}
 			}
 			stageStarted[p.Stage] = true

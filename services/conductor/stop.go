@@ -24,6 +24,7 @@ func (c *Conductor) serveCommands(ctx context.Context) ([]*nats.Subscription, er
 		command.Stop:    c.Stop,
 		command.Approve: c.Approve,
 		command.Reject:  c.Reject,
+		command.Retry:   c.Retry,
 	}
 	var subs []*nats.Subscription
 	for verb, h := range handlers {
@@ -60,7 +61,7 @@ func (c *Conductor) Stop(ctx context.Context, req command.Request) command.Reply
 		case st.Phase == run.Stopping && (st.Abandon || !req.Abandon):
 			return nil, nil // already asked
 		}
-		e, err := events.New(events.StopID(req.Run, req.Abandon), decider.Source, req.Run, c.o.Now(), events.RunStopping{
+		e, err := events.New(decider.StopID(st, req.Abandon), decider.Source, req.Run, c.o.Now(), events.RunStopping{
 			Run: req.Run, Abandon: req.Abandon, Reason: reason, Actor: req.Actor})
 		if err != nil {
 			return nil, fmt.Errorf("stop event: %w", err)

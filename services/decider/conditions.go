@@ -271,12 +271,16 @@ func variableCheck(s run.State, c map[string]string) (bool, string) {
 
 // lookupVariable resolves a variable name as RunVariables has it (a
 // pipeline variable, a --var override, an exported variable or a GANTRY_
-// built-in), or a namespaced Ns.KEY. The namespaced forms of the variables
-// work (wip-graph) should resolve here too.
+// built-in), or a reference Namespace.KEY as configuration values use it
+// (#{Build.APP_VERSION}, #{source.branch}, #{variables.REGION}).
 func lookupVariable(s run.State, name string) (string, bool) {
-	vars := RunVariables(s)
-	v, ok := vars[name]
-	return v, ok
+	if v, ok := RunVariables(s)[name]; ok {
+		return v, true
+	}
+	if ns, key, ok := strings.Cut(name, "."); ok {
+		return lookupReference(s, ns, key)
+	}
+	return "", false
 }
 
 // commandRule moves a Command rule on: dispatch its task, wait for it, and

@@ -59,7 +59,7 @@ func Decide(s run.State, in Inputs) []events.Event {
 		return one(events.RunID(s.Run, "started"), s.Run, now, events.RunStarted{Run: s.Run})
 	case run.Stopping, run.Running:
 		if reason := forgedDispatch(s, in); reason != "" {
-			return one(events.RunID(s.Run, "failed"), s.Run, now, events.RunFailed{Run: s.Run, Reason: reason})
+			return one(RunEventID(s, "failed"), s.Run, now, events.RunFailed{Run: s.Run, Reason: reason})
 		}
 		if s.Phase == run.Stopping {
 			return decideStop(s, in)
@@ -67,21 +67,106 @@ func Decide(s run.State, in Inputs) []events.Event {
 	default:
 		return nil
 	}
+	return decideStages(s, in)
+}
+
+// decideStages drives every stage of a running run in one decision: each
+// stage that may start is entered, each running stage gets its next events
+// (dispatches, expiries, its end), so stages of the graph that do not
+// depend on each other run in parallel. Once a stage has failed nothing new
+// starts: the stages still running finish what they have in progress (as
+// the rest of a runOrder group does) and then the run fails.
+func decideStages(s run.State, in Inputs) []events.Event {
+	var failed *run.Stage
+	var out []events.Event
+	done := true
 	for i := range s.Stages {
-		st := &s.Stages[i]
-		switch st.Phase {
-		case run.Succeeded, run.Skipped:
+		if s.Stages[i].Phase != run.Failed {
 			continue
-		case run.Failed:
-			return one(events.RunID(s.Run, "failed"), s.Run, now, events.RunFailed{
-				Run: s.Run, Stage: st.Name, Reason: events.TruncateReason(fmt.Sprintf("stage %s failed: %s", st.Name, st.Reason))})
-		case run.NotStarted:
-			return enter(s, i, in)
-		default:
-			return decideStage(s, i, in)
+		}
+		// A stage whose onFailure RETRY has retries left is retried when
+		// its backoff has passed; until then it holds nothing else back.
+		if evs, _, ok := autoRetry(s, i, in); ok {
+			out, done = append(out, evs...), false
+		} else if failed == nil {
+			failed = &s.Stages[i]
 		}
 	}
-	return one(events.RunID(s.Run, "succeeded"), s.Run, now, events.RunSucceeded{Run: s.Run})
+	for i := range s.Stages {
+		st := s.Stages[i]
+		switch st.Phase {
+		case run.Succeeded, run.Failed, run.Skipped:
+			continue
+		case run.NotStarted:
+			done = false
+			if failed == nil {
+				out = append(out, enter(s, i, in)...)
+			}
+		default:
+			done = false
+			if failed == nil {
+				out = append(out, decideStage(s, i, in)...)
+			} else {
+				out = append(out, drainStage(s, i, in)...)
+			}
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	if failed != nil {
+		if inProgress(s) {
+			return nil
+		}
+		return one(RunEventID(s, "failed"), s.Run, in.Now, events.RunFailed{
+			Run: s.Run, Stage: failed.Name, Reason: events.TruncateReason(fmt.Sprintf("stage %s failed: %s", failed.Name, failed.Reason))})
+	}
+	if done {
+		return one(RunEventID(s, "succeeded"), s.Run, in.Now, events.RunSucceeded{Run: s.Run})
+	}
+	return nil
+}
+
+// drainStage is decideStage for a running stage of a run another stage
+// failed: its attempts in progress still end (by result or deadline) and
+// the stage ends with them, but nothing new is dispatched.
+func drainStage(s run.State, i int, in Inputs) []events.Event {
+	if evs := expire(s, i, in); len(evs) > 0 {
+		return evs
+	}
+	st := s.Stages[i]
+	var failed []string
+	all := true
+	for _, a := range st.Actions {
+		switch a.Phase {
+		case run.Dispatched, run.Running:
+			return nil
+		case run.Failed, run.Abandoned:
+			failed = append(failed, fmt.Sprintf("action %s: %s", a.Name, a.Reason))
+		}
+		all = all && a.Phase == run.Succeeded
+	}
+	switch {
+	case len(failed) > 0:
+		return one(events.StageID(s.Run, st.Name, st.Attempt, "failed"), s.Run, in.Now,
+			events.StageFailed{Run: s.Run, Stage: st.Name, Attempt: st.Attempt, Reason: joinReasons(failed)})
+	case all:
+		return one(events.StageID(s.Run, st.Name, st.Attempt, "succeeded"), s.Run, in.Now,
+			events.StageSucceeded{Run: s.Run, Stage: st.Name, Attempt: st.Attempt})
+	}
+	return nil // left unfinished (a later group not dispatched): the run fails without it
+}
+
+// inProgress reports whether any action attempt of the run is open.
+func inProgress(s run.State) bool {
+	for _, st := range s.Stages {
+		for _, a := range st.Actions {
+			if a.Phase == run.Dispatched || a.Phase == run.Running {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // forgedDispatch names an attempt the conductor did not dispatch: its
@@ -116,7 +201,7 @@ func decideStage(s run.State, i int, in Inputs) []events.Event {
 	active := false
 	for _, a := range st.Actions {
 		switch a.Phase {
-		case run.Failed:
+		case run.Failed, run.Abandoned: // abandoned by a stop, then the run was retried
 			failed = append(failed, fmt.Sprintf("action %s: %s", a.Name, a.Reason))
 		case run.Dispatched, run.Running:
 			active = true
@@ -169,12 +254,21 @@ func dispatch(s run.State, st run.Stage, def events.ActionDef, attempt int, in I
 	// itself to the task message it publishes.
 	lease := events.LeaseToken(in.LeaseKey, t.ID)
 	t.LeaseHash = events.LeaseHash(lease)
-	// Configuration is passed verbatim: a value (an inline buildspec above
-	// all) is never a template, because substituting run variables (a
-	// commit subject, a --var) into text a shell runs is command injection.
-	// Commands see the variables as environment variables instead.
-	t.Configuration = maps.Clone(def.Configuration)
+	// #{Namespace.KEY} references in configuration values are resolved
+	// here, once, from the log; never in text a shell runs (a buildspec),
+	// where a variable (a commit subject, a --var) would be command
+	// injection: there they are refused, and commands read variables from
+	// environment variables (env.NAME keys) instead. Everything else in a
+	// value is passed verbatim: ${...} is not a template.
+	cfg, problem := resolveConfiguration(s, def)
+	t.Configuration = cfg
 	evs := one(events.ActionID(ref, "dispatched"), s.Run, now, events.ActionDispatched{Task: t})
+	if problem != "" {
+		t.Configuration = maps.Clone(def.Configuration)
+		evs[0] = mustNew(events.ActionID(ref, "dispatched"), s.Run, now, events.ActionDispatched{Task: t})
+		return append(evs, mustNew(events.ResultID(ref, "failed", lease), s.Run, now, events.ActionFailed{
+			ActionRef: ref, Lease: lease, Reason: events.TruncateReason(problem)}))
+	}
 	for _, name := range def.Inputs {
 		a, ok := s.Artifacts[name]
 		if !ok {
@@ -225,7 +319,7 @@ func decideStop(s run.State, in Inputs) []events.Event {
 			}
 		}
 	}
-	return one(events.RunID(s.Run, "stopped"), s.Run, in.Now, events.RunStopped{Run: s.Run, Reason: s.Reason})
+	return one(RunEventID(s, "stopped"), s.Run, in.Now, events.RunStopped{Run: s.Run, Reason: s.Reason})
 }
 
 // expire fails the open attempts of stage i whose deadline (Deadline) has
@@ -274,13 +368,20 @@ func deadline(a run.Action, def events.ActionDef, in Inputs) (at time.Time, time
 }
 
 // NextDeadline is the earliest time at which Decide would fail an open
-// attempt of the run, so that the conductor can wake up then even when no
+// attempt of the run or retry a failed stage (onFailure RETRY), so that the conductor can wake up then even when no
 // event arrives; ok is false when nothing is open.
 func NextDeadline(s run.State, in Inputs) (next time.Time, ok bool) {
 	if s.Phase.Done() {
 		return time.Time{}, false
 	}
 	next, ok = conditionDeadline(s, in)
+	for i, st := range s.Stages {
+		if st.Phase == run.Failed && s.Phase == run.Running {
+			if _, at, retry := autoRetry(s, i, in); retry && !at.IsZero() && (!ok || at.Before(next)) {
+				next, ok = at, true
+			}
+		}
+	}
 	for i, st := range s.Stages {
 		for j, a := range st.Actions {
 			if a.Phase != run.Dispatched && a.Phase != run.Running {

@@ -12,6 +12,9 @@ import (
 // here, each in its own file, in that order.
 func enter(s run.State, i int, in Inputs) []events.Event {
 	st := s.Stages[i]
+	if !dependenciesMet(s, i) {
+		return nil
+	}
 	if evs, start := beforeEntry(s, i, in); !start {
 		return evs
 	}

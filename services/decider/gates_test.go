@@ -281,6 +281,8 @@ func TestConditionRules(t *testing.T) {
 		{"VariableCheck MATCHES a built-in", vc("GANTRY_REF", "MATCHES", `^refs/heads/(main|release/.*)$`), t0, nil, true, ""},
 		{"VariableCheck MATCHES fails", vc("VERSION", "MATCHES", `^\d+\.\d+\.\d+$`), t0, nil, false, ""},
 		{"VariableCheck of an unset variable", vc("NOPE", "EQ", ""), t0, nil, false, "variable NOPE is not set"},
+		{"VariableCheck of a pipeline variable by reference", vc("#{variables.COLOR}", "EQ", "blue"), t0, nil, true, `variables.COLOR} is "blue"`},
+		{"VariableCheck of a reference nothing sets", vc("#{Build.NOPE}", "EQ", ""), t0, nil, false, "is not set"},
 		{"DeploymentWindow inside, Berlin", window("* 9-17 * * MON-FRI", "Europe/Berlin"), thursdayNoon, nil, true, "2026-11-26T13:00:00+01:00 is inside"},
 		{"DeploymentWindow after hours, Berlin", window("* 9-17 * * MON-FRI", "Europe/Berlin"), t0.Add(5*time.Hour + 30*time.Minute), nil, false,
 			"2026-11-26T18:30:00+01:00 is outside the window * 9-17 * * MON-FRI (Europe/Berlin); it opens next at 2026-11-27T09:00:00+01:00"},

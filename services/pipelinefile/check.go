@@ -90,6 +90,8 @@ func (c *checker) semantics(def events.Definition, paths [][]actionPaths) {
 			}
 		}
 	}
+	ancestors := c.graph(def, stageAt)
+	c.references(def, paths, ancestors)
 	for i, s := range def.Stages {
 		for j, a := range s.Actions {
 			ap := paths[i][j]
@@ -98,7 +100,7 @@ func (c *checker) semantics(def events.Definition, paths [][]actionPaths) {
 				if !events.ValidName(in) {
 					continue // the schema reported it
 				}
-				if msg := inputProblem(def, produced, in, i, j, effectiveRunOrder(a)); msg != "" {
+				if msg := inputProblem(def, ancestors, produced, in, i, j, effectiveRunOrder(a)); msg != "" {
 					c.add(ip, msg, ErrInputNotProduced)
 				}
 			}
@@ -107,8 +109,10 @@ func (c *checker) semantics(def events.Definition, paths [][]actionPaths) {
 }
 
 // inputProblem explains why artifact in cannot be an input of action j of
-// stage i, or returns "" when it can.
-func inputProblem(def events.Definition, produced map[string]producer, in string, i, j, runOrder int) string {
+// stage i, or returns "" when it can: it must come from an ancestor of
+// stage i in the stage graph (ancestors[i]), or from an earlier runOrder
+// group of stage i.
+func inputProblem(def events.Definition, ancestors []map[int]bool, produced map[string]producer, in string, i, j, runOrder int) string {
 	prev, ok := produced[in]
 	switch {
 	case !ok:
@@ -121,12 +125,15 @@ func inputProblem(def events.Definition, produced map[string]producer, in string
 			return fmt.Sprintf("input %q is not produced by any action; did you mean %q?", in, s)
 		}
 		return fmt.Sprintf("input %q is not produced by any action", in)
-	case prev.stage < i, prev.stage == i && prev.runOrder < runOrder:
+	case prev.stage != i && ancestors[i][prev.stage], prev.stage == i && prev.runOrder < runOrder:
 		return ""
 	case prev.stage == i && prev.action == j:
 		return fmt.Sprintf("input %q is an output of this same action", in)
-	case prev.stage > i:
+	case prev.stage != i && ancestors[prev.stage][i]:
 		return fmt.Sprintf("input %q is produced by %s, in a later stage", in, actionName(def, prev.stage, prev.action))
+	case prev.stage != i:
+		return fmt.Sprintf("input %q is produced by %s, in a stage that may run in parallel with this one (stage %q does not depend on it); add it to dependsOn",
+			in, actionName(def, prev.stage, prev.action), def.Stages[i].Name)
 	case prev.runOrder == runOrder:
 		return fmt.Sprintf("input %q is produced by %s, which runs in parallel with this action (both runOrder %d); give this action a higher runOrder",
 			in, actionName(def, prev.stage, prev.action), runOrder)

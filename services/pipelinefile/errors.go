@@ -32,6 +32,9 @@ var (
 	// ErrInputNotProduced: an action reads an artifact that no action of an
 	// earlier stage, or of an earlier runOrder group of its stage, produces.
 	ErrInputNotProduced = errors.New("input artifact not produced earlier")
+	// ErrBadDependency: a stage's dependsOn names an unknown stage, the stage
+	// itself, or closes a cycle.
+	ErrBadDependency = errors.New("invalid stage dependency")
 	// ErrReservedVariable: a variable name starts with GANTRY_, the prefix of
 	// the variables Gantry sets itself.
 	ErrReservedVariable = errors.New("reserved variable name")

@@ -24,13 +24,24 @@ func Marshal(def events.Definition) ([]byte, error) {
 	writeTriggers(&b, def.Triggers)
 	b.WriteString("stages:\n")
 	for _, s := range def.Stages {
-		fmt.Fprintf(&b, "  - name: %s\n    actions:\n", scalar(s.Name))
+		fmt.Fprintf(&b, "  - name: %s\n", scalar(s.Name))
+		writeList(&b, "    ", "dependsOn", s.DependsOn)
+		if of := s.OnFailure; of != nil {
+			fmt.Fprintf(&b, "    onFailure:\n      result: %s\n", scalar(of.Result))
+			if of.Retries != 0 {
+				fmt.Fprintf(&b, "      retries: %d\n", of.Retries)
+			}
+		}
+		b.WriteString("    actions:\n")
 		for _, a := range s.Actions {
 			fmt.Fprintf(&b, "      - name: %s\n", scalar(a.Name))
 			const in = "        "
 			fmt.Fprintf(&b, in+"type: %s\n", scalar(a.Type))
 			if a.Pool != DefaultPool {
 				fmt.Fprintf(&b, in+"pool: %s\n", scalar(a.Pool))
+			}
+			if a.Namespace != "" {
+				fmt.Fprintf(&b, in+"namespace: %s\n", scalar(a.Namespace))
 			}
 			if a.RunOrder != DefaultRunOrder {
 				fmt.Fprintf(&b, in+"runOrder: %d\n", a.RunOrder)

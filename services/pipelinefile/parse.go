@@ -280,6 +280,11 @@ func (c *checker) extract() (events.Definition, [][]actionPaths) {
 		sm, _ := s.(map[string]any)
 		st := events.StageDef{}
 		st.Name, _ = sm["name"].(string)
+		st.DependsOn, _ = names(sm["dependsOn"])
+		if of, ok := sm["onFailure"].(map[string]any); ok {
+			result, _ := of["result"].(string)
+			st.OnFailure = &events.OnFailure{Result: result, Retries: intField(of["retries"])}
+		}
 		actions, _ := sm["actions"].([]any)
 		ap := make([]actionPaths, 0, len(actions))
 		for j, a := range actions {
@@ -289,6 +294,7 @@ func (c *checker) extract() (events.Definition, [][]actionPaths) {
 			act.Name, _ = am["name"].(string)
 			act.Type, _ = am["type"].(string)
 			act.Pool, _ = am["pool"].(string)
+			act.Namespace, _ = am["namespace"].(string)
 			act.RunOrder = intField(am["runOrder"])
 			act.TimeoutSeconds = intField(am["timeoutSeconds"])
 			act.Inputs, p.inputs = names(am["inputs"])

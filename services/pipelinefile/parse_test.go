@@ -101,6 +101,10 @@ func TestBadFilesSentinels(t *testing.T) {
 		{"input-order", []error{ErrInputNotProduced}, []error{ErrSchema}},
 		{"reserved-variable", []error{ErrReservedVariable}, []error{ErrSchema}},
 		{"source-repository", []error{ErrMissingConfiguration, ErrSchema}, nil},
+		{"depends-on", []error{ErrBadDependency}, []error{ErrSchema}},
+		{"references", []error{ErrBadReference, ErrReservedVariable}, []error{ErrSchema}},
+		{"depends-on-cycle", []error{ErrBadDependency}, []error{ErrSchema, ErrInputNotProduced}},
+		{"depends-on-parallel-input", []error{ErrInputNotProduced}, []error{ErrSchema, ErrBadDependency}},
 		{"many-problems", []error{ErrSchema, ErrUnknownField, ErrDuplicateName, ErrDuplicateArtifact,
 			ErrInputNotProduced, ErrMissingConfiguration}, []error{ErrSyntax}},
 	}
@@ -200,6 +204,47 @@ var goodFiles = map[string]events.Definition{
 					}),
 				},
 			},
+		},
+	},
+	"variables": {
+		Name:      "variables",
+		Variables: map[string]string{"REGION": "eu-1"},
+		Stages: []events.StageDef{
+			{Name: "Source", Actions: []events.ActionDef{action("checkout", "source", func(a *events.ActionDef) {
+				a.Namespace, a.Outputs = "Src", []string{"src"}
+				a.Configuration = map[string]string{"repository": "/srv/repo"}
+			})}},
+			{Name: "Build", Actions: []events.ActionDef{
+				action("version", "build", func(a *events.ActionDef) {
+					a.Namespace, a.Inputs = "Version", []string{"src"}
+					a.Configuration = map[string]string{"buildspec": "version.yml"}
+				}),
+				action("image", "build", func(a *events.ActionDef) {
+					a.RunOrder, a.Inputs = 2, []string{"src"}
+					a.Configuration = map[string]string{"buildspec": "image.yml", "env.IMAGE_TAG": "#{Version.APP_VERSION}-#{Src.COMMIT_ID}"}
+				}),
+			}},
+			{Name: "Deploy", Actions: []events.ActionDef{action("ship", "deploy", func(a *events.ActionDef) {
+				a.Configuration = map[string]string{"group": "web-#{variables.REGION}", "revision": "#{pipeline.runId} #{source.commitId}"}
+			})}},
+		},
+	},
+	"diamond": {
+		Name: "diamond",
+		Stages: []events.StageDef{
+			{Name: "Source", Actions: []events.ActionDef{action("checkout", "source", func(a *events.ActionDef) {
+				a.Outputs = []string{"src"}
+				a.Configuration = map[string]string{"repository": "/srv/repo"}
+			})}},
+			{Name: "Build", DependsOn: []string{"Source"}, Actions: []events.ActionDef{action("compile", "build", func(a *events.ActionDef) {
+				a.Inputs, a.Outputs = []string{"src"}, []string{"app"}
+			})}},
+			{Name: "Lint", DependsOn: []string{"Source"}, Actions: []events.ActionDef{action("vet", "build", func(a *events.ActionDef) {
+				a.Inputs = []string{"src"}
+			})}},
+			{Name: "Deploy", DependsOn: []string{"Lint", "Build"}, OnFailure: &events.OnFailure{Result: "RETRY", Retries: 3}, Actions: []events.ActionDef{action("ship", "deploy", func(a *events.ActionDef) {
+				a.Inputs = []string{"app", "src"}
+			})}},
 		},
 	},
 	"hello": {
@@ -403,10 +448,10 @@ func TestSchemaFacts(t *testing.T) {
 	if want := []string{"description", "name", "stages", "triggers", "variables"}; !slices.Equal(info.rootFields, want) {
 		t.Errorf("root fields = %v, want %v", info.rootFields, want)
 	}
-	if want := []string{"actions", "beforeEntry", "name", "onSuccess"}; !slices.Equal(info.stageFields, want) {
+	if want := []string{"actions", "beforeEntry", "dependsOn", "name", "onFailure", "onSuccess"}; !slices.Equal(info.stageFields, want) {
 		t.Errorf("stage fields = %v, want %v", info.stageFields, want)
 	}
-	if want := []string{"configuration", "inputs", "name", "outputs", "pool", "runOrder", "secrets", "timeoutSeconds", "type"}; !slices.Equal(info.actionFields, want) {
+	if want := []string{"configuration", "inputs", "name", "namespace", "outputs", "pool", "runOrder", "secrets", "timeoutSeconds", "type"}; !slices.Equal(info.actionFields, want) {
 		t.Errorf("action fields = %v, want %v", info.actionFields, want)
 	}
 }
