@@ -47,8 +47,9 @@ func samples() map[string]events.Payload {
 	trigger := "github/push/acme/webshop/refs/heads/main/" + commit
 	run := events.RunIDForTrigger(trigger, sampleTime.UnixMilli())
 	def := events.Definition{
-		Name:      pipeline,
-		Variables: map[string]string{"GOFLAGS": "-mod=readonly", "REGISTRY": "registry.internal:5000"},
+		ExecutionMode: events.ModeQueued,
+		Name:          pipeline,
+		Variables:     map[string]string{"GOFLAGS": "-mod=readonly", "REGISTRY": "registry.internal:5000"},
 		Stages: []events.StageDef{
 			{Name: "Build", Actions: []events.ActionDef{
 				{
@@ -155,6 +156,13 @@ func samples() map[string]events.Payload {
 				{Suite: "payments", Name: "TestRefundTwice", Message: "timeout after 10s"},
 			},
 		},
+		events.TypeRunSuperseded:  events.RunSuperseded{Run: run, Stage: "Staging", By: dep, Reason: "superseded by run " + dep},
+		events.TypeLaneWaiting:    events.LaneWaiting{Pipeline: pipeline, Run: run, Stage: "Staging", Order: 4711, Mode: events.ModeQueued},
+		events.TypeLaneEntered:    events.LaneEntered{Pipeline: pipeline, Run: run, Stage: "Staging"},
+		events.TypeLaneLeft:       events.LaneLeft{Pipeline: pipeline, Run: run, Stage: "Staging"},
+		events.TypeLaneSuperseded: events.LaneSuperseded{Pipeline: pipeline, Run: run, Stage: "Staging", By: dep},
+		events.TypeLaneTransition: events.LaneTransition{Pipeline: pipeline, Stage: "Staging", Disabled: true,
+			Reason: "release freeze until Monday", Actor: "alice@laptop"},
 	}
 }
 
@@ -200,6 +208,18 @@ func idOf(p events.Payload) string {
 		return events.ActionID(p.ActionRef, "log-archived")
 	case events.TestReported:
 		return events.ActionID(p.ActionRef, "test-reported")
+	case events.RunSuperseded:
+		return events.RunID(p.Run, "superseded")
+	case events.LaneWaiting:
+		return events.LaneID(p.Pipeline, p.Run, p.Stage, "waiting")
+	case events.LaneEntered:
+		return events.LaneID(p.Pipeline, p.Run, p.Stage, "entered")
+	case events.LaneLeft:
+		return events.LaneID(p.Pipeline, p.Run, p.Stage, "left")
+	case events.LaneSuperseded:
+		return events.LaneID(p.Pipeline, p.Run, p.Stage, "superseded")
+	case events.LaneTransition:
+		return events.TransitionID(p.Pipeline, p.Stage, p.Disabled, attemptMark)
 	case events.DeploymentCreated:
 		return events.DeployID(p.Deployment, "created")
 	case events.DeployHostDispatched:
@@ -291,6 +311,18 @@ func idPattern(t string) string {
 		p = events.DeploymentStopped{Deployment: "<deployment>"}
 	case events.TypeDeploymentRollback:
 		p = events.DeploymentRollback{Deployment: "<deployment>"}
+	case events.TypeRunSuperseded:
+		p = events.RunSuperseded{Run: ref.Run}
+	case events.TypeLaneWaiting:
+		p = events.LaneWaiting{Pipeline: "<pipeline>", Run: ref.Run, Stage: ref.Stage}
+	case events.TypeLaneEntered:
+		p = events.LaneEntered{Pipeline: "<pipeline>", Run: ref.Run, Stage: ref.Stage}
+	case events.TypeLaneLeft:
+		p = events.LaneLeft{Pipeline: "<pipeline>", Run: ref.Run, Stage: ref.Stage}
+	case events.TypeLaneSuperseded:
+		p = events.LaneSuperseded{Pipeline: "<pipeline>", Run: ref.Run, Stage: ref.Stage}
+	case events.TypeLaneTransition:
+		p = events.LaneTransition{Pipeline: "<pipeline>", Stage: ref.Stage}
 	default:
 		panic("idPattern: unknown type " + t)
 	}
@@ -318,6 +350,9 @@ func runOf(p events.Payload) string {
 	v := reflect.ValueOf(p)
 	if f := v.FieldByName("Deployment"); f.IsValid() {
 		return f.String()
+	}
+	if strings.HasPrefix(p.EventType(), "dev.gantry.lane.") {
+		return events.LaneToken
 	}
 	if f := v.FieldByName("Run"); f.IsValid() {
 		return f.String()
@@ -362,7 +397,8 @@ func TestCatalogueRoundTrip(t *testing.T) {
 				!out.Time.Equal(in.Time) || out.DataSchema != events.SchemaURI(typ) || out.SpecVersion != events.SpecVersion {
 				t.Errorf("envelope changed in a round trip:\n got %+v\nwant %+v", out.Envelope, in.Envelope)
 			}
-			if !strings.HasPrefix(out.ID, "run/"+runOf(p)+"/") && !strings.HasPrefix(out.ID, "deploy/"+runOf(p)+"/") {
+			if !strings.HasPrefix(out.ID, "run/"+runOf(p)+"/") && !strings.HasPrefix(out.ID, "deploy/"+runOf(p)+"/") &&
+				!(runOf(p) == events.LaneToken && strings.HasPrefix(out.ID, "lane/")) {
 				t.Errorf("ID %q does not start with the run", out.ID)
 			}
 		})

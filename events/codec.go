@@ -128,6 +128,18 @@ func newPayload(t string) (any, error) {
 		return &RunStopped{}, nil
 	case TypeActionAbandoned:
 		return &ActionAbandoned{}, nil
+	case TypeRunSuperseded:
+		return &RunSuperseded{}, nil
+	case TypeLaneWaiting:
+		return &LaneWaiting{}, nil
+	case TypeLaneEntered:
+		return &LaneEntered{}, nil
+	case TypeLaneLeft:
+		return &LaneLeft{}, nil
+	case TypeLaneSuperseded:
+		return &LaneSuperseded{}, nil
+	case TypeLaneTransition:
+		return &LaneTransition{}, nil
 	case TypeDeploymentCreated:
 		return &DeploymentCreated{}, nil
 	case TypeDeployHostDispatched:
@@ -189,6 +201,18 @@ func deref(p any) Payload {
 	case *RunStopped:
 		return *v
 	case *ActionAbandoned:
+		return *v
+	case *RunSuperseded:
+		return *v
+	case *LaneWaiting:
+		return *v
+	case *LaneEntered:
+		return *v
+	case *LaneLeft:
+		return *v
+	case *LaneSuperseded:
+		return *v
+	case *LaneTransition:
 		return *v
 	case *DeploymentCreated:
 		return *v

@@ -91,7 +91,8 @@ var (
 		opt("inputs", arr(str)), opt("outputs", arr(str)), opt("configuration", varsShape),
 		opt("timeoutSeconds", num), opt("secrets", secretsShape))
 	stageDefShape   = obj(req("name", str), req("actions", arr(actionDefShape)))
-	definitionShape = obj(req("name", str), opt("variables", varsShape), req("stages", arr(stageDefShape)))
+	definitionShape = obj(req("name", str), opt("variables", varsShape), req("stages", arr(stageDefShape)),
+		opt("executionMode", str))
 	testCaseShape   = obj(opt("suite", str), req("name", str), opt("message", str), opt("durationSeconds", posFloat))
 )
 

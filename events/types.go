@@ -285,6 +285,9 @@ type Definition struct {
 	Name      string            `json:"name"`
 	Variables map[string]string `json:"variables,omitempty"`
 	Stages    []StageDef        `json:"stages"`
+	// ExecutionMode is ModeSuperseded, ModeQueued or ModeParallel; empty
+	// means ModeSuperseded (types_lanes.go).
+	ExecutionMode string `json:"executionMode,omitempty"`
 }
 
 // StageDef is one stage; its actions run in runOrder groups.

@@ -332,7 +332,13 @@ func (a ActionDef) check() *fieldError {
 }
 
 func (d Definition) check() *fieldError {
-	if e := firstOf(name("name", d.Name), variables("variables", d.Variables), minItems("stages", len(d.Stages)),
+	var mode *fieldError
+	switch d.ExecutionMode {
+	case "", ModeSuperseded, ModeQueued, ModeParallel:
+	default:
+		mode = errorf("value must be one of 'SUPERSEDED', 'QUEUED', 'PARALLEL'").in("executionMode")
+	}
+	if e := firstOf(name("name", d.Name), variables("variables", d.Variables), mode, minItems("stages", len(d.Stages)),
 		atMostItems("stages", len(d.Stages), MaxStages)); e != nil {
 		return e
 	}

@@ -56,6 +56,12 @@ func Evolve(s State, e events.Event) State {
 		case s.Phase == Stopping && p.Abandon && !s.Abandon: // a stop escalated to abandon
 			s.Abandon, s.Reason, s.StoppedBy = true, p.Reason, p.Actor
 		}
+	case events.RunSuperseded:
+		// Only a run that waits between stages can be overtaken; a stop
+		// asked for meanwhile gives way, as the run ends either way.
+		if s.Phase == Running || s.Phase == Stopping {
+			s.Phase, s.EndedAt, s.Reason, s.SupersededBy = Superseded, at, p.Reason, p.By
+		}
 	case events.RunStopped:
 		if s.Phase == Stopping {
 			s.Phase, s.EndedAt, s.Reason = Stopped, at, p.Reason
@@ -147,16 +153,17 @@ func current(s *State, r events.ActionRef) *Action {
 
 func requested(req events.RunRequested, e events.Event) State {
 	s := State{
-		Run:         req.Run,
-		Pipeline:    req.Pipeline,
-		Revision:    req.Revision,
-		Definition:  req.Definition,
-		Trigger:     req.Trigger,
-		Variables:   maps.Clone(req.Variables),
-		Phase:       Requested,
-		RequestedAt: e.Time,
-		LastSeq:     e.Seq,
-		Events:      1,
+		Run:          req.Run,
+		Pipeline:     req.Pipeline,
+		Revision:     req.Revision,
+		Definition:   req.Definition,
+		Trigger:      req.Trigger,
+		Variables:    maps.Clone(req.Variables),
+		Phase:        Requested,
+		RequestedAt:  e.Time,
+		RequestedSeq: e.Seq,
+		LastSeq:      e.Seq,
+		Events:       1,
 	}
 	for _, sd := range req.Definition.Stages {
 		st := Stage{Name: sd.Name, Actions: make([]Action, 0, len(sd.Actions))}

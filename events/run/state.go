@@ -26,10 +26,15 @@ const (
 	Stopped  Phase = "Stopped"
 	// Abandoned is an action attempt ended by a stop with abandon.
 	Abandoned Phase = "Abandoned"
+	// Superseded is a run overtaken by a newer run while both waited to
+	// enter the same stage (execution mode SUPERSEDED).
+	Superseded Phase = "Superseded"
 )
 
 // Done reports whether a phase is final.
-func (p Phase) Done() bool { return p == Succeeded || p == Failed || p == Stopped || p == Abandoned }
+func (p Phase) Done() bool {
+	return p == Succeeded || p == Failed || p == Stopped || p == Abandoned || p == Superseded
+}
 
 // State is a folded run.
 type State struct {
@@ -47,8 +52,13 @@ type State struct {
 	Stages      []Stage                       `json:"stages"`
 	Artifacts   map[string]events.ArtifactRef `json:"artifacts,omitempty"`
 	RequestedAt time.Time                     `json:"requestedAt"`
-	StartedAt   time.Time                     `json:"startedAt,omitzero"`
-	EndedAt     time.Time                     `json:"endedAt,omitzero"`
+	// RequestedSeq is the stream sequence of run.requested: the order runs
+	// of a pipeline were started in, which execution modes go by.
+	RequestedSeq uint64 `json:"requestedSeq,omitempty"`
+	// SupersededBy is the newer run that overtook this one.
+	SupersededBy string    `json:"supersededBy,omitempty"`
+	StartedAt    time.Time `json:"startedAt,omitzero"`
+	EndedAt      time.Time `json:"endedAt,omitzero"`
 	// LastSeq is the stream sequence of the last event folded; Events counts them.
 	LastSeq uint64 `json:"lastSeq"`
 	Events  int    `json:"events"`

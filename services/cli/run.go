@@ -298,7 +298,7 @@ func mark(p run.Phase) string {
 		return "✔"
 	case run.Failed:
 		return "✘"
-	case run.Stopped, run.Abandoned:
+	case run.Stopped, run.Abandoned, run.Superseded:
 		return "■"
 	case run.Stopping:
 		return "…"

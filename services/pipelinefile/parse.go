@@ -271,6 +271,7 @@ func (c *checker) extract() (events.Definition, [][]actionPaths) {
 	if vars, ok := root["variables"].(map[string]any); ok {
 		def.Variables = stringValues(vars)
 	}
+	def.ExecutionMode, _ = root["executionMode"].(string)
 	stages, _ := root["stages"].([]any)
 	paths := make([][]actionPaths, 0, len(stages))
 	for i, s := range stages {
