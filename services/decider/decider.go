@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/lanes"
 )
 
 // Source is the CloudEvents source of the conductor's events.
@@ -37,6 +38,10 @@ type Inputs struct {
 	// Grace is added to an attempt's timeout before the decider fails it
 	// for want of a result; zero means DefaultGrace.
 	Grace time.Duration
+	// Lane is the folded lane of the run's pipeline (package lanes): what
+	// runs share, stage locks and transitions. Nil means the run is
+	// decided alone, with no cross-run rules.
+	Lane *lanes.State
 }
 
 func (in Inputs) grace() time.Duration {

@@ -12,6 +12,9 @@ import (
 // here, each in its own file, in that order.
 func enter(s run.State, i int, in Inputs) []events.Event {
 	st := s.Stages[i]
+	if evs, wait := laneCheck(s, i, in); wait {
+		return evs
+	}
 	return one(events.StageID(s.Run, st.Name, st.Attempt+1, "started"), s.Run, in.Now,
 		events.StageStarted{Run: s.Run, Stage: st.Name, Attempt: st.Attempt + 1})
 }
