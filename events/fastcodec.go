@@ -93,7 +93,7 @@ var (
 	stageDefShape   = obj(req("name", str), req("actions", arr(actionDefShape)))
 	definitionShape = obj(req("name", str), opt("variables", varsShape), req("stages", arr(stageDefShape)),
 		opt("executionMode", str))
-	testCaseShape   = obj(opt("suite", str), req("name", str), opt("message", str), opt("durationSeconds", posFloat))
+	testCaseShape = obj(opt("suite", str), req("name", str), opt("message", str), opt("durationSeconds", posFloat))
 )
 
 func refFields(more ...field) []field {

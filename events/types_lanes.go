@@ -37,12 +37,12 @@ var ExecutionModes = []string{ModeSuperseded, ModeQueued, ModeParallel}
 
 // Lane and superseded event types.
 const (
-	TypeRunSuperseded    = "dev.gantry.run.superseded"
-	TypeLaneWaiting      = "dev.gantry.lane.waiting"
-	TypeLaneEntered      = "dev.gantry.lane.entered"
-	TypeLaneLeft         = "dev.gantry.lane.left"
-	TypeLaneSuperseded   = "dev.gantry.lane.superseded"
-	TypeLaneTransition   = "dev.gantry.lane.transition"
+	TypeRunSuperseded  = "dev.gantry.run.superseded"
+	TypeLaneWaiting    = "dev.gantry.lane.waiting"
+	TypeLaneEntered    = "dev.gantry.lane.entered"
+	TypeLaneLeft       = "dev.gantry.lane.left"
+	TypeLaneSuperseded = "dev.gantry.lane.superseded"
+	TypeLaneTransition = "dev.gantry.lane.transition"
 )
 
 func init() {
@@ -135,4 +135,3 @@ func TransitionID(pipeline, stage string, disabled bool, tip uint64) string {
 	}
 	return "lane/" + pipeline + "/transition/" + stage + "/" + what + "/" + strconv.FormatUint(tip, 10)
 }
-
