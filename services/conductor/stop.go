@@ -22,6 +22,9 @@ import (
 func (c *Conductor) serveCommands(ctx context.Context) ([]*nats.Subscription, error) {
 	handlers := map[string]command.Handler{
 		command.Stop: c.Stop,
+		// lanes.go
+		command.StageDisable: c.StageDisable,
+		command.StageEnable:  c.StageEnable,
 	}
 	var subs []*nats.Subscription
 	for verb, h := range handlers {
