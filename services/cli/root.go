@@ -125,6 +125,7 @@ announced in --data-dir, or open the data directory themselves.`,
 		pipelineCmd(g), runCmd(g), logsCmd(g), eventsCmd(g), artifactCmd(g), stateCmd(g),
 		devCmd(g), demoCmd(g), junitCmd(g), secretCmd(g), natsCmd(g),
 	)
+	root.AddCommand(stageCmd(g))
 	root.AddCommand(roleCmds(g)...)
 	root.AddCommand(deployCmds(g)...)
 	return root

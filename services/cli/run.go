@@ -254,6 +254,8 @@ func describe(e events.Event) string {
 		return fmt.Sprintf("%s run stop requested by %s (abandon: %t): %s", ts, orDash(p.Actor), p.Abandon, p.Reason)
 	case events.RunStopped:
 		return fmt.Sprintf("%s run stopped: %s", ts, p.Reason)
+	case events.RunSuperseded:
+		return fmt.Sprintf("%s run superseded: %s", ts, p.Reason)
 	case events.ActionAbandoned:
 		return fmt.Sprintf("%s action %s/%s abandoned", ts, p.Stage, p.Action)
 	case events.StageStarted:
