@@ -64,7 +64,7 @@ func samples() map[string]events.Payload {
 					Inputs: []string{"test-bin"}, Configuration: map[string]string{"reports": "reports/*.xml"},
 				},
 			}},
-			{Name: "Staging", Actions: []events.ActionDef{
+			{Name: "Staging", OnFailure: &events.OnFailure{Result: events.OnFailureRetry, Retries: 2}, Actions: []events.ActionDef{
 				{Name: "deploy", Type: "deploy", Pool: "default", RunOrder: 1, Inputs: []string{"app"},
 					Configuration: map[string]string{"application": "webshop", "deploymentGroup": "staging"}},
 			}},
@@ -84,6 +84,7 @@ func samples() map[string]events.Payload {
 			Pipeline: pipeline, Run: run, Revision: 7, Definition: def,
 			Trigger:   events.Trigger{ID: trigger, Kind: "webhook", Commit: commit, Ref: "refs/heads/main", Actor: "octocat"},
 			Variables: map[string]string{"DEPLOY_ENV": "staging"},
+			Rollback:  &events.Rollback{Run: dep, Stage: "Staging", Artifacts: []events.ArtifactRef{app}, Cause: dep},
 		},
 		events.TypeRunStarted:   events.RunStarted{Run: run},
 		events.TypeRunSucceeded: events.RunSucceeded{Run: run},

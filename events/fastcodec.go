@@ -48,7 +48,7 @@ var fastShapes = map[string]*shape{
 	TypeRunRequested: obj(
 		req("pipeline", str), req("run", str), req("revision", num),
 		req("definition", definitionShape), req("trigger", triggerShape),
-		opt("variables", varsShape)),
+		opt("variables", varsShape), opt("rollback", rollbackShape)),
 	TypeRunStarted:     obj(req("run", str)),
 	TypeRunSucceeded:   obj(req("run", str)),
 	TypeRunFailed:      obj(req("run", str), opt("stage", str), req("reason", str)),
@@ -90,7 +90,9 @@ var (
 	actionDefShape = obj(req("name", str), req("type", str), req("pool", str), req("runOrder", num),
 		opt("inputs", arr(str)), opt("outputs", arr(str)), opt("configuration", varsShape),
 		opt("timeoutSeconds", num), opt("secrets", secretsShape))
-	stageDefShape   = obj(req("name", str), req("actions", arr(actionDefShape)))
+	stageDefShape   = obj(req("name", str), req("actions", arr(actionDefShape)), opt("onFailure", onFailureShape))
+	onFailureShape  = obj(req("result", str), optKeepZero("retries", num))
+	rollbackShape   = obj(req("run", str), req("stage", str), opt("artifacts", arr(artifactRefShape)), opt("cause", str))
 	definitionShape = obj(req("name", str), opt("variables", varsShape), req("stages", arr(stageDefShape)),
 		opt("executionMode", str))
 	testCaseShape = obj(opt("suite", str), req("name", str), opt("message", str), opt("durationSeconds", posFloat))

@@ -63,6 +63,9 @@ type RunRequested struct {
 	Definition Definition        `json:"definition"`
 	Trigger    Trigger           `json:"trigger"`
 	Variables  map[string]string `json:"variables,omitempty"`
+	// Rollback makes the run a stage rollback (kind ROLLBACK,
+	// types_lanes.go); nil for an ordinary run.
+	Rollback *Rollback `json:"rollback,omitempty"`
 }
 
 func (RunRequested) EventType() string { return TypeRunRequested }
@@ -294,6 +297,9 @@ type Definition struct {
 type StageDef struct {
 	Name    string      `json:"name"`
 	Actions []ActionDef `json:"actions"`
+	// OnFailure says what a failure of the stage does (types_lanes.go);
+	// nil means the run fails.
+	OnFailure *OnFailure `json:"onFailure,omitempty"`
 }
 
 // ActionDef is one action of a stage.

@@ -135,3 +135,38 @@ func TransitionID(pipeline, stage string, disabled bool, tip uint64) string {
 	}
 	return "lane/" + pipeline + "/transition/" + stage + "/" + what + "/" + strconv.FormatUint(tip, 10)
 }
+
+// Run kinds.
+const (
+	// KindRollback is a stage rollback run (gantry run rollback).
+	KindRollback = "ROLLBACK"
+)
+
+// Rollback is what makes a run a stage rollback: it re-runs Stage of the
+// pipeline with the source revision, artifacts and variables of run Run,
+// which succeeded in that stage. The run.requested's definition then holds
+// that one stage, and Artifacts are the target run's artifacts as they
+// stood (same object keys and digests), the stage's inputs.
+type Rollback struct {
+	Run       string        `json:"run"`
+	Stage     string        `json:"stage"`
+	Artifacts []ArtifactRef `json:"artifacts,omitempty"`
+	// Cause is the failed run an automatic rollback (onFailure ROLLBACK)
+	// answers; empty for one asked for.
+	Cause string `json:"cause,omitempty"`
+}
+
+// Results of a stage's onFailure.
+const (
+	OnFailureFail     = "FAIL"
+	OnFailureRetry    = "RETRY"
+	OnFailureRollback = "ROLLBACK"
+)
+
+// OnFailure is a stage's failure rule: FAIL (the default) fails the run,
+// ROLLBACK fails it and starts a rollback run of the stage to the last
+// run in which it succeeded, RETRY retries the stage up to Retries times.
+type OnFailure struct {
+	Result  string `json:"result"`
+	Retries int    `json:"retries,omitempty"`
+}

@@ -343,7 +343,8 @@ func (d Definition) check() *fieldError {
 		return e
 	}
 	for i, s := range d.Stages {
-		if e := firstOf(name("name", s.Name), minItems("actions", len(s.Actions)), maxItems("actions", len(s.Actions))); e != nil {
+		if e := firstOf(name("name", s.Name), minItems("actions", len(s.Actions)), maxItems("actions", len(s.Actions)),
+			s.OnFailure.check().in("onFailure")); e != nil {
 			return e.in(strconv.Itoa(i)).in("stages")
 		}
 		for j, a := range s.Actions {
@@ -390,7 +391,7 @@ func (c TestCase) check() *fieldError {
 
 func (p RunRequested) validate() error {
 	return first(name("pipeline", p.Pipeline), name("run", p.Run), p.Definition.check().in("definition"),
-		p.Trigger.check().in("trigger"), variables("variables", p.Variables))
+		p.Trigger.check().in("trigger"), variables("variables", p.Variables), p.Rollback.check().in("rollback"))
 	// revision is a uint64: encoding/json refused anything below 0.
 }
 
@@ -471,3 +472,26 @@ var (
 	_ validator = LogArchived{}
 	_ validator = TestReported{}
 )
+
+func (r *Rollback) check() *fieldError {
+	if r == nil {
+		return nil
+	}
+	return firstOf(name("run", r.Run), name("stage", r.Stage), artifactRefs("artifacts", r.Artifacts), optName("cause", r.Cause))
+}
+
+func (f *OnFailure) check() *fieldError {
+	if f == nil {
+		return nil
+	}
+	var result, retries *fieldError
+	switch f.Result {
+	case OnFailureFail, OnFailureRetry, OnFailureRollback:
+	default:
+		result = errorf("value must be one of 'FAIL', 'RETRY', 'ROLLBACK'").in("result")
+	}
+	if f.Retries < 0 || f.Retries > 10 {
+		retries = errorf("value must be between 0 and 10: got %d", f.Retries).in("retries")
+	}
+	return firstOf(result, retries)
+}

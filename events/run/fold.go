@@ -165,6 +165,19 @@ func requested(req events.RunRequested, e events.Event) State {
 		LastSeq:      e.Seq,
 		Events:       1,
 	}
+	if rb := req.Rollback; rb != nil {
+		// A rollback run starts with the target run's artifacts: the
+		// stage it re-runs reads exactly what that run's did.
+		r := *rb
+		r.Artifacts = append([]events.ArtifactRef(nil), rb.Artifacts...)
+		s.Kind, s.Rollback = events.KindRollback, &r
+		for _, a := range rb.Artifacts {
+			if s.Artifacts == nil {
+				s.Artifacts = map[string]events.ArtifactRef{}
+			}
+			s.Artifacts[a.Name] = a
+		}
+	}
 	for _, sd := range req.Definition.Stages {
 		st := Stage{Name: sd.Name, Actions: make([]Action, 0, len(sd.Actions))}
 		for _, ad := range sd.Actions {

@@ -43,9 +43,13 @@ type State struct {
 	Revision   uint64            `json:"revision"`
 	Definition events.Definition `json:"definition"`
 	Trigger    events.Trigger    `json:"trigger"`
-	Variables  map[string]string `json:"variables,omitempty"`
-	Phase      Phase             `json:"phase"`
-	Reason     string            `json:"reason,omitempty"`
+	// Kind is events.KindRollback for a stage rollback run, else empty;
+	// Rollback then says of which run and stage.
+	Kind      string            `json:"kind,omitempty"`
+	Rollback  *events.Rollback  `json:"rollback,omitempty"`
+	Variables map[string]string `json:"variables,omitempty"`
+	Phase     Phase             `json:"phase"`
+	Reason    string            `json:"reason,omitempty"`
 	// Abandon and StoppedBy record a stop request (phase Stopping/Stopped).
 	Abandon     bool                          `json:"abandon,omitempty"`
 	StoppedBy   string                        `json:"stoppedBy,omitempty"`

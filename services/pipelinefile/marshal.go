@@ -26,7 +26,14 @@ func Marshal(def events.Definition) ([]byte, error) {
 	}
 	b.WriteString("stages:\n")
 	for _, s := range def.Stages {
-		fmt.Fprintf(&b, "  - name: %s\n    actions:\n", scalar(s.Name))
+		fmt.Fprintf(&b, "  - name: %s\n", scalar(s.Name))
+		if f := s.OnFailure; f != nil {
+			fmt.Fprintf(&b, "    onFailure:\n      result: %s\n", scalar(f.Result))
+			if f.Retries != 0 {
+				fmt.Fprintf(&b, "      retries: %d\n", f.Retries)
+			}
+		}
+		b.WriteString("    actions:\n")
 		for _, a := range s.Actions {
 			fmt.Fprintf(&b, "      - name: %s\n", scalar(a.Name))
 			const in = "        "

@@ -278,6 +278,10 @@ func (c *checker) extract() (events.Definition, [][]actionPaths) {
 		sm, _ := s.(map[string]any)
 		st := events.StageDef{}
 		st.Name, _ = sm["name"].(string)
+		if of, ok := sm["onFailure"].(map[string]any); ok {
+			st.OnFailure = &events.OnFailure{Retries: intField(of["retries"])}
+			st.OnFailure.Result, _ = of["result"].(string)
+		}
 		actions, _ := sm["actions"].([]any)
 		ap := make([]actionPaths, 0, len(actions))
 		for j, a := range actions {

@@ -350,10 +350,10 @@ func TestSchemaFacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"description", "name", "stages", "variables"}; !slices.Equal(info.rootFields, want) {
+	if want := []string{"description", "executionMode", "name", "stages", "variables"}; !slices.Equal(info.rootFields, want) {
 		t.Errorf("root fields = %v, want %v", info.rootFields, want)
 	}
-	if want := []string{"actions", "name"}; !slices.Equal(info.stageFields, want) {
+	if want := []string{"actions", "name", "onFailure"}; !slices.Equal(info.stageFields, want) {
 		t.Errorf("stage fields = %v, want %v", info.stageFields, want)
 	}
 	if want := []string{"configuration", "inputs", "name", "outputs", "pool", "runOrder", "secrets", "timeoutSeconds", "type"}; !slices.Equal(info.actionFields, want) {
