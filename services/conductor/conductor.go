@@ -305,7 +305,7 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 	if err != nil {
 		return err
 	}
-	return c.syncLane(ctx, st)
+	return c.settled(ctx, st)
 }
 
 // advance decides and appends until the run waits for someone else. On a
@@ -434,7 +434,7 @@ func (c *Conductor) expire(ctx context.Context, sh *shard) {
 		st, err := c.advance(ctx, en.st.Pipeline, en, en.st, log)
 		c.keep(sh, en, st)
 		if err == nil {
-			err = c.syncLane(ctx, st)
+			err = c.settled(ctx, st)
 		}
 		if err != nil && ctx.Err() == nil {
 			log.Warn().Err(err).Msg("deadline not enforced; retrying on the next tick")
@@ -467,7 +467,7 @@ func (c *Conductor) look(ctx context.Context, sh *shard, pipeline, runID string)
 	if err != nil {
 		return err
 	}
-	return c.syncLane(ctx, st)
+	return c.settled(ctx, st)
 }
 
 // keep caches a run's state, or forgets it once it ended.

@@ -183,8 +183,13 @@ func (c *Conductor) advanceRun(ctx context.Context, pipeline, runID string) erro
 	}
 	en := &entry{published: map[string]bool{}, tip: tip}
 	log := c.o.Log.With().Str("run", runID).Str("pipeline", pipeline).Logger()
-	_, err = c.advance(ctx, pipeline, en, st, log)
-	return err
+	st, err = c.advance(ctx, pipeline, en, st, log)
+	if err != nil {
+		return err
+	}
+	// Not settled (the lane is what is being reconciled): only the
+	// rollback a failure asks for.
+	return c.autoRollback(ctx, st)
 }
 
 // ErrUnknownStage refuses a transition command for a stage the pipeline

@@ -25,6 +25,8 @@ func (c *Conductor) serveCommands(ctx context.Context) ([]*nats.Subscription, er
 		// lanes.go
 		command.StageDisable: c.StageDisable,
 		command.StageEnable:  c.StageEnable,
+		// rollback.go
+		command.StageRollback: c.StageRollback,
 	}
 	var subs []*nats.Subscription
 	for verb, h := range handlers {
