@@ -27,6 +27,7 @@ import (
 func runCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "run", Short: "Start, watch, list and show runs"}
 	cmd.AddCommand(runStartCmd(g), runWatchCmd(g), runListCmd(g), runShowCmd(g), runStopCmd(g))
+	cmd.AddCommand(runRollbackCmd(g))
 	return cmd
 }
 
