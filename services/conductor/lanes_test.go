@@ -359,3 +359,47 @@ func TestDisabledTransition(t *testing.T) {
 		})
 	}
 }
+
+// The lane lives in the log: a conductor started after the one that let
+// run 1 into Deploy died picks the lane up and lets run 2 in once run 1
+// left, with nothing carried over in memory.
+func TestLaneSurvivesConductorRestart(t *testing.T) {
+	srv := natstest.Start(t)
+	b := newBus(t, srv.ClientURL())
+	var wg sync.WaitGroup
+	root, cancelAll := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancelAll(); wg.Wait() })
+	startConductor := func() context.CancelFunc {
+		ctx, cancel := context.WithCancel(root)
+		c, err := conductor.New(conductor.Options{Bus: newBus(t, srv.ClientURL()), Log: zerolog.Nop(), Shards: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start(t, ctx, &wg, c.Run)
+		return cancel
+	}
+	g := newGate()
+	w, err := worker.New(worker.Options{Bus: newBus(t, srv.ClientURL()), Log: zerolog.Nop(), Kind: "noop", Concurrency: 8,
+		Handler: worker.HandlerFunc(g.handle)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, root, &wg, w.Run)
+	r := &laneRig{t: t, b: b, g: g}
+
+	stopFirst := startConductor()
+	def := lanePipeline("restart", events.ModeQueued)
+	r1 := r.start(def, "restart-1")
+	g.hold(r1, "Deploy")
+	r.eventually("run 1 in Deploy", func() bool { return g.began(r1, "Deploy") })
+	r2 := r.start(def, "restart-2")
+	r.eventually("run 2 waiting for Deploy", func() bool { return r.waitingAt(def.Name, "Deploy", r2) })
+	stopFirst()
+
+	startConductor()
+	g.release(r1, "Deploy")
+	if got := phases(r, def.Name, r1, r2); fmt.Sprint(got) != fmt.Sprint([]run.Phase{run.Succeeded, run.Succeeded}) {
+		t.Fatalf("after a conductor restart: %v", got)
+	}
+	noOverlap(t, stageIntervals(t, b, def.Name, []string{r1, r2}))
+}
