@@ -80,19 +80,51 @@ func (c *Conductor) handleLane(ctx context.Context, pipeline, subject string, se
 	return c.reconcile(ctx, pipeline)
 }
 
-// inputsFor is the decider's inputs for a run: with its pipeline's lane,
-// read fresh, while the run is open.
+// inputsFor is the decider's inputs for a run: with its pipeline's lane
+// while the run is open, read fresh whenever the decision may start a
+// stage (the lane decides that), cached otherwise (the decision does not
+// look at the lane then, and most events of a run are of that kind).
 func (c *Conductor) inputsFor(ctx context.Context, st run.State) (decider.Inputs, error) {
 	in := c.inputs()
 	if st.Run == "" || st.Done() {
 		return in, nil
 	}
-	l, _, err := c.lane(ctx, st.Pipeline)
-	if err != nil {
-		return in, err
+	c.lanes.mu.Lock()
+	le, known := c.lanes.m[st.Pipeline]
+	c.lanes.mu.Unlock()
+	l := le.st
+	if !known || mayEnter(st) {
+		var err error
+		if l, _, err = c.lane(ctx, st.Pipeline); err != nil {
+			return in, err
+		}
 	}
 	in.Lane = &l
 	return in, nil
+}
+
+// mayEnter reports whether deciding on the run may start a stage: it
+// waits before one, or a stage it is in has no action left in progress
+// or to dispatch, so the chain decided next may end it and enter the next.
+func mayEnter(st run.State) bool {
+	if lanes.ViewOf(st).WaitingAt != "" {
+		return true
+	}
+	for _, sg := range st.Stages {
+		if sg.Phase != run.Running {
+			continue
+		}
+		ended := true
+		for _, a := range sg.Actions {
+			if !a.Phase.Done() {
+				ended = false
+			}
+		}
+		if ended {
+			return true
+		}
+	}
+	return false
 }
 
 // syncLane reconciles the run's lane when the run's standing there
