@@ -320,6 +320,12 @@ func renderRun(w io.Writer, st run.State, now time.Time) {
 	if st.Trigger.Commit != "" {
 		fmt.Fprintf(w, "  commit %s\n", st.Trigger.Commit)
 	}
+	if rb := st.Rollback; rb != nil {
+		fmt.Fprintf(w, "  kind %s: stage %s with the revision, artifacts and variables of run %s\n", st.Kind, rb.Stage, rb.Run)
+	}
+	if st.SupersededBy != "" {
+		fmt.Fprintf(w, "  superseded by run %s\n", st.SupersededBy)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, s := range st.Stages {
 		fmt.Fprintf(tw, "  %s %s\t%s\t%s\t\n", mark(s.Phase), s.Name, orDash(string(s.Phase)), dur(s.StartedAt, s.EndedAt, now))
