@@ -39,6 +39,7 @@ fuzz:
 	$(FUZZ) -fuzz='^FuzzParse$$' ./services/junit
 	$(FUZZ) -fuzz='^FuzzUnpack$$' -fuzztime=$(FUZZTIME_SLOW) ./services/artifact
 	$(FUZZ) -fuzz='^FuzzDecideDrivesRunsToAnEnd$$' ./services/decider
+	$(FUZZ) -fuzz='^FuzzLane$$' -fuzztime=$(FUZZTIME_SLOW) ./services/lanes
 	$(FUZZ) -fuzz='^FuzzNext$$' ./services/deployplan
 	$(FUZZ) -fuzz='^FuzzParse$$' ./services/appspec
 	$(FUZZ) -fuzz='^FuzzDecide$$' ./services/deploydecider
