@@ -136,11 +136,18 @@ func stageListCmd(g *globals) *cobra.Command {
 			for _, r := range out.Stages {
 				tr := r.Transition
 				if tr == "disabled" {
-					tr = fmt.Sprintf("disabled by %s since %s: %s", orDash(r.DisabledBy), r.Since, r.Reason)
+					tr = fmt.Sprintf("disabled by %s since %s: %s", dash(r.DisabledBy), r.Since, r.Reason)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Stage, tr, orDash(strings.Join(r.In, " ")), orDash(strings.Join(r.Waiting, " ")))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Stage, tr, dash(strings.Join(r.In, " ")), dash(strings.Join(r.Waiting, " ")))
 			}
 			return tw.Flush()
 		},
 	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
