@@ -170,8 +170,14 @@ func (c *Conductor) reconcile(ctx context.Context, pipeline string, extra ...str
 			if err != nil {
 				return err
 			}
-			if st := run.Fold(run.State{}, evs...); st.Run != "" {
+			switch st := run.Fold(run.State{}, evs...); {
+			case st.Run != "":
 				views[r] = lanes.ViewOf(st)
+			case len(evs) == 0 && slices.Contains(l.Runs(), r):
+				// The run's log is gone (aged out by the stream's
+				// limits): it holds nothing any more, or the stage it
+				// held would stay locked for ever.
+				views[r] = lanes.View{Run: r, Done: true}
 			}
 		}
 		if evs := lanes.Decide(l, pipeline, views, c.o.Now()); len(evs) > 0 {
