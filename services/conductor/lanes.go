@@ -107,7 +107,7 @@ func (c *Conductor) inputsFor(ctx context.Context, st run.State) (decider.Inputs
 // waits before one, or a stage it is in has no action left in progress
 // or to dispatch, so the chain decided next may end it and enter the next.
 func mayEnter(st run.State) bool {
-	if lanes.ViewOf(st).WaitingAt != "" {
+	if len(lanes.ViewOf(st).Waiting) > 0 {
 		return true
 	}
 	for _, sg := range st.Stages {
@@ -137,7 +137,7 @@ func (c *Conductor) syncLane(ctx context.Context, st run.State) error {
 	l := c.lanes.m[st.Pipeline].st
 	c.lanes.mu.Unlock()
 	v := lanes.ViewOf(st)
-	granted := v.WaitingAt != "" && l.Holds(v.WaitingAt, st.Run)
+	granted := letIn(l, v)
 	overtaken := !v.Done && l.SupersededBy(st.Run) != ""
 	if !granted && !overtaken && len(lanes.Decide(l, st.Pipeline, map[string]lanes.View{st.Run: v}, c.o.Now())) == 0 {
 		return nil
@@ -193,7 +193,7 @@ func (c *Conductor) reconcile(ctx context.Context, pipeline string, extra ...str
 		moved := false
 		for _, r := range slices.Sorted(maps.Keys(views)) {
 			v := views[r]
-			if (v.WaitingAt != "" && l.Holds(v.WaitingAt, r)) || (!v.Done && l.SupersededBy(r) != "") {
+			if letIn(l, v) || (!v.Done && l.SupersededBy(r) != "") {
 				if err := c.advanceRun(ctx, pipeline, r); err != nil {
 					return err
 				}
@@ -325,4 +325,10 @@ func (c *Conductor) checkStage(ctx context.Context, pipeline, stage string) erro
 		names = append(names, s.Name)
 	}
 	return fmt.Errorf("%w: pipeline %s has no stage %q (its stages: %v)", ErrUnknownStage, pipeline, stage, names)
+}
+
+// letIn reports whether the lane let the run into a stage it waits to
+// start: the run has yet to start it.
+func letIn(l lanes.State, v lanes.View) bool {
+	return slices.ContainsFunc(v.Waiting, func(st string) bool { return l.Holds(st, v.Run) })
 }

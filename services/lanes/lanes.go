@@ -220,9 +220,10 @@ type View struct {
 	Mode string
 	// In lists the stages the run is in: started and not yet ended.
 	In []string
-	// WaitingAt is the stage the run would start next, if it is running
-	// and nothing but the lane holds it.
-	WaitingAt string
+	// Waiting lists the stages the run would start next, if it is running
+	// and nothing but the lane holds it: one in a pipeline of stages in
+	// file order.
+	Waiting []string
 	// Done is set once the run has ended.
 	Done bool
 }
@@ -235,31 +236,40 @@ func Mode(def events.Definition) string {
 	return def.ExecutionMode
 }
 
-// ViewOf reduces a folded run to its View. The stage a run waits at is
-// its first stage that has not started, when every stage before it
-// succeeded; a run asked to stop waits at nothing.
+// ViewOf reduces a folded run to its View. A run asked to stop waits at
+// nothing.
 func ViewOf(s run.State) View {
 	v := View{Run: s.Run, Order: s.RequestedSeq, Mode: Mode(s.Definition), Done: s.Done()}
 	if v.Done {
 		return v
 	}
-	waiting := s.Phase == run.Running
+	for _, st := range s.Stages {
+		if st.Phase != run.NotStarted && st.Phase != run.Succeeded {
+			v.In = append(v.In, st.Name)
+		}
+	}
+	if s.Phase == run.Running {
+		v.Waiting = ready(s)
+	}
+	return v
+}
+
+// ready lists the stages that have not started and that the run's
+// decider would start but for the lane: in file order, the first stage
+// not started once every stage before it succeeded. (With stages that
+// declare what they depend on, it is every stage not started whose
+// dependencies all succeeded: this is the one place that says so.)
+func ready(s run.State) []string {
 	for _, st := range s.Stages {
 		switch st.Phase {
 		case run.Succeeded:
 			continue
 		case run.NotStarted:
-			if waiting {
-				v.WaitingAt = st.Name
-			}
-		default:
-			v.In = append(v.In, st.Name)
-			waiting = false
-			continue
+			return []string{st.Name}
 		}
-		break
+		return nil
 	}
-	return v
+	return nil
 }
 
 // Source is the CloudEvents source of lane events.
@@ -286,14 +296,14 @@ func Decide(s State, pipeline string, views map[string]View, now time.Time) []ev
 	// queue they stopped waiting in, an overtaken run that ended.
 	for _, stage := range slices.Sorted(maps.Keys(s.In)) {
 		for _, r := range s.In[stage] {
-			if v, ok := views[r]; ok && (v.Done || (!slices.Contains(v.In, stage) && v.WaitingAt != stage)) {
+			if v, ok := views[r]; ok && (v.Done || (!slices.Contains(v.In, stage) && !slices.Contains(v.Waiting, stage))) {
 				add(events.LaneID(pipeline, r, stage, "left"), events.LaneLeft{Pipeline: pipeline, Run: r, Stage: stage})
 			}
 		}
 	}
 	for _, stage := range slices.Sorted(maps.Keys(s.Waiting)) {
 		for _, w := range s.Waiting[stage] {
-			if v, ok := views[w.Run]; ok && (v.Done || v.WaitingAt != stage) {
+			if v, ok := views[w.Run]; ok && (v.Done || !slices.Contains(v.Waiting, stage)) {
 				add(events.LaneID(pipeline, w.Run, stage, "left"), events.LaneLeft{Pipeline: pipeline, Run: w.Run, Stage: stage})
 			}
 		}
@@ -307,14 +317,15 @@ func Decide(s State, pipeline string, views map[string]View, now time.Time) []ev
 	// PARALLEL run only before a disabled transition.
 	for _, r := range ids {
 		v := views[r]
-		st := v.WaitingAt
-		if v.Done || st == "" || s.Superseded[r] != "" || s.Holds(st, r) || s.waiting(st, r) >= 0 {
-			continue
+		for _, st := range v.Waiting {
+			if v.Done || s.Superseded[r] != "" || s.Holds(st, r) || s.waiting(st, r) >= 0 {
+				continue
+			}
+			if v.Mode == events.ModeParallel && !s.IsDisabled(st) {
+				continue
+			}
+			add(events.LaneID(pipeline, r, st, "waiting"), events.LaneWaiting{Pipeline: pipeline, Run: r, Stage: st, Order: v.Order, Mode: v.Mode})
 		}
-		if v.Mode == events.ModeParallel && !s.IsDisabled(st) {
-			continue
-		}
-		add(events.LaneID(pipeline, r, st, "waiting"), events.LaneWaiting{Pipeline: pipeline, Run: r, Stage: st, Order: v.Order, Mode: v.Mode})
 	}
 	for _, stage := range slices.Sorted(maps.Keys(s.Waiting)) {
 		ws := s.Waiting[stage]

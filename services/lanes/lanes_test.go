@@ -50,7 +50,7 @@ func describe(e events.Event) string {
 }
 
 func waitAt(r string, order uint64, mode, stage string) View {
-	return View{Run: r, Order: order, Mode: mode, WaitingAt: stage}
+	return View{Run: r, Order: order, Mode: mode, Waiting: []string{stage}}
 }
 
 func in(r string, order uint64, mode, stage string) View {
@@ -180,17 +180,17 @@ func TestViewOf(t *testing.T) {
 		s    run.State
 		want string
 	}{
-		{st(run.Requested, "", ""), "in [] waiting  done false"},
-		{st(run.Running, "", ""), "in [] waiting A done false"},
-		{st(run.Running, run.Running, ""), "in [A] waiting  done false"},
-		{st(run.Running, run.Succeeded, ""), "in [] waiting B done false"},
-		{st(run.Running, run.Failed, ""), "in [A] waiting  done false"},
-		{st(run.Stopping, run.Succeeded, ""), "in [] waiting  done false"},
-		{st(run.Succeeded, run.Succeeded, run.Succeeded), "in [] waiting  done true"},
+		{st(run.Requested, "", ""), "in [] waiting [] done false"},
+		{st(run.Running, "", ""), "in [] waiting [A] done false"},
+		{st(run.Running, run.Running, ""), "in [A] waiting [] done false"},
+		{st(run.Running, run.Succeeded, ""), "in [] waiting [B] done false"},
+		{st(run.Running, run.Failed, ""), "in [A] waiting [] done false"},
+		{st(run.Stopping, run.Succeeded, ""), "in [] waiting [] done false"},
+		{st(run.Succeeded, run.Succeeded, run.Succeeded), "in [] waiting [] done true"},
 	}
 	for _, tc := range tests {
 		v := ViewOf(tc.s)
-		if got := fmt.Sprintf("in %v waiting %s done %v", v.In, v.WaitingAt, v.Done); got != tc.want || v.Order != 7 || v.Mode != events.ModeSuperseded {
+		if got := fmt.Sprintf("in %v waiting %v done %v", v.In, v.Waiting, v.Done); got != tc.want || v.Order != 7 || v.Mode != events.ModeSuperseded {
 			t.Errorf("%s %v: got %s (order %d mode %s), want %s", tc.s.Phase, tc.s.Stages, got, v.Order, v.Mode, tc.want)
 		}
 	}

@@ -27,7 +27,7 @@ func (r *simRun) view(stages []string, mode string) View {
 		v.In = []string{stages[r.in]}
 	}
 	if r.waiting >= 0 && !r.done {
-		v.WaitingAt = stages[r.waiting]
+		v.Waiting = []string{stages[r.waiting]}
 	}
 	return v
 }
