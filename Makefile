@@ -41,6 +41,7 @@ fuzz:
 	$(FUZZ) -fuzz='^FuzzDecideDrivesRunsToAnEnd$$' ./services/decider
 	$(FUZZ) -fuzz='^FuzzGatesDriveRunsToAnEnd$$' ./services/decider
 	$(FUZZ) -fuzz='^FuzzRandomPipelinesEnd$$' ./services/decider
+	$(FUZZ) -fuzz='^FuzzLane$$' -fuzztime=$(FUZZTIME_SLOW) ./services/lanes
 	$(FUZZ) -fuzz='^FuzzNext$$' ./services/deployplan
 	$(FUZZ) -fuzz='^FuzzParse$$' ./services/appspec
 	$(FUZZ) -fuzz='^FuzzDecide$$' ./services/deploydecider

@@ -47,8 +47,9 @@ func samples() map[string]events.Payload {
 	trigger := "github/push/acme/webshop/refs/heads/main/" + commit
 	run := events.RunIDForTrigger(trigger, sampleTime.UnixMilli())
 	def := events.Definition{
-		Name:      pipeline,
-		Variables: map[string]string{"GOFLAGS": "-mod=readonly", "REGISTRY": "registry.internal:5000"},
+		ExecutionMode: events.ModeQueued,
+		Name:          pipeline,
+		Variables:     map[string]string{"GOFLAGS": "-mod=readonly", "REGISTRY": "registry.internal:5000"},
 		Triggers: []events.TriggerDef{{Repository: "acme/webshop", Events: []string{"push", "pullRequest"},
 			PullRequestActions: []string{"opened", "updated"},
 			Branches:           &events.GlobFilter{Includes: []string{"main", "release/**"}, Excludes: []string{"release/old"}},
@@ -69,7 +70,7 @@ func samples() map[string]events.Payload {
 					Inputs: []string{"test-bin"}, Configuration: map[string]string{"reports": "reports/*.xml"},
 				},
 			}},
-			{Name: "Staging", Actions: []events.ActionDef{
+			{Name: "Staging", OnFailure: &events.OnFailure{Result: events.OnFailureRetry, Retries: 2}, Actions: []events.ActionDef{
 				{Name: "deploy", Type: "deploy", Pool: "default", RunOrder: 1, Inputs: []string{"app"},
 					Configuration: map[string]string{"application": "webshop", "deploymentGroup": "staging"}},
 			},
@@ -98,6 +99,7 @@ func samples() map[string]events.Payload {
 			Pipeline: pipeline, Run: run, Revision: 7, Definition: def,
 			Trigger:   events.Trigger{ID: trigger, Kind: "webhook", Commit: commit, Ref: "refs/heads/main", Actor: "octocat"},
 			Variables: map[string]string{"DEPLOY_ENV": "staging"},
+			Rollback:  &events.Rollback{Run: dep, Stage: "Staging", Artifacts: []events.ArtifactRef{app}, Cause: dep},
 		},
 		events.TypeRunStarted:   events.RunStarted{Run: run},
 		events.TypeRunSucceeded: events.RunSucceeded{Run: run},
@@ -198,6 +200,13 @@ func samples() map[string]events.Payload {
 			Change: events.TriggerChange{Source: "poll", Forge: "git", Repository: "https://git.example.com/acme/webshop.git", Event: "push",
 				Action: "closed", Ref: "refs/heads/docs", Commit: commit, Delivery: "d1", Files: 2},
 			Reason: "trigger 1: branch docs matches no include of main, release/**"},
+		events.TypeRunSuperseded:  events.RunSuperseded{Run: run, Stage: "Staging", By: dep, Reason: "superseded by run " + dep},
+		events.TypeLaneWaiting:    events.LaneWaiting{Pipeline: pipeline, Run: run, Stage: "Staging", Order: 4711, Mode: events.ModeQueued},
+		events.TypeLaneEntered:    events.LaneEntered{Pipeline: pipeline, Run: run, Stage: "Staging"},
+		events.TypeLaneLeft:       events.LaneLeft{Pipeline: pipeline, Run: run, Stage: "Staging"},
+		events.TypeLaneSuperseded: events.LaneSuperseded{Pipeline: pipeline, Run: run, Stage: "Staging", By: dep},
+		events.TypeLaneTransition: events.LaneTransition{Pipeline: pipeline, Stage: "Staging", Disabled: true,
+			Reason: "release freeze until Monday", Actor: "alice@laptop"},
 	}
 }
 
@@ -255,6 +264,18 @@ func idOf(p events.Payload) string {
 		return events.ActionID(p.ActionRef, "log-archived")
 	case events.TestReported:
 		return events.ActionID(p.ActionRef, "test-reported")
+	case events.RunSuperseded:
+		return events.RunID(p.Run, "superseded")
+	case events.LaneWaiting:
+		return events.LaneID(p.Pipeline, p.Run, p.Stage, "waiting")
+	case events.LaneEntered:
+		return events.LaneID(p.Pipeline, p.Run, p.Stage, "entered")
+	case events.LaneLeft:
+		return events.LaneID(p.Pipeline, p.Run, p.Stage, "left")
+	case events.LaneSuperseded:
+		return events.LaneID(p.Pipeline, p.Run, p.Stage, "superseded")
+	case events.LaneTransition:
+		return events.TransitionID(p.Pipeline, p.Stage, p.Disabled, attemptMark)
 	case events.DeploymentCreated:
 		return events.DeployID(p.Deployment, "created")
 	case events.DeployHostDispatched:
@@ -374,6 +395,18 @@ func idPattern(t string) string {
 		p = events.NotificationDelivered{Run: ref.Run, Target: "<target>", Event: "<event>", Attempt: attemptMark}
 	case events.TypeNotificationFailed:
 		p = events.NotificationFailed{Run: ref.Run, Target: "<target>", Event: "<event>", Attempt: attemptMark}
+	case events.TypeRunSuperseded:
+		p = events.RunSuperseded{Run: ref.Run}
+	case events.TypeLaneWaiting:
+		p = events.LaneWaiting{Pipeline: "<pipeline>", Run: ref.Run, Stage: ref.Stage}
+	case events.TypeLaneEntered:
+		p = events.LaneEntered{Pipeline: "<pipeline>", Run: ref.Run, Stage: ref.Stage}
+	case events.TypeLaneLeft:
+		p = events.LaneLeft{Pipeline: "<pipeline>", Run: ref.Run, Stage: ref.Stage}
+	case events.TypeLaneSuperseded:
+		p = events.LaneSuperseded{Pipeline: "<pipeline>", Run: ref.Run, Stage: ref.Stage}
+	case events.TypeLaneTransition:
+		p = events.LaneTransition{Pipeline: "<pipeline>", Stage: ref.Stage}
 	default:
 		panic("idPattern: unknown type " + t)
 	}
@@ -401,6 +434,9 @@ func runOf(p events.Payload) string {
 	v := reflect.ValueOf(p)
 	if f := v.FieldByName("Deployment"); f.IsValid() {
 		return f.String()
+	}
+	if strings.HasPrefix(p.EventType(), "dev.gantry.lane.") {
+		return events.LaneToken
 	}
 	if f := v.FieldByName("Run"); f.IsValid() {
 		return f.String()
@@ -449,7 +485,8 @@ func TestCatalogueRoundTrip(t *testing.T) {
 				t.Errorf("envelope changed in a round trip:\n got %+v\nwant %+v", out.Envelope, in.Envelope)
 			}
 			if !strings.HasPrefix(out.ID, "run/"+runOf(p)+"/") && !strings.HasPrefix(out.ID, "deploy/"+runOf(p)+"/") &&
-				!strings.HasPrefix(out.ID, "trigger/") {
+				!strings.HasPrefix(out.ID, "trigger/") &&
+				!(runOf(p) == events.LaneToken && strings.HasPrefix(out.ID, "lane/")) {
 				t.Errorf("ID %q does not start with the run", out.ID)
 			}
 		})

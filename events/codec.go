@@ -140,6 +140,18 @@ func newPayload(t string) (any, error) {
 		return &ConditionEvaluated{}, nil
 	case TypeStageSkipped:
 		return &StageSkipped{}, nil
+	case TypeRunSuperseded:
+		return &RunSuperseded{}, nil
+	case TypeLaneWaiting:
+		return &LaneWaiting{}, nil
+	case TypeLaneEntered:
+		return &LaneEntered{}, nil
+	case TypeLaneLeft:
+		return &LaneLeft{}, nil
+	case TypeLaneSuperseded:
+		return &LaneSuperseded{}, nil
+	case TypeLaneTransition:
+		return &LaneTransition{}, nil
 	case TypeDeploymentCreated:
 		return &DeploymentCreated{}, nil
 	case TypeDeployHostDispatched:
@@ -221,6 +233,18 @@ func deref(p any) Payload {
 	case *ConditionEvaluated:
 		return *v
 	case *StageSkipped:
+		return *v
+	case *RunSuperseded:
+		return *v
+	case *LaneWaiting:
+		return *v
+	case *LaneEntered:
+		return *v
+	case *LaneLeft:
+		return *v
+	case *LaneSuperseded:
+		return *v
+	case *LaneTransition:
 		return *v
 	case *DeploymentCreated:
 		return *v

@@ -48,7 +48,7 @@ var fastShapes = map[string]*shape{
 	TypeRunRequested: obj(
 		req("pipeline", str), req("run", str), req("revision", num),
 		req("definition", definitionShape), req("trigger", triggerShape),
-		opt("variables", varsShape)),
+		opt("variables", varsShape), opt("rollback", rollbackShape)),
 	TypeRunStarted:     obj(req("run", str)),
 	TypeRunSucceeded:   obj(req("run", str)),
 	TypeRunFailed:      obj(req("run", str), opt("stage", str), req("reason", str)),
@@ -92,11 +92,12 @@ var (
 		opt("timeoutSeconds", num), opt("secrets", secretsShape))
 	ruleShape      = obj(req("name", str), req("type", str), opt("configuration", varsShape))
 	conditionShape = obj(req("result", str), req("rules", arr(ruleShape)))
+	onFailureShape = obj(req("result", str), opt("retries", num))
 	stageDefShape  = obj(req("name", str), opt("dependsOn", arr(str)), req("actions", arr(actionDefShape)),
-		opt("onFailure", obj(req("result", str), opt("retries", num))),
-		opt("beforeEntry", conditionShape), opt("onSuccess", conditionShape))
+		opt("onFailure", onFailureShape), opt("beforeEntry", conditionShape), opt("onSuccess", conditionShape))
+	rollbackShape   = obj(req("run", str), req("stage", str), opt("artifacts", arr(artifactRefShape)), opt("cause", str))
 	definitionShape = obj(req("name", str), opt("variables", varsShape), req("stages", arr(stageDefShape)),
-		opt("triggers", arr(triggerDefShape)))
+		opt("triggers", arr(triggerDefShape)), opt("executionMode", str))
 	globFilterShape = obj(opt("includes", arr(str)), opt("excludes", arr(str)))
 	triggerDefShape = obj(opt("repository", str), opt("events", arr(str)), opt("pullRequestActions", arr(str)),
 		opt("branches", globFilterShape), opt("tags", globFilterShape), opt("filePaths", globFilterShape),

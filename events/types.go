@@ -63,6 +63,9 @@ type RunRequested struct {
 	Definition Definition        `json:"definition"`
 	Trigger    Trigger           `json:"trigger"`
 	Variables  map[string]string `json:"variables,omitempty"`
+	// Rollback makes the run a stage rollback (kind ROLLBACK,
+	// types_lanes.go); nil for an ordinary run.
+	Rollback *Rollback `json:"rollback,omitempty"`
 }
 
 func (RunRequested) EventType() string { return TypeRunRequested }
@@ -290,6 +293,9 @@ type Definition struct {
 	Stages    []StageDef        `json:"stages"`
 	// Triggers filter the webhooks and polls that start runs (types_trigger.go).
 	Triggers []TriggerDef `json:"triggers,omitempty"`
+	// ExecutionMode is ModeSuperseded, ModeQueued or ModeParallel; empty
+	// means ModeSuperseded (types_lanes.go).
+	ExecutionMode string `json:"executionMode,omitempty"`
 }
 
 // StageDef is one stage; its actions run in runOrder groups.

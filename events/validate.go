@@ -333,7 +333,13 @@ func (a ActionDef) check() *fieldError {
 }
 
 func (d Definition) check() *fieldError {
-	if e := firstOf(name("name", d.Name), variables("variables", d.Variables), minItems("stages", len(d.Stages)),
+	var mode *fieldError
+	switch d.ExecutionMode {
+	case "", ModeSuperseded, ModeQueued, ModeParallel:
+	default:
+		mode = errorf("value must be one of 'SUPERSEDED', 'QUEUED', 'PARALLEL'").in("executionMode")
+	}
+	if e := firstOf(name("name", d.Name), variables("variables", d.Variables), mode, minItems("stages", len(d.Stages)),
 		atMostItems("stages", len(d.Stages), MaxStages), triggerDefs("triggers", d.Triggers)); e != nil {
 		return e
 	}
@@ -439,7 +445,7 @@ func (c TestCase) check() *fieldError {
 
 func (p RunRequested) validate() error {
 	return first(name("pipeline", p.Pipeline), name("run", p.Run), p.Definition.check().in("definition"),
-		p.Trigger.check().in("trigger"), variables("variables", p.Variables))
+		p.Trigger.check().in("trigger"), variables("variables", p.Variables), p.Rollback.check().in("rollback"))
 	// revision is a uint64: encoding/json refused anything below 0.
 }
 
@@ -520,3 +526,10 @@ var (
 	_ validator = LogArchived{}
 	_ validator = TestReported{}
 )
+
+func (r *Rollback) check() *fieldError {
+	if r == nil {
+		return nil
+	}
+	return firstOf(name("run", r.Run), name("stage", r.Stage), artifactRefs("artifacts", r.Artifacts), optName("cause", r.Cause))
+}

@@ -43,5 +43,6 @@ func (b *Bus) OpenRuns(ctx context.Context, fn func(pipeline, run string)) error
 
 // EndsRun reports whether an event type ends a run.
 func EndsRun(typ string) bool {
-	return typ == events.TypeRunSucceeded || typ == events.TypeRunFailed || typ == events.TypeRunStopped
+	return typ == events.TypeRunSucceeded || typ == events.TypeRunFailed || typ == events.TypeRunStopped ||
+		typ == events.TypeRunSuperseded
 }

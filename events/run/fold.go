@@ -59,6 +59,12 @@ func Evolve(s State, e events.Event) State {
 		case s.Phase == Stopping && p.Abandon && !s.Abandon: // a stop escalated to abandon
 			s.Abandon, s.Reason, s.StoppedBy = true, p.Reason, p.Actor
 		}
+	case events.RunSuperseded:
+		// Only a run that waits between stages can be overtaken; a stop
+		// asked for meanwhile gives way, as the run ends either way.
+		if s.Phase == Running || s.Phase == Stopping {
+			s.Phase, s.EndedAt, s.Reason, s.SupersededBy = Superseded, at, p.Reason, p.By
+		}
 	case events.RunStopped:
 		if s.Phase == Stopping {
 			s.Phase, s.EndedAt, s.Reason = Stopped, at, p.Reason
@@ -79,6 +85,7 @@ func Evolve(s State, e events.Event) State {
 	case events.StageFailed:
 		if st := s.Stage(p.Stage); st != nil && p.Attempt == st.Attempt && st.Phase == Running {
 			st.Phase, st.EndedAt, st.Reason = Failed, at, p.Reason
+			st.RollbackRequested = p.Rollback
 		}
 	case events.StageRetrying:
 		retry(&s, p, at)
@@ -160,6 +167,7 @@ func retry(s *State, p events.StageRetrying, at time.Time) {
 		st.Retries++
 	}
 	st.Phase, st.Attempt, st.StartedAt, st.EndedAt, st.Reason, st.RetriedBy = Running, p.Attempt, at, time.Time{}, "", p.Actor
+	st.RollbackRequested = false
 	for i, a := range st.Actions {
 		if p.Mode == events.RetryAll || a.Phase != Succeeded {
 			st.Actions[i] = Action{Name: a.Name, Type: a.Type, RunOrder: a.RunOrder, Attempt: a.Attempt, LeaseHash: a.LeaseHash}
@@ -198,16 +206,30 @@ func current(s *State, r events.ActionRef) *Action {
 
 func requested(req events.RunRequested, e events.Event) State {
 	s := State{
-		Run:         req.Run,
-		Pipeline:    req.Pipeline,
-		Revision:    req.Revision,
-		Definition:  req.Definition,
-		Trigger:     req.Trigger,
-		Variables:   maps.Clone(req.Variables),
-		Phase:       Requested,
-		RequestedAt: e.Time,
-		LastSeq:     e.Seq,
-		Events:      1,
+		Run:          req.Run,
+		Pipeline:     req.Pipeline,
+		Revision:     req.Revision,
+		Definition:   req.Definition,
+		Trigger:      req.Trigger,
+		Variables:    maps.Clone(req.Variables),
+		Phase:        Requested,
+		RequestedAt:  e.Time,
+		RequestedSeq: e.Seq,
+		LastSeq:      e.Seq,
+		Events:       1,
+	}
+	if rb := req.Rollback; rb != nil {
+		// A rollback run starts with the target run's artifacts: the
+		// stage it re-runs reads exactly what that run's did.
+		r := *rb
+		r.Artifacts = append([]events.ArtifactRef(nil), rb.Artifacts...)
+		s.Kind, s.Rollback = events.KindRollback, &r
+		for _, a := range rb.Artifacts {
+			if s.Artifacts == nil {
+				s.Artifacts = map[string]events.ArtifactRef{}
+			}
+			s.Artifacts[a.Name] = a
+		}
 	}
 	for _, sd := range req.Definition.Stages {
 		st := Stage{Name: sd.Name, Actions: make([]Action, 0, len(sd.Actions))}

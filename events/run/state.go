@@ -29,11 +29,14 @@ const (
 	// Skipped is a stage whose beforeEntry condition (result SKIP) did not
 	// pass; later stages treat it as done.
 	Skipped Phase = "Skipped"
+	// Superseded is a run overtaken by a newer run while both waited to
+	// enter the same stage (execution mode SUPERSEDED).
+	Superseded Phase = "Superseded"
 )
 
 // Done reports whether a phase is final.
 func (p Phase) Done() bool {
-	return p == Succeeded || p == Failed || p == Stopped || p == Abandoned || p == Skipped
+	return p == Succeeded || p == Failed || p == Stopped || p == Abandoned || p == Skipped || p == Superseded
 }
 
 // State is a folded run.
@@ -43,9 +46,13 @@ type State struct {
 	Revision   uint64            `json:"revision"`
 	Definition events.Definition `json:"definition"`
 	Trigger    events.Trigger    `json:"trigger"`
-	Variables  map[string]string `json:"variables,omitempty"`
-	Phase      Phase             `json:"phase"`
-	Reason     string            `json:"reason,omitempty"`
+	// Kind is events.KindRollback for a stage rollback run, else empty;
+	// Rollback then says of which run and stage.
+	Kind      string            `json:"kind,omitempty"`
+	Rollback  *events.Rollback  `json:"rollback,omitempty"`
+	Variables map[string]string `json:"variables,omitempty"`
+	Phase     Phase             `json:"phase"`
+	Reason    string            `json:"reason,omitempty"`
 	// Abandon and StoppedBy record a stop request (phase Stopping/Stopped).
 	Abandon   bool   `json:"abandon,omitempty"`
 	StoppedBy string `json:"stoppedBy,omitempty"`
@@ -55,8 +62,13 @@ type State struct {
 	Stages      []Stage                       `json:"stages"`
 	Artifacts   map[string]events.ArtifactRef `json:"artifacts,omitempty"`
 	RequestedAt time.Time                     `json:"requestedAt"`
-	StartedAt   time.Time                     `json:"startedAt,omitzero"`
-	EndedAt     time.Time                     `json:"endedAt,omitzero"`
+	// RequestedSeq is the stream sequence of run.requested: the order runs
+	// of a pipeline were started in, which execution modes go by.
+	RequestedSeq uint64 `json:"requestedSeq,omitempty"`
+	// SupersededBy is the newer run that overtook this one.
+	SupersededBy string    `json:"supersededBy,omitempty"`
+	StartedAt    time.Time `json:"startedAt,omitzero"`
+	EndedAt      time.Time `json:"endedAt,omitzero"`
 	// LastSeq is the stream sequence of the last event folded; Events counts them.
 	LastSeq uint64 `json:"lastSeq"`
 	Events  int    `json:"events"`
@@ -75,6 +87,10 @@ type Stage struct {
 	StartedAt time.Time `json:"startedAt,omitzero"`
 	EndedAt   time.Time `json:"endedAt,omitzero"`
 	Actions   []Action  `json:"actions"`
+	// RollbackRequested is set when the stage failed because an onSuccess
+	// condition with result ROLLBACK did not pass: the conductor rolls the
+	// stage back as it does for onFailure ROLLBACK.
+	RollbackRequested bool `json:"rollbackRequested,omitempty"`
 	// Checks are the stage's condition rules as evaluated (gates.go).
 	Checks []Check `json:"checks,omitempty"`
 }

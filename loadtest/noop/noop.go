@@ -146,7 +146,9 @@ func (c Config) Validate() error {
 
 // Definition is the benchmark's pipeline: stages s0..sN-1, one no-op action each.
 func Definition(stages int) events.Definition {
-	d := events.Definition{Name: Pipeline}
+	// Independent runs (no stage locks): the benchmark measures the
+	// conductor and the bus, not runs waiting for each other.
+	d := events.Definition{Name: Pipeline, ExecutionMode: events.ModeParallel}
 	for i := range stages {
 		d.Stages = append(d.Stages, events.StageDef{Name: fmt.Sprintf("s%d", i), Actions: []events.ActionDef{
 			{Name: ActionName, Type: ActionType, Pool: Pool, RunOrder: 1},

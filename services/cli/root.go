@@ -143,6 +143,7 @@ announced in --data-dir, or open the data directory themselves.`,
 		devCmd(g), demoCmd(g), junitCmd(g), secretCmd(g), natsCmd(g),
 	)
 	root.AddCommand(gatewayCmd(g), tokenCmd(g))
+	root.AddCommand(stageCmd(g))
 	root.AddCommand(roleCmds(g)...)
 	root.AddCommand(deployCmds(g)...)
 	root.AddCommand(triggerCmd(g))

@@ -27,6 +27,7 @@ import (
 func runCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "run", Short: "Start, watch, list and show runs"}
 	cmd.AddCommand(runStartCmd(g), runWatchCmd(g), runListCmd(g), runShowCmd(g), runStopCmd(g), runRetryCmd(g))
+	cmd.AddCommand(runRollbackCmd(g))
 	return cmd
 }
 
@@ -254,6 +255,8 @@ func describe(e events.Event) string {
 		return fmt.Sprintf("%s run stop requested by %s (abandon: %t): %s", ts, orDash(p.Actor), p.Abandon, p.Reason)
 	case events.RunStopped:
 		return fmt.Sprintf("%s run stopped: %s", ts, p.Reason)
+	case events.RunSuperseded:
+		return fmt.Sprintf("%s run superseded: %s", ts, p.Reason)
 	case events.ActionAbandoned:
 		return fmt.Sprintf("%s action %s/%s abandoned", ts, p.Stage, p.Action)
 	case events.StageStarted:
@@ -300,7 +303,7 @@ func mark(p run.Phase) string {
 		return "✔"
 	case run.Failed:
 		return "✘"
-	case run.Stopped, run.Abandoned:
+	case run.Stopped, run.Abandoned, run.Superseded:
 		return "■"
 	case run.Skipped:
 		return "↷"
@@ -320,6 +323,12 @@ func renderRun(w io.Writer, st run.State, now time.Time) {
 	fmt.Fprintf(w, "run %s  pipeline %s  %s %s  %s\n", st.Run, st.Pipeline, mark(phase), orDash(string(phase)), dur(st.StartedAt, st.EndedAt, now))
 	if st.Trigger.Commit != "" {
 		fmt.Fprintf(w, "  commit %s\n", st.Trigger.Commit)
+	}
+	if rb := st.Rollback; rb != nil {
+		fmt.Fprintf(w, "  kind %s: stage %s with the revision, artifacts and variables of run %s\n", st.Kind, rb.Stage, rb.Run)
+	}
+	if st.SupersededBy != "" {
+		fmt.Fprintf(w, "  superseded by run %s\n", st.SupersededBy)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, s := range st.Stages {

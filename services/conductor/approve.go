@@ -190,7 +190,10 @@ func (c *Conductor) runInputs(ctx context.Context, st run.State) (decider.Inputs
 	if ctx.Err() != nil {
 		return decider.Inputs{}, ctx.Err()
 	}
-	in := c.inputs()
+	in, err := c.inputsFor(ctx, st) // the lane, when the run may enter a stage
+	if err != nil {
+		return in, err
+	}
 	groups := decider.AlarmGroups(st.Definition)
 	if len(groups) == 0 || st.Done() {
 		return in, nil

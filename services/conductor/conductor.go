@@ -62,6 +62,8 @@ type Conductor struct {
 	shards []*shard
 	// key is the lease key, set once by Run before any shard starts.
 	key []byte
+	// lanes caches each pipeline's folded lane (lanes.go).
+	lanes laneCache
 }
 
 type shard struct {
@@ -124,7 +126,7 @@ func New(o Options) (*Conductor, error) {
 	if o.Tick <= 0 {
 		o.Tick = time.Second
 	}
-	c := &Conductor{o: o}
+	c := &Conductor{o: o, lanes: laneCache{m: map[string]laneEntry{}}}
 	for range o.Shards {
 		c.shards = append(c.shards, &shard{in: make(chan jetstream.Msg, 256), wake: make(chan [2]string, 64),
 			runs: map[string]*entry{}, ended: map[string]uint64{}})
@@ -247,6 +249,9 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 	b := c.o.Bus
 	pipeline, runID, ok := parseRunSubject(m.Subject())
 	e, derr := b.Codec().Decode(m.Data())
+	if ok && runID == events.LaneToken {
+		return c.handleLane(ctx, pipeline, m.Subject(), seq, m.Data(), e, derr)
+	}
 	if derr == nil && (!ok || e.Subject != runID) {
 		derr = fmt.Errorf("%w: event subject %q does not match the run of NATS subject %s", events.ErrInvalidEvent, e.Subject, m.Subject())
 	}
@@ -304,7 +309,10 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 	}
 	st, err = c.advance(ctx, pipeline, en, st, log)
 	c.keep(sh, en, st)
-	return err
+	if err != nil {
+		return err
+	}
+	return c.settled(ctx, st)
 }
 
 // advance decides and appends until the run waits for someone else. On a
@@ -443,6 +451,9 @@ func (c *Conductor) expire(ctx context.Context, sh *shard) {
 		log := c.o.Log.With().Str("run", runID).Str("pipeline", en.st.Pipeline).Logger()
 		st, err := c.advance(ctx, en.st.Pipeline, en, en.st, log)
 		c.keep(sh, en, st)
+		if err == nil {
+			err = c.settled(ctx, st)
+		}
 		if err != nil && ctx.Err() == nil {
 			log.Warn().Err(err).Msg("deadline not enforced; retrying on the next tick")
 		}
@@ -452,6 +463,9 @@ func (c *Conductor) expire(ctx context.Context, sh *shard) {
 // look folds a run from the log and advances it: a run that was open when
 // this conductor started.
 func (c *Conductor) look(ctx context.Context, sh *shard, pipeline, runID string) error {
+	if runID == events.LaneToken {
+		return c.reconcile(ctx, pipeline)
+	}
 	en := sh.runs[runID]
 	if en == nil {
 		en = &entry{published: map[string]bool{}}
@@ -468,7 +482,10 @@ func (c *Conductor) look(ctx context.Context, sh *shard, pipeline, runID string)
 	log := c.o.Log.With().Str("run", runID).Str("pipeline", pipeline).Logger()
 	st, err = c.advance(ctx, pipeline, en, st, log)
 	c.keep(sh, en, st)
-	return err
+	if err != nil {
+		return err
+	}
+	return c.settled(ctx, st)
 }
 
 // keep caches a run's state, or forgets it once it ended.

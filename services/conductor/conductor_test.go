@@ -91,6 +91,9 @@ func TestRunsEndToEndWithTwoConductors(t *testing.T) {
 	start(t, ctx, &wg, w.Run)
 
 	def := noopDef("noop", 3)
+	// Independent runs: this is about conductors sharing runs, not runs
+	// sharing stages (lanes_test.go).
+	def.ExecutionMode = events.ModeParallel
 	n := 200
 	if testing.Short() {
 		n = 20

@@ -25,6 +25,9 @@ func (c *Conductor) serveCommands(ctx context.Context) ([]*nats.Subscription, er
 		command.Approve: c.Approve,
 		command.Reject:  c.Reject,
 		command.Retry:   c.Retry,
+		command.StageDisable:  c.StageDisable,
+		command.StageEnable:   c.StageEnable,
+		command.StageRollback: c.StageRollback,
 	}
 	var subs []*nats.Subscription
 	for verb, h := range handlers {

@@ -43,18 +43,40 @@ func dispatchApproval(s run.State, st run.Stage, def events.ActionDef, attempt i
 		TimeoutSeconds: def.TimeoutSeconds, Configuration: maps.Clone(def.Configuration),
 	}
 	t.LeaseHash = events.LeaseHash(events.LeaseToken(in.LeaseKey, t.ID))
-	timeout := approvalTimeout(def)
+	return []events.Event{
+		mustNew(events.ActionID(ref, "dispatched"), s.Run, in.Now, events.ActionDispatched{Task: t}),
+		approvalWaiting(s, ref, def, in.Now),
+	}
+}
+
+// approvalWaiting is the action.waiting of an approval dispatched at
+// dispatched: what it asks and when it expires.
+func approvalWaiting(s run.State, ref events.ActionRef, def events.ActionDef, dispatched time.Time) events.Event {
 	// The pipeline file parser bounds these; a definition from elsewhere
 	// is clipped to the event's bounds rather than wedge the run.
 	w := events.ActionWaiting{ActionRef: ref, Instructions: events.TruncateReason(def.Configuration["instructions"]),
-		Approvers: Approvers(def), Expires: in.Now.Add(timeout).UTC().Format(time.RFC3339)}
+		Approvers: Approvers(def), Expires: dispatched.Add(approvalTimeout(def)).UTC().Format(time.RFC3339)}
 	if u := def.Configuration["url"]; utf8.RuneCountInString(u) <= MaxApprovalURL {
 		w.URL = u
 	}
-	return []events.Event{
-		mustNew(events.ActionID(ref, "dispatched"), s.Run, in.Now, events.ActionDispatched{Task: t}),
-		mustNew(events.ActionID(ref, "waiting"), s.Run, in.Now, w),
+	return mustNew(events.ActionID(ref, "waiting"), s.Run, dispatched, w)
+}
+
+// unannounced is the action.waiting of every approval of stage i that was
+// dispatched but does not wait yet: its waiting event was decided with the
+// dispatch but not appended (another conductor's append came between), so
+// it is decided again from the log alone.
+func unannounced(s run.State, i int) []events.Event {
+	var out []events.Event
+	st := s.Stages[i]
+	for j, a := range st.Actions {
+		if a.Type != events.KindApproval || a.Phase != run.Dispatched || a.Attempt == 0 {
+			continue
+		}
+		ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: a.Name, Attempt: a.Attempt}
+		out = append(out, approvalWaiting(s, ref, s.Definition.Stages[i].Actions[j], a.DispatchedAt))
 	}
+	return out
 }
 
 // Approvers is the approval's approvers configuration (comma-separated

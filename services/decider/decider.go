@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/run"
+	"github.com/gantry-ci/gantry/services/lanes"
 )
 
 // Source is the CloudEvents source of the conductor's events.
@@ -41,6 +42,10 @@ type Inputs struct {
 	// run names (AlarmGroups), when its last alarm was raised: the zero
 	// time when none ever was. A group missing here fails the rule.
 	Alarms map[string]time.Time
+	// Lane is the folded lane of the run's pipeline (package lanes): what
+	// runs share, stage locks and transitions. Nil means the run is
+	// decided alone, with no cross-run rules.
+	Lane *lanes.State
 }
 
 func (in Inputs) grace() time.Duration {
@@ -195,6 +200,9 @@ func decideStage(s run.State, i int, in Inputs) []events.Event {
 	now := in.Now
 	st := s.Stages[i]
 	if evs := expire(s, i, in); len(evs) > 0 {
+		return evs
+	}
+	if evs := unannounced(s, i); len(evs) > 0 {
 		return evs
 	}
 	var failed []string

@@ -15,6 +15,9 @@ func enter(s run.State, i int, in Inputs) []events.Event {
 	if !dependenciesMet(s, i) {
 		return nil
 	}
+	if evs, wait := laneCheck(s, i, in); wait {
+		return evs
+	}
 	if evs, start := beforeEntry(s, i, in); !start {
 		return evs
 	}

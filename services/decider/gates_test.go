@@ -524,3 +524,32 @@ func TestStopAndConditionTasks(t *testing.T) {
 		same(t, fmt.Sprintf("stop (abandon %v)", abandon), m.at(t0), want)
 	}
 }
+
+// An approval whose dispatch was appended but whose action.waiting was
+// not (another conductor appended in between) is announced on the next
+// decision, from the log alone, with the expiry its dispatch gives.
+func TestUnannouncedApprovalWaitsAgain(t *testing.T) {
+	d := events.Definition{Name: "p", Stages: []events.StageDef{{Name: "Gate", Actions: []events.ActionDef{
+		{Name: "sign-off", Type: events.KindApproval, Pool: "default", RunOrder: 1, TimeoutSeconds: 3600,
+			Configuration: map[string]string{"instructions": "look first"}},
+	}}}}
+	s := foldDef(t, d, given{
+		events.RunStarted{Run: runID},
+		events.StageStarted{Run: runID, Stage: "Gate", Attempt: 1},
+		events.ActionDispatched{Task: events.Task{ID: events.TaskID(runID, "Gate", "sign-off", 1), Pipeline: "p", Run: runID,
+			Stage: "Gate", Action: "sign-off", Attempt: 1, Kind: events.KindApproval, Pool: "default",
+			LeaseHash: events.LeaseHash(lease("Gate", "sign-off", 1))}},
+	})
+	later := decider.Inputs{Now: t0.Add(10 * time.Minute), LeaseKey: key}
+	evs := decider.Decide(s, later)
+	if len(evs) != 1 || evs[0].Type != events.TypeActionWaiting {
+		t.Fatalf("decided %v, want one action.waiting", evs)
+	}
+	w := evs[0].Payload.(events.ActionWaiting)
+	if want := t0.Add(time.Hour).UTC().Format(time.RFC3339); w.Expires != want || w.Instructions != "look first" {
+		t.Errorf("waiting %+v, want expiry %s from the dispatch", w, want)
+	}
+	if s = run.Fold(s, evs...); !s.Action("Gate", "sign-off").Waiting() {
+		t.Error("the approval does not wait after the decision")
+	}
+}

@@ -44,6 +44,7 @@ phases:
 }
 
 const slowPipeline = `name: slow
+executionMode: PARALLEL
 stages:
   - name: Source
     actions:

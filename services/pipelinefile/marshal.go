@@ -21,6 +21,9 @@ func Marshal(def events.Definition) ([]byte, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "name: %s\n", scalar(def.Name))
 	writeMap(&b, "", "variables", def.Variables)
+	if def.ExecutionMode != "" {
+		fmt.Fprintf(&b, "executionMode: %s\n", scalar(def.ExecutionMode))
+	}
 	writeTriggers(&b, def.Triggers)
 	b.WriteString("stages:\n")
 	for _, s := range def.Stages {

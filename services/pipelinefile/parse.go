@@ -274,6 +274,7 @@ func (c *checker) extract() (events.Definition, [][]actionPaths) {
 		def.Variables = stringValues(vars)
 	}
 	def.Triggers = extractTriggers(root)
+	def.ExecutionMode, _ = root["executionMode"].(string)
 	stages, _ := root["stages"].([]any)
 	paths := make([][]actionPaths, 0, len(stages))
 	for i, s := range stages {

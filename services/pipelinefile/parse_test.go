@@ -445,7 +445,7 @@ func TestSchemaFacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"description", "name", "stages", "triggers", "variables"}; !slices.Equal(info.rootFields, want) {
+	if want := []string{"description", "executionMode", "name", "stages", "triggers", "variables"}; !slices.Equal(info.rootFields, want) {
 		t.Errorf("root fields = %v, want %v", info.rootFields, want)
 	}
 	if want := []string{"actions", "beforeEntry", "dependsOn", "name", "onFailure", "onSuccess"}; !slices.Equal(info.stageFields, want) {

@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/services/command"
+	"github.com/gantry-ci/gantry/services/lanes"
+	"github.com/gantry-ci/gantry/services/source"
+)
+
+// stageCmd is `gantry stage disable|enable|list`: the transitions into a
+// pipeline's stages, and which runs are in or waiting for each stage.
+func stageCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "stage",
+		Short: "Disable, enable and list the transitions into a pipeline's stages",
+		Long: `A transition is the way into a stage. While it is disabled no run enters the
+stage: runs that reach it wait before it. In SUPERSEDED mode (the default) the
+waiting runs collapse to the newest one, the older ones end Superseded; in
+QUEUED mode they queue; in PARALLEL mode they all wait. When the transition is
+enabled again, the waiting run (QUEUED: the first of them; PARALLEL: all of
+them) enters.
+
+  gantry stage disable webshop Production --reason "release freeze until Monday"
+  gantry stage list webshop
+  gantry stage enable webshop Production
+
+Who disabled a transition and why is recorded in the pipeline's lane log
+(gantry.events.<pipeline>._lane) and shown by 'gantry stage list'.`,
+	}
+	cmd.AddCommand(stageTransitionCmd(g, true), stageTransitionCmd(g, false), stageListCmd(g))
+	return cmd
+}
+
+func stageTransitionCmd(g *globals, disable bool) *cobra.Command {
+	var reason string
+	use, short, verb := "enable PIPELINE STAGE", "Enable the transition into a stage: the run waiting before it enters", command.StageEnable
+	if disable {
+		use, short, verb = "disable PIPELINE STAGE --reason TEXT", "Disable the transition into a stage: runs wait before it", command.StageDisable
+	}
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if disable && strings.TrimSpace(reason) == "" {
+				return fmt.Errorf("stage disable: --reason is required: say why runs wait (it is shown to everyone in gantry stage list)")
+			}
+			conn, err := g.open(cmd.Context(), "gantry-cli", false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			_, err = (command.Client{Conn: conn.Bus.Conn()}).Do(cmd.Context(), verb,
+				command.Request{Pipeline: args[0], Stage: args[1], Reason: reason, Actor: actor()})
+			if err != nil {
+				return fmt.Errorf("stage %s %s: %w", args[0], args[1], err)
+			}
+			state := "enabled"
+			if disable {
+				state = "disabled"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "transition into %s of %s %s\n", args[1], args[0], state)
+			return nil
+		},
+	}
+	if disable {
+		c.Flags().StringVar(&reason, "reason", "", "why runs must wait before the stage (required; recorded with your user@host)")
+	}
+	return c
+}
+
+// stageRow is one stage in `gantry stage list -o json`.
+type stageRow struct {
+	Stage      string   `json:"stage"`
+	Transition string   `json:"transition"`
+	DisabledBy string   `json:"disabledBy,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	Since      string   `json:"since,omitempty"`
+	In         []string `json:"in"`
+	Waiting    []string `json:"waiting"`
+}
+
+func stageListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list PIPELINE",
+		Short: "List a pipeline's stages: transition (enabled or disabled, by whom, why), the run in each and the runs waiting",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := g.open(ctx, "gantry-cli", false)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			kv, err := c.Bus.JetStream().KeyValue(ctx, events.BucketPipelines)
+			if err != nil {
+				return err
+			}
+			def, _, err := source.Pipelines{KV: kv}.Get(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			evs, err := c.Bus.ReadRun(ctx, args[0], events.LaneToken, 0)
+			if err != nil {
+				return err
+			}
+			l := lanes.Fold(lanes.State{}, evs...)
+			out := struct {
+				Pipeline      string     `json:"pipeline"`
+				ExecutionMode string     `json:"executionMode"`
+				Stages        []stageRow `json:"stages"`
+			}{Pipeline: args[0], ExecutionMode: lanes.Mode(def), Stages: []stageRow{}}
+			for _, s := range def.Stages {
+				r := stageRow{Stage: s.Name, Transition: "enabled", In: []string{}, Waiting: []string{}}
+				if t, ok := l.Disabled[s.Name]; ok {
+					r.Transition, r.DisabledBy, r.Reason, r.Since = "disabled", t.Actor, t.Reason, t.Since
+				}
+				r.In = append(r.In, l.In[s.Name]...)
+				for _, w := range l.Waiting[s.Name] {
+					r.Waiting = append(r.Waiting, w.Run)
+				}
+				out.Stages = append(out.Stages, r)
+			}
+			if g.json() {
+				return g.printJSON(out)
+			}
+			fmt.Fprintf(g.stdout, "pipeline %s, execution mode %s\n", out.Pipeline, out.ExecutionMode)
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "STAGE\tTRANSITION\tIN\tWAITING")
+			for _, r := range out.Stages {
+				tr := r.Transition
+				if tr == "disabled" {
+					tr = fmt.Sprintf("disabled by %s since %s: %s", dash(r.DisabledBy), r.Since, r.Reason)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Stage, tr, dash(strings.Join(r.In, " ")), dash(strings.Join(r.Waiting, " ")))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
