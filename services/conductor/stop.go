@@ -21,10 +21,10 @@ import (
 // here.
 func (c *Conductor) serveCommands(ctx context.Context) ([]*nats.Subscription, error) {
 	handlers := map[string]command.Handler{
-		command.Stop:    c.Stop,
-		command.Approve: c.Approve,
-		command.Reject:  c.Reject,
-		command.Retry:   c.Retry,
+		command.Stop:          c.Stop,
+		command.Approve:       c.Approve,
+		command.Reject:        c.Reject,
+		command.Retry:         c.Retry,
 		command.StageDisable:  c.StageDisable,
 		command.StageEnable:   c.StageEnable,
 		command.StageRollback: c.StageRollback,

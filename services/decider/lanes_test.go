@@ -74,4 +74,3 @@ func TestLaneCheck(t *testing.T) {
 		t.Fatalf("run %s by %q", s.Phase, s.SupersededBy)
 	}
 }
-
