@@ -1,0 +1,12 @@
+# nats-server built from its Go module (CGO_ENABLED=0, static), FROM
+# scratch. Built by `make images` (tag gantry-nats:dev). The configuration
+# is mounted at /etc/nats/nats-server.conf (see docker-compose.yml); the
+# JetStream store is /data.
+FROM scratch
+COPY rootfs-min/ /
+COPY nats-server /usr/bin/nats-server
+USER 65532:65532
+VOLUME ["/data"]
+EXPOSE 4222 6222 8222
+ENTRYPOINT ["/usr/bin/nats-server"]
+CMD ["-c", "/etc/nats/nats-server.conf"]
