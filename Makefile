@@ -14,7 +14,7 @@ FUZZTIME_SLOW ?= 5000x
 FUZZMINIMIZETIME ?= 100x
 FUZZ = $(GO) test -run='^$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME)
 
-.PHONY: build run test test-short fuzz bench lint tidy clean
+.PHONY: build run test test-short fuzz bench lint tidy clean images compose-config compose-up compose-demo compose-down
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./services/cmd/gantry
@@ -65,4 +65,29 @@ tidy:
 	for m in $(MODULES); do (cd $$m && $(GO) mod tidy) || exit 1; done
 
 clean:
-	rm -rf bin .gantry
+	rm -rf bin .gantry .build
+
+# The project's own images (gantry:dev, gantry-nats:dev, gantry-runner:dev),
+# FROM scratch from binaries built here: no image is ever pulled.
+images:
+	GO=$(GO) sh deploy/docker/build-images.sh
+
+# docker-compose.yml on a 3-node NATS cluster: `docker compose` where the
+# plugin exists, else the python docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+# Certificates, passwords and server configurations under .compose/ (never committed).
+compose-config: build
+	sh deploy/docker/compose-config.sh
+
+compose-up: images compose-config
+	$(COMPOSE) up -d --remove-orphans
+	sh deploy/docker/compose-wait.sh
+
+# The example pipeline and deployment group through the cluster, as the
+# operator user from the host; exits non-zero unless the run succeeded.
+compose-demo: build
+	sh deploy/docker/compose-demo.sh
+
+compose-down:
+	$(COMPOSE) down -v --remove-orphans

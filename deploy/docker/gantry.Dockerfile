@@ -5,6 +5,10 @@
 # is pulled.
 FROM scratch
 COPY rootfs-min/ /
+# COPY makes everything root-owned: the directories the non-root user
+# writes are copied again with its ownership.
+COPY --chown=65532:65532 rootfs-min/data /data
+COPY --chown=65532:65532 rootfs-min/home/gantry /home/gantry
 COPY gantry /usr/bin/gantry
 ENV GANTRY_BIN=/usr/bin/gantry
 USER 65532:65532

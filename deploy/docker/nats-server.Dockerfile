@@ -4,6 +4,10 @@
 # JetStream store is /data.
 FROM scratch
 COPY rootfs-min/ /
+# COPY makes everything root-owned: the directories the non-root user
+# writes are copied again with its ownership.
+COPY --chown=65532:65532 rootfs-min/data /data
+COPY --chown=65532:65532 rootfs-min/home/gantry /home/gantry
 COPY nats-server /usr/bin/nats-server
 USER 65532:65532
 VOLUME ["/data"]

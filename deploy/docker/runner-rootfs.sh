@@ -49,6 +49,9 @@ cp -L /etc/ssl/certs/ca-certificates.crt "$dir/etc/ssl/certs/"
 printf 'root:x:0:0:root:/root:/bin/sh\ngantry:x:65532:65532:gantry:/home/gantry:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"
 printf 'root:x:0:\ngantry:x:65532:\nnobody:x:65534:\n' >"$dir/etc/group"
 printf 'hosts: files dns\n' >"$dir/etc/nsswitch.conf"
+# Repositories mounted into a container belong to another uid; git would
+# refuse them as of "dubious ownership".
+printf '[safe]\n\tdirectory = *\n' >"$dir/home/gantry/.gitconfig"
 
 # The Go toolchain, without what building code never reads.
 mkdir -p "$dir/usr/local/go"
