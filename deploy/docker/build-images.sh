@@ -27,21 +27,29 @@ printf 'root:x:0:0:root:/:/nonexistent\ngantry:x:65532:65532:gantry:/home/gantry
 printf 'root:x:0:\ngantry:x:65532:\n' >"$min/etc/group"
 chown -R 65532:65532 "$min/data" "$min/home/gantry" 2>/dev/null || true
 
+# Each context is one tarball, unpacked by ADD with the owners it records
+# (COPY would make every file root's, and several COPY layers in a row
+# trip the legacy builder's "layer does not exist").
 mkdir -p "$out/gantry" "$out/nats" "$out/runner-ctx"
-cp -a "$min" "$out/gantry/rootfs-min"
-cp "$root/bin/gantry" "$out/gantry/gantry"
-cp -a "$min" "$out/nats/rootfs-min"
-cp "$root/bin/nats-server" "$out/nats/nats-server"
+pack() { # pack CONTEXT ROOTDIR BINARY...: ROOTDIR plus the binaries in /usr/bin
+	ctx=$1 rootdir=$2
+	shift 2
+	mkdir -p "$rootdir/usr/bin"
+	for b in "$@"; do cp "$b" "$rootdir/usr/bin/"; done
+	tar -C "$rootdir" --numeric-owner -cf "$ctx/rootfs.tar" .
+}
+pack "$out/gantry" "$min" "$root/bin/gantry"
+rm -f "$min/usr/bin/gantry"
+pack "$out/nats" "$min" "$root/bin/nats-server"
+rm -f "$min/usr/bin/nats-server"
 # The runner's root is rebuilt only when missing or older than the script.
 if [ ! -d "$out/rootfs" ] || [ "$root/deploy/docker/runner-rootfs.sh" -nt "$out/rootfs" ]; then
 	"$root/deploy/docker/runner-rootfs.sh" "$out/rootfs"
 fi
-mv "$out/rootfs" "$out/runner-ctx/rootfs"
-cp "$root/bin/gantry" "$out/runner-ctx/gantry"
+pack "$out/runner-ctx" "$out/rootfs" "$root/bin/gantry"
 
 status=0
 docker build -q -t "gantry:$tag" -f "$root/deploy/docker/gantry.Dockerfile" "$out/gantry" || status=$?
 [ $status -eq 0 ] && { docker build -q -t "gantry-nats:$tag" -f "$root/deploy/docker/nats-server.Dockerfile" "$out/nats" || status=$?; }
 [ $status -eq 0 ] && { docker build -q -t "gantry-runner:$tag" -f "$root/deploy/docker/runner.Dockerfile" "$out/runner-ctx" || status=$?; }
-mv "$out/runner-ctx/rootfs" "$out/rootfs"
 exit $status

@@ -3,12 +3,8 @@
 # is mounted at /etc/nats/nats-server.conf (see docker-compose.yml); the
 # JetStream store is /data.
 FROM scratch
-COPY rootfs-min/ /
-# COPY makes everything root-owned: the directories the non-root user
-# writes are copied again with its ownership.
-COPY --chown=65532:65532 rootfs-min/data /data
-COPY --chown=65532:65532 rootfs-min/home/gantry /home/gantry
-COPY nats-server /usr/bin/nats-server
+# The root filesystem and binaries, with their owners (see build-images.sh).
+ADD rootfs.tar /
 USER 65532:65532
 VOLUME ["/data"]
 EXPOSE 4222 6222 8222
