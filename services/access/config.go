@@ -116,6 +116,9 @@ func (c ServerConfig) Render() (string, error) {
 		w("# Routes to the other servers of the JetStream cluster, TLS both ways.\n")
 		w("cluster {\n  name: %s\n  listen: %s\n", q(c.ClusterName), q(c.ClusterListen))
 		w("  tls {\n    cert_file: %s\n    key_file: %s\n    ca_file: %s\n    verify: true\n    timeout: 5\n  }\n", q(c.CertFile), q(c.KeyFile), q(c.CAFile))
+		// Clients keep the URLs they were given: the members' addresses
+		// inside a container network mean nothing to a client outside it.
+		w("  no_advertise: true\n")
 		w("  routes: %s\n}\n\n", list(c.Routes, "  "))
 	}
 	w("accounts {\n  %s {\n    jetstream: enabled\n    users: [\n", Account)
