@@ -7,8 +7,19 @@ set -eu
 gantry=${GANTRY:-./bin/gantry}
 export NATS_URL=tls://127.0.0.1:4222,tls://localhost:4223,tls://localhost:4224
 export NATS_CA=.compose/tls/ca.pem NATS_USER=operator NATS_PASSWORD_FILE=.compose/passwords/operator
-"$gantry" pipeline apply -f examples/hello/pipeline.yaml
-"$gantry" deploy group apply -f examples/hello/deploygroup.yaml
+# Right after a node dies, JetStream requests time out until its streams'
+# groups elect new leaders (seconds): the one-shot steps try again.
+retry() {
+	n=0
+	until "$@"; do
+		n=$((n + 1))
+		[ $n -lt 10 ] || return 1
+		echo "compose-demo: retrying in 3s: $*" >&2
+		sleep 3
+	done
+}
+retry "$gantry" pipeline apply -f examples/hello/pipeline.yaml
+retry "$gantry" deploy group apply -f examples/hello/deploygroup.yaml
 run=$("$gantry" run start hello -o json | sed -n 's/.*"run": *"\([^"]*\)".*/\1/p')
 [ -n "$run" ] || { echo "compose-demo: no run started" >&2; exit 1; }
 echo "run $run started"
