@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/gantry-ci/gantry/events/run"
 )
 
 // TestNodeKillLosesNoRun: with 100 runs in flight on a three-node cluster
@@ -12,16 +14,24 @@ import (
 // completes, exactly once.
 func TestNodeKillLosesNoRun(t *testing.T) {
 	c := startCluster(t)
-	f := newFleet(t, c, 2, 2)
+	newFleet(t, c, 2, 2)
 	b := c.mustOpen("client")
 	var runs []string
 	for i := range 100 {
 		runs = append(runs, request(t, b, fmt.Sprintf("node-kill-%d", i)))
 	}
 	time.Sleep(time.Second) // some runs under way, most still queued
+	// 100 runs of two 250 ms tasks on 16 worker slots take over 3 s: the
+	// last one cannot be done yet, so the kill lands with runs in flight.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if evs, err := b.ReadRun(ctx, def.Name, runs[len(runs)-1], 0); err != nil {
+		t.Fatal(err)
+	} else if st := run.Fold(run.State{}, evs...); st.Done() {
+		t.Fatal("every run ended before the kill: nothing was in flight")
+	}
 	c.kill("nats2")
 	waitDone(t, b, runs, 4*time.Minute)
-	_ = f
 }
 
 // TestEventsLeaderKillNoFork: the GANTRY_EVENTS stream's leader is killed

@@ -17,7 +17,6 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	mobynet "github.com/moby/moby/api/types/network"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
@@ -249,8 +248,6 @@ func eventsLeader(ctx context.Context, b *bus.Bus) (string, error) {
 	}
 	return info.Cluster.Leader, nil
 }
-
-var _ = jetstream.StreamInfo{}
 
 func randomHex(t *testing.T) string {
 	b := make([]byte, 12)
