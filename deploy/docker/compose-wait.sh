@@ -12,8 +12,9 @@ for port in 8222 8223 8224; do
 		sleep 1
 	done
 done
-# provision is a one-shot: its container must have exited 0.
-until [ "$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$($compose ps -q provision)" 2>/dev/null)" = "exited 0" ]; do
+# provision is a one-shot: its container must have exited 0 (`ps -a`: compose
+# v2 lists running containers only).
+until [ "$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$($compose ps -a -q provision)" 2>/dev/null)" = "exited 0" ]; do
 	[ "$(date +%s)" -lt "$deadline" ] || fail "provisioning did not finish"
 	sleep 1
 done
