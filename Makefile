@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     := bin/gantry
 PKG     := github.com/gantry-ci/gantry/...
-MODULES := events schemas services loadtest examples/chatops-bot
+MODULES := events schemas services loadtest examples/chatops-bot clustertest
 # Fuzz budgets are execution counts, not durations: with a duration, Go
 # 1.26's coordinator can fail a healthy target with "context deadline
 # exceeded" when its deadline lands mid-call (golang/go#75804, fixed in Go
@@ -14,7 +14,7 @@ FUZZTIME_SLOW ?= 5000x
 FUZZMINIMIZETIME ?= 100x
 FUZZ = $(GO) test -run='^$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME)
 
-.PHONY: build run test test-short fuzz bench lint tidy clean
+.PHONY: build run test test-short fuzz bench lint tidy clean cluster-test images compose-config compose-up compose-demo compose-down
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./services/cmd/gantry
@@ -64,11 +64,41 @@ bench: build
 	exit $$rc
 
 lint:
-	@test -z "$$(gofmt -l events schemas services loadtest examples)" || (gofmt -l events schemas services loadtest examples; exit 1)
+	@test -z "$$(gofmt -l events schemas services loadtest clustertest examples)" || (gofmt -l events schemas services loadtest clustertest examples; exit 1)
 	$(GO) vet $(PKG)
 
 tidy:
 	for m in $(MODULES); do (cd $$m && $(GO) mod tidy) || exit 1; done
 
 clean:
-	rm -rf bin .gantry
+	rm -rf bin .gantry .build
+
+# Only the fault tests on a 3-node cluster of gantry-nats containers (and
+# the SIGTERM drain of a real worker process); make test runs them too.
+cluster-test:
+	$(GO) test -count=1 -v -timeout 15m ./clustertest/...
+
+# The project's own images (gantry:dev, gantry-nats:dev, gantry-runner:dev),
+# FROM scratch from binaries built here: no image is ever pulled.
+images:
+	GO=$(GO) sh deploy/docker/build-images.sh
+
+# docker-compose.yml on a 3-node NATS cluster: `docker compose` where the
+# plugin exists, else the python docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+# Certificates, passwords and server configurations under .compose/ (never committed).
+compose-config: build
+	sh deploy/docker/compose-config.sh
+
+compose-up: images compose-config
+	$(COMPOSE) up -d --remove-orphans
+	sh deploy/docker/compose-wait.sh
+
+# The example pipeline and deployment group through the cluster, as the
+# operator user from the host; exits non-zero unless the run succeeded.
+compose-demo: build
+	sh deploy/docker/compose-demo.sh
+
+compose-down:
+	$(COMPOSE) down -v --remove-orphans

@@ -29,6 +29,14 @@ type ServerConfig struct {
 	VerifyClients             bool
 	// Users and their password entries, in order.
 	Users []UserEntry
+	// Cluster: when ClusterName is set the server joins a JetStream
+	// cluster of that name, listening for routes on ClusterListen and
+	// dialling every Routes URL (nats-route://host:port; listing the
+	// server itself is harmless). Routes use the server's TLS
+	// certificate and CA both ways, so a peer must present a
+	// certificate the CA signed.
+	ClusterName, ClusterListen string
+	Routes                     []string
 }
 
 // UserEntry is a user and how its password appears in the file.
@@ -63,6 +71,17 @@ func (c ServerConfig) Render() (string, error) {
 			errs = append(errs, fmt.Errorf("user %s: exactly one of a password hash or a password variable", u.Name))
 		}
 	}
+	if c.ClusterName == "" && (c.ClusterListen != "" || len(c.Routes) > 0) {
+		errs = append(errs, errors.New("cluster listen address and routes need a cluster name"))
+	}
+	if c.ClusterName != "" {
+		if c.ClusterListen == "" {
+			errs = append(errs, errors.New("a cluster needs a route listen address"))
+		}
+		if c.CAFile == "" {
+			errs = append(errs, errors.New("a cluster needs a CA file: routes verify each other's certificates"))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return "", fmt.Errorf("nats-server config: %w", err)
 	}
@@ -93,6 +112,15 @@ func (c ServerConfig) Render() (string, error) {
 		w("  verify: true\n")
 	}
 	w("  timeout: 5\n}\n\n")
+	if c.ClusterName != "" {
+		w("# Routes to the other servers of the JetStream cluster, TLS both ways.\n")
+		w("cluster {\n  name: %s\n  listen: %s\n", q(c.ClusterName), q(c.ClusterListen))
+		w("  tls {\n    cert_file: %s\n    key_file: %s\n    ca_file: %s\n    verify: true\n    timeout: 5\n  }\n", q(c.CertFile), q(c.KeyFile), q(c.CAFile))
+		// Clients keep the URLs they were given: the members' addresses
+		// inside a container network mean nothing to a client outside it.
+		w("  no_advertise: true\n")
+		w("  routes: %s\n}\n\n", list(c.Routes, "  "))
+	}
 	w("accounts {\n  %s {\n    jetstream: enabled\n    users: [\n", Account)
 	for _, u := range c.Users {
 		w("      {\n        user: %s\n", q(u.Name))

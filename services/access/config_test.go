@@ -92,3 +92,50 @@ func TestRenderedConfigRefusesMissingTLS(t *testing.T) {
 		t.Fatal("rendered a user without a password")
 	}
 }
+
+// TestClusterConfig: a cluster member's configuration names its cluster,
+// route listener and peers, with TLS verified both ways on routes, and
+// nats-server accepts it; routes without a cluster name are refused.
+func TestClusterConfig(t *testing.T) {
+	tlsDir := t.TempDir()
+	files, err := devcert.Create(tlsDir, "nats1", "nats2", "nats3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := access.Defaults()
+	c.StoreDir, c.CertFile, c.KeyFile, c.CAFile = t.TempDir(), files.ServerCert, files.ServerKey, files.CA
+	c.Listen, c.Monitor = "127.0.0.1:-1", ""
+	c.ClusterName, c.ClusterListen = "gantry", "127.0.0.1:6222"
+	c.Routes = []string{"nats-route://nats1:6222", "nats-route://nats2:6222", "nats-route://nats3:6222"}
+	c, err = access.WithEnvPasswords(c, exampleSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range c.Users {
+		t.Setenv(u.PasswordEnv, "pw-"+u.Name)
+	}
+	text, err := c.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := natsserver.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("nats-server refuses a cluster config: %v\n%s", err, text)
+	}
+	if opts.Cluster.Name != "gantry" || opts.Cluster.Port != 6222 || len(opts.Routes) != 3 {
+		t.Errorf("cluster %q port %d, %d routes", opts.Cluster.Name, opts.Cluster.Port, len(opts.Routes))
+	}
+	if opts.Cluster.TLSConfig == nil || opts.Cluster.TLSConfig.ClientCAs == nil {
+		t.Error("routes without TLS verification")
+	}
+
+	bad := access.Defaults()
+	bad.Routes = []string{"nats-route://nats1:6222"}
+	if _, err := bad.Render(); err == nil || !strings.Contains(err.Error(), "cluster name") {
+		t.Errorf("routes without a cluster name: %v", err)
+	}
+}

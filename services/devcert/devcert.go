@@ -71,7 +71,9 @@ func Create(dir string, hosts ...string) (Files, error) {
 	server := &x509.Certificate{
 		SerialNumber: serial(), Subject: pkix.Name{CommonName: "gantry-nats"},
 		NotBefore: now, NotAfter: now.Add(Validity),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// ClientAuth too: a cluster member presents this certificate when
+		// it dials another member's route listener (verify: true).
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
 	for _, h := range hosts {

@@ -161,7 +161,7 @@ func New(o Options) (*Worker, error) {
 }
 
 // Run pulls tasks until ctx ends; tasks under way are cancelled with it and
-// come back to the fleet after AckWait.
+// handed back to the fleet at once (nak), not after AckWait.
 func (w *Worker) Run(ctx context.Context) error {
 	js := w.o.Bus.JetStream()
 	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamTasks, jetstream.ConsumerConfig{
@@ -206,8 +206,26 @@ func (w *Worker) pull(ctx context.Context, cons jetstream.Consumer, store *artif
 			continue
 		}
 		for m := range batch.Messages() {
+			if ctx.Err() != nil {
+				// Fetched while stopping: not this worker's to run.
+				w.handBack(m, w.o.Log)
+				continue
+			}
 			w.process(ctx, m, store)
 		}
+	}
+}
+
+// handBack naks a task this worker will not finish because it is stopping,
+// and flushes, so the nak reaches the server before the connection closes.
+func (w *Worker) handBack(m jetstream.Msg, log zerolog.Logger) {
+	log.Warn().Msg("worker stopping; the task is handed back to the fleet")
+	if err := m.Nak(); err != nil {
+		log.Warn().Err(err).Msg("nak task; it returns after AckWait")
+		return
+	}
+	if err := w.o.Bus.Conn().FlushTimeout(5 * time.Second); err != nil {
+		log.Warn().Err(err).Msg("flush the nak; the task may return only after AckWait")
 	}
 }
 
@@ -316,8 +334,10 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 		Task: t, Workspace: ws, Log: ls, Publish: publishOpen, Ref: ref, Artifacts: store, Worker: w.o.Name, Upload: upload,
 	})
 	if ctx.Err() != nil {
-		// This worker is stopping: leave the task to the fleet.
-		log.Warn().Msg("worker stopping mid-task; the task returns to the fleet")
+		// This worker is stopping (SIGTERM): its processes were killed with
+		// the context. Hand the task back now, so another worker redoes it
+		// at once instead of after AckWait.
+		w.handBack(m, log)
 		return
 	}
 	if cause := context.Cause(runCtx); errors.Is(cause, errAbandoned) {
