@@ -40,7 +40,7 @@ import (
 // a decision (events.TypeActionWaiting of the approvals work, issue 9;
 // spelled here until it is on main). Its data names the action as a task
 // does (run, stage, action, attempt) and who may answer (approvers).
-const WaitingType = "dev.gantry.action.waiting"
+const WaitingType = events.TypeActionWaiting
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

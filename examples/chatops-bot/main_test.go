@@ -13,11 +13,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/events/natstest"
+	grun "github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/command"
+	"github.com/gantry-ci/gantry/services/conductor"
 	"github.com/gantry-ci/gantry/services/deploy"
 )
 
@@ -212,5 +215,65 @@ func TestBotRollsBackAFailedDeployment(t *testing.T) {
 	}
 	if rollbacks != 1 {
 		t.Fatalf("%d rollbacks of %s, want 1", rollbacks, bad)
+	}
+}
+
+// TestBotApprovesARealRun: with a real conductor, a run of a pipeline
+// with an approval stage waits; the bot, a process, approves it through
+// gantry.cmd.approve, and the run goes on to succeed, the log naming the
+// bot as the approver.
+func TestBotApprovesARealRun(t *testing.T) {
+	srv := natstest.Start(t)
+	b := natstest.Bus(t, srv.ClientURL())
+	cd, err := conductor.New(conductor.Options{Bus: natstest.Bus(t, srv.ClientURL()), Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cd.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	startBot(t, srv.ClientURL(), "--approve", "release/Gate/*", "--actor", "bot:test")
+
+	def := events.Definition{Name: "release", Stages: []events.StageDef{{Name: "Gate", Actions: []events.ActionDef{
+		{Name: "sign-off", Type: events.KindApproval, Pool: "default", RunOrder: 1, TimeoutSeconds: events.MinApprovalTimeoutSeconds,
+			Configuration: map[string]string{"instructions": "the bot may approve", "approvers": "bot:test"}},
+	}}}}
+	runID := events.RunIDForTrigger("bot-real", time.Now().UnixMilli())
+	e, err := events.New(events.RunID(runID, "requested"), "/test", runID, time.Now(), events.RunRequested{
+		Pipeline: def.Name, Run: runID, Revision: 1, Definition: def, Trigger: events.Trigger{ID: runID, Kind: "manual"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := uint64(0)
+	if _, _, err := b.Append(context.Background(), def.Name, e, &zero); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		evs, err := b.ReadRun(context.Background(), def.Name, runID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := grun.Fold(grun.State{}, evs...)
+		if st.Done() {
+			if st.Phase != grun.Succeeded {
+				t.Fatalf("run %s: %s", st.Phase, st.Reason)
+			}
+			var by string
+			for _, e := range evs {
+				if p, ok := e.Payload.(events.ActionApproved); ok {
+					by = p.Actor
+				}
+			}
+			if by != "bot:test" {
+				t.Fatalf("approved by %q, want bot:test", by)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run still %s after 60s", st.Phase)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
