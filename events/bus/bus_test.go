@@ -135,3 +135,33 @@ func testAppendChain(t *testing.T, b *bus.Bus) {
 		t.Fatalf("log holds %d events, want 3", len(evs))
 	}
 }
+
+// RunIDs lists runs newest first and never the pipeline's lane subject.
+func TestRunIDsLeavesOutTheLane(t *testing.T) {
+	b := newBus(t)
+	ctx := context.Background()
+	older, newer := "01a2154b-ea92-7634-ac3c-6b12b7b33cb5", "01a2154c-0000-7634-ac3c-6b12b7b33cb5"
+	for _, id := range []string{older, newer} {
+		e, err := events.New(events.RunID(id, "started"), "/test", id, time.Now(), events.RunStarted{Run: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := b.Append(ctx, "p", e, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lane, err := events.New("lane/p/x", "/test", events.LaneToken, time.Now(), events.LaneLeft{Pipeline: "p", Run: older, Stage: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Append(ctx, "p", lane, nil); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := b.RunIDs(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 2 || ids[0] != newer || ids[1] != older {
+		t.Fatalf("RunIDs = %v, want [%s %s]", ids, newer, older)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,4 +46,24 @@ func (b *Bus) OpenRuns(ctx context.Context, fn func(pipeline, run string)) error
 func EndsRun(typ string) bool {
 	return typ == events.TypeRunSucceeded || typ == events.TypeRunFailed || typ == events.TypeRunStopped ||
 		typ == events.TypeRunSuperseded
+}
+
+// RunIDs lists the runs of a pipeline in the log, from the event stream's
+// subjects (one request however many runs there are), newest first (run
+// IDs are UUIDv7s): the pipeline's lane subject (events.LaneToken) is not
+// a run and is left out.
+func (b *Bus) RunIDs(ctx context.Context, pipeline string) ([]string, error) {
+	info, err := b.events.Info(ctx, jetstream.WithSubjectFilter(events.PipelineEvents(pipeline)))
+	if err != nil {
+		return nil, fmt.Errorf("runs of %s: %w", pipeline, err)
+	}
+	prefix := events.RunSubject(pipeline, "")
+	ids := make([]string, 0, len(info.State.Subjects))
+	for subject := range info.State.Subjects {
+		if id := strings.TrimPrefix(subject, prefix); id != events.LaneToken {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b string) int { return strings.Compare(b, a) })
+	return ids, nil
 }

@@ -68,6 +68,18 @@ func (d busDeps) Latest(ctx context.Context, pipeline string) (run.State, error)
 	}
 	parts := strings.Split(m.Subject, ".")
 	runID := parts[len(parts)-1]
+	if runID == events.LaneToken {
+		// The pipeline's lane (execution modes) wrote last: take the
+		// newest run from the subjects instead.
+		ids, err := d.b.RunIDs(ctx, pipeline)
+		if err != nil {
+			return run.State{}, err
+		}
+		if len(ids) == 0 {
+			return run.State{}, fmt.Errorf("%w of pipeline %s", ErrNoRuns, pipeline)
+		}
+		runID = ids[0]
+	}
 	evs, err := d.b.ReadRun(ctx, pipeline, runID, 0)
 	if err != nil {
 		return run.State{}, fmt.Errorf("read run %s: %w", runID, err)

@@ -63,15 +63,11 @@ func startStack(t *testing.T, ctx context.Context, defs ...events.Definition) *s
 // runsOf counts the runs of a pipeline in the log.
 func (s *stack) runsOf(t *testing.T, ctx context.Context, pipeline string) int {
 	t.Helper()
-	st, err := s.b.JetStream().Stream(ctx, events.StreamEvents)
+	ids, err := s.b.RunIDs(ctx, pipeline)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(events.PipelineEvents(pipeline)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(info.State.Subjects)
+	return len(ids)
 }
 
 // waitStarted polls until the run has a run.started event.

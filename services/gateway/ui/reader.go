@@ -70,21 +70,7 @@ var _ Reader = BusReader{}
 // runIDs lists a pipeline's run IDs, newest first, from the event stream's
 // subjects: one stream-info call, however many runs there are.
 func (b BusReader) runIDs(ctx context.Context, pipeline string) ([]string, error) {
-	s, err := b.Bus.JetStream().Stream(ctx, events.StreamEvents)
-	if err != nil {
-		return nil, fmt.Errorf("event stream: %w", err)
-	}
-	prefix := "gantry.events." + pipeline + "."
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix+"*"))
-	if err != nil {
-		return nil, fmt.Errorf("runs of %s: %w", pipeline, err)
-	}
-	ids := make([]string, 0, len(info.State.Subjects))
-	for subj := range info.State.Subjects {
-		ids = append(ids, strings.TrimPrefix(subj, prefix))
-	}
-	slices.SortFunc(ids, func(a, b string) int { return strings.Compare(b, a) })
-	return ids, nil
+	return b.Bus.RunIDs(ctx, pipeline)
 }
 
 // state reads a run's projection, folding the log when the projection is
