@@ -213,6 +213,18 @@ func (c *checker) schemaProblems(d schemas.Detail) {
 		if c.unknownKeys(p) {
 			return
 		}
+		// The validator lists the properties in map order: sort them, so
+		// the same file always gets the same message.
+		var names []string
+		for _, m := range reQuoted.FindAllStringSubmatch(msg, -1) {
+			names = append(names, "'"+m[1]+"'")
+		}
+		slices.Sort(names)
+		word := "property"
+		if len(names) > 1 {
+			word = "properties"
+		}
+		msg = fmt.Sprintf("additional %s %s not allowed", word, strings.Join(names, ", "))
 	case reRequired.MatchString(msg):
 		for _, m := range reQuoted.FindAllStringSubmatch(reRequired.FindStringSubmatch(msg)[1], -1) {
 			c.add(p, fmt.Sprintf("missing required field %q", m[1]), ErrSchema, ErrMissingField)
