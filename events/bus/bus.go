@@ -257,10 +257,14 @@ func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig) err
 	}
 	have := s.CachedInfo().Config
 	want = NeverShrink(have, want)
+	if want.Duplicates == 0 {
+		// Unset means the server's default, which the server filled in.
+		want.Duplicates = have.Duplicates
+	}
 	if slices.Equal(have.Subjects, want.Subjects) && have.Duplicates == want.Duplicates &&
 		have.MaxAge == want.MaxAge && unlimited(have.MaxBytes) == unlimited(want.MaxBytes) && have.Replicas == want.Replicas &&
 		have.AllowDirect == want.AllowDirect && have.AllowAtomicPublish == want.AllowAtomicPublish &&
-		have.Retention == want.Retention && have.MaxMsgSize == want.MaxMsgSize {
+		have.Retention == want.Retention && unlimited(int64(have.MaxMsgSize)) == unlimited(int64(want.MaxMsgSize)) {
 		return nil
 	}
 	_, err = b.js.UpdateStream(ctx, want)

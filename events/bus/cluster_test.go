@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gantry-ci/gantry/events"
@@ -99,5 +100,32 @@ func TestNeverShrink(t *testing.T) {
 		if got.Replicas != tc.expect.Replicas || got.Placement != tc.expect.Placement || got.MaxAge != tc.expect.MaxAge || got.MaxBytes != tc.expect.MaxBytes {
 			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.expect)
 		}
+	}
+}
+
+// Provisioning what exists changes nothing: every service provisions at
+// start, and a stream updated while others create consumers on it trips a
+// data race inside nats-server (seen under -race in the e2e suite).
+func TestProvisionAgainUpdatesNoStream(t *testing.T) {
+	b := newBus(t)
+	updated := make(chan string, 16)
+	sub, err := b.Conn().Subscribe("$JS.EVENT.ADVISORY.STREAM.UPDATED.>", func(m *nats.Msg) { updated <- m.Subject })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := b.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Provision(context.Background(), bus.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-updated:
+		t.Fatalf("a second provision updated a stream: %s", s)
+	case <-time.After(500 * time.Millisecond):
 	}
 }
