@@ -256,6 +256,7 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 		return
 	}
 	ref := events.ActionRef{Run: t.Run, Stage: t.Stage, Action: t.Action, Attempt: t.Attempt}
+	view := newRunView(b, t)
 	log := w.o.Log.With().Str("run", t.Run).Str("stage", t.Stage).Str("action", t.Action).Int("attempt", t.Attempt).Logger()
 	if consume.Poisoned(ctx, log, b, m, "every worker that took the task died or could not report; the conductor fails the attempt at its deadline") {
 		return
@@ -263,7 +264,7 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	if meta != nil && meta.NumDelivered > 1 {
 		w.o.Metrics.Redelivered(ConsumerName(w.o.Kind, w.o.Pool))
 		log.Warn().Uint64("delivery", meta.NumDelivered).Msg("task redelivered: its previous worker went silent")
-		if done, err := w.alreadyDone(ctx, t); err == nil && done {
+		if done, err := w.alreadyDone(ctx, view, t); err == nil && done {
 			log.Info().Msg("task already ended in the log; dropping the repeat")
 			_ = m.Ack()
 			return
@@ -296,7 +297,7 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 
 	ws, err := os.MkdirTemp(w.o.WorkDir, "task-")
 	if err != nil {
-		result = w.finish(ctx, m, store, t, ref, publish, Result{}, fmt.Errorf("create workspace: %w", err), nil, "", log)
+		result = w.finish(ctx, m, store, view, t, ref, publish, Result{}, fmt.Errorf("create workspace: %w", err), nil, "", log)
 		return
 	}
 	if !w.o.KeepWorkspace {
@@ -316,7 +317,7 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	// produced: a stale delivery must not add them to an attempt another
 	// one finished.
 	publishOpen := func(ctx context.Context, p events.Payload, fact string) error {
-		if err := w.checkOpen(ctx, t); err != nil {
+		if err := w.checkOpen(ctx, view, t); err != nil {
 			return err
 		}
 		return publish(ctx, p, fact)
@@ -325,7 +326,7 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	// handler's context makes the runner kill the task's process group.
 	runCtx, abandon := context.WithCancelCause(runCtx)
 	defer abandon(nil)
-	if stopWatch, err := w.watchAbandon(ctx, t, ref, abandon); err != nil {
+	if stopWatch, err := w.watchAbandon(ctx, view, t, ref, abandon); err != nil {
 		log.Warn().Err(err).Msg("cannot watch for the run being stopped; an abandon will not cancel this task")
 	} else {
 		defer stopWatch()
@@ -354,15 +355,15 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	if herr != nil && runCtx.Err() == context.DeadlineExceeded {
 		herr = fmt.Errorf("timed out after %ds: %w", t.TimeoutSeconds, herr)
 	}
-	result = w.finish(ctx, m, store, t, ref, publish, res, herr, ls, upload, log)
+	result = w.finish(ctx, m, store, view, t, ref, publish, res, herr, ls, upload, log)
 }
 
-func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.Store, t events.Task, ref events.ActionRef,
+func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.Store, view *runView, t events.Task, ref events.ActionRef,
 	publish func(context.Context, events.Payload, string) error, res Result, herr error, ls *LogStream, upload string, log zerolog.Logger) (result string) {
 	// Right before the result: if another delivery of this attempt ended
 	// it meanwhile (this worker stalled past AckWait), its result and
 	// artifacts stand; this delivery's are dropped quietly.
-	if err := w.checkOpen(ctx, t); errors.Is(err, ErrAttemptClosed) {
+	if err := w.checkOpen(ctx, view, t); errors.Is(err, ErrAttemptClosed) {
 		log.Info().Str("upload", upload).Msg("another delivery already ended this attempt; dropping this one's result")
 		if err := m.DoubleAck(ctx); err != nil {
 			log.Warn().Err(err).Msg("ack task")
@@ -425,7 +426,7 @@ var errAbandoned = errors.New("abandoned")
 // watchAbandon calls abandon when the attempt is abandoned in the log: it
 // listens to the run's subject for action.abandoned, and reads the log
 // once after subscribing, in case the abandon came first.
-func (w *Worker) watchAbandon(ctx context.Context, t events.Task, ref events.ActionRef, abandon context.CancelCauseFunc) (func(), error) {
+func (w *Worker) watchAbandon(ctx context.Context, v *runView, t events.Task, ref events.ActionRef, abandon context.CancelCauseFunc) (func(), error) {
 	b := w.o.Bus
 	fire := func(reason string) { abandon(fmt.Errorf("%w: %s", errAbandoned, reason)) }
 	sub, err := b.Conn().Subscribe(events.RunSubject(t.Pipeline, t.Run), func(m *nats.Msg) {
@@ -441,12 +442,11 @@ func (w *Worker) watchAbandon(ctx context.Context, t events.Task, ref events.Act
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to run %s: %w", t.Run, err)
 	}
-	evs, err := b.ReadRun(ctx, t.Pipeline, t.Run, 0)
+	st, err := v.read(ctx)
 	if err != nil {
 		_ = sub.Unsubscribe()
 		return nil, err
 	}
-	st := run.Fold(run.State{}, evs...)
 	if a := st.Action(t.Stage, t.Action); a != nil && a.Attempt == t.Attempt && a.Phase == run.Abandoned {
 		fire(a.Reason)
 	}
@@ -455,13 +455,43 @@ func (w *Worker) watchAbandon(ctx context.Context, t events.Task, ref events.Act
 
 // alreadyDone reads the run's log to see whether this attempt has ended, so
 // a task redelivered after its result was appended is not run twice.
-func (w *Worker) alreadyDone(ctx context.Context, t events.Task) (bool, error) {
-	evs, err := w.o.Bus.ReadRun(ctx, t.Pipeline, t.Run, 0)
+func (w *Worker) alreadyDone(ctx context.Context, v *runView, t events.Task) (bool, error) {
+	st, err := v.read(ctx)
 	if err != nil {
 		return false, err
 	}
-	st := run.Fold(run.State{}, evs...)
 	return attemptEnded(st, t) || st.Done(), nil
+}
+
+// runView is one task's fold of its run's log, read incrementally: the
+// worker looks at the run several times per task (a redelivery, the
+// abandon watch, before storing artifacts and before the result), and
+// each look reads only what was appended since the last one instead of
+// the whole log again.
+type runView struct {
+	b             *bus.Bus
+	pipeline, run string
+
+	mu  sync.Mutex
+	st  run.State
+	tip uint64
+}
+
+func newRunView(b *bus.Bus, t events.Task) *runView {
+	return &runView{b: b, pipeline: t.Pipeline, run: t.Run}
+}
+
+// read folds what the run's log gained since the last read and returns
+// the run as it stands.
+func (v *runView) read(ctx context.Context) (run.State, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	evs, tip, err := v.b.ReadRunTip(ctx, v.pipeline, v.run, v.tip)
+	if err != nil {
+		return v.st, err
+	}
+	v.st, v.tip = run.Fold(v.st, evs...), max(v.tip, tip)
+	return v.st, nil
 }
 
 // attemptEnded reports whether the task's attempt has a result in the run's
@@ -475,12 +505,12 @@ func attemptEnded(st run.State, t events.Task) bool {
 // the run's log. A run that ended otherwise (stopped) leaves the attempt
 // open: its log is still archived and its result recorded, which the fold
 // ignores.
-func (w *Worker) checkOpen(ctx context.Context, t events.Task) error {
-	evs, err := w.o.Bus.ReadRun(ctx, t.Pipeline, t.Run, 0)
+func (w *Worker) checkOpen(ctx context.Context, v *runView, t events.Task) error {
+	st, err := v.read(ctx)
 	if err != nil {
 		return fmt.Errorf("check attempt %d of %s/%s is still open: %w", t.Attempt, t.Stage, t.Action, err)
 	}
-	if attemptEnded(run.Fold(run.State{}, evs...), t) {
+	if attemptEnded(st, t) {
 		return fmt.Errorf("%w: attempt %d of %s/%s", ErrAttemptClosed, t.Attempt, t.Stage, t.Action)
 	}
 	return nil
