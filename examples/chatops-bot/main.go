@@ -252,7 +252,7 @@ func (bt *bot) onDeployEvent(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	c, err := rollback.Rollback(ctx, bt.b, rollback.Request{Group: f.Group, Of: f.Deployment,
-		ID: rollback.RollbackID(f.Deployment, env.Time)})
+		ID: rollback.RollbackID(f.Deployment, env.Time), Actor: bt.c.actor})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(bt.stderr, "chatops-bot: roll back %s after %s: %v\n", f.Group, f.Deployment, err)
 		return

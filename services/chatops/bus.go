@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/gantry-ci/gantry/events"
@@ -51,46 +49,27 @@ func (d busDeps) Start(ctx context.Context, pipeline string, vars map[string]str
 	return source.Publish(ctx, js, d.v, t)
 }
 
-// Latest is the pipeline's most recently active run: the run of the last
-// event on gantry.events.<pipeline>.*, folded from its log. One message
-// get and one run's read, however many runs the pipeline has.
+// Latest is the pipeline's newest run (run IDs are UUIDv7s, so the first
+// of bus.RunIDs), folded from its log: one stream-info call and one run's
+// read, however many runs the pipeline has.
 func (d busDeps) Latest(ctx context.Context, pipeline string) (run.State, error) {
-	s, err := d.b.JetStream().Stream(ctx, events.StreamEvents)
+	ids, err := d.b.RunIDs(ctx, pipeline)
 	if err != nil {
-		return run.State{}, fmt.Errorf("stream %s: %w", events.StreamEvents, err)
+		return run.State{}, err
 	}
-	m, err := s.GetLastMsgForSubject(ctx, events.PipelineEvents(pipeline))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	if len(ids) == 0 {
 		return run.State{}, fmt.Errorf("%w of pipeline %s", ErrNoRuns, pipeline)
 	}
+	evs, err := d.b.ReadRun(ctx, pipeline, ids[0], 0)
 	if err != nil {
-		return run.State{}, fmt.Errorf("last event of %s: %w", pipeline, err)
-	}
-	parts := strings.Split(m.Subject, ".")
-	runID := parts[len(parts)-1]
-	if runID == events.LaneToken {
-		// The pipeline's lane (execution modes) wrote last: take the
-		// newest run from the subjects instead.
-		ids, err := d.b.RunIDs(ctx, pipeline)
-		if err != nil {
-			return run.State{}, err
-		}
-		if len(ids) == 0 {
-			return run.State{}, fmt.Errorf("%w of pipeline %s", ErrNoRuns, pipeline)
-		}
-		runID = ids[0]
-	}
-	evs, err := d.b.ReadRun(ctx, pipeline, runID, 0)
-	if err != nil {
-		return run.State{}, fmt.Errorf("read run %s: %w", runID, err)
+		return run.State{}, fmt.Errorf("read run %s: %w", ids[0], err)
 	}
 	return run.Fold(run.State{}, evs...), nil
 }
 
-// Rollback rolls the group back. The deployment log has no actor field, so
-// who asked is logged here.
+// Rollback rolls the group back; deployment.created records the actor.
 func (d busDeps) Rollback(ctx context.Context, group, actor string) (events.DeploymentCreated, error) {
-	c, err := rollback.Rollback(ctx, d.b, rollback.Request{Group: group})
+	c, err := rollback.Rollback(ctx, d.b, rollback.Request{Group: group, Actor: actor})
 	if err != nil {
 		return c, err
 	}

@@ -180,6 +180,9 @@ func TestSlashCommandsOnTheBus(t *testing.T) {
 	for _, st := range states {
 		if strings.Contains(resp.Text, "`"+st.ID()+"`") {
 			found = st.Created.Revision.Key == "shop/v1/app.tar.gz"
+			if st.Created.Actor != "slack:UOPS" {
+				t.Errorf("rollback deployment's actor %q, want slack:UOPS", st.Created.Actor)
+			}
 		}
 	}
 	if len(states) != 3 || !found {
