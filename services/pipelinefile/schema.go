@@ -213,11 +213,21 @@ func (c *checker) schemaProblems(d schemas.Detail) {
 		if c.unknownKeys(p) {
 			return
 		}
-		// The validator lists the properties in map order: sort them, so
-		// the same file always gets the same message.
+		// The validator lists the properties in map order, and a key may
+		// itself hold quotes or commas: name the document's own keys that
+		// the message quotes, sorted, so one file always gets one message.
 		var names []string
-		for _, m := range reQuoted.FindAllStringSubmatch(msg, -1) {
-			names = append(names, "'"+m[1]+"'")
+		if m, ok := lookup(c.doc, p).(map[string]any); ok {
+			for k := range m {
+				if strings.Contains(msg, "'"+k+"'") {
+					names = append(names, "'"+k+"'")
+				}
+			}
+		}
+		if len(names) == 0 {
+			for _, m := range reQuoted.FindAllStringSubmatch(msg, -1) {
+				names = append(names, "'"+m[1]+"'")
+			}
 		}
 		slices.Sort(names)
 		word := "property"
