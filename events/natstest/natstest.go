@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/events/natsd"
@@ -105,7 +108,7 @@ func StartCluster(t testing.TB, n int) []*Server {
 		for _, s := range servers {
 			ready = ready && s.JetStreamReady()
 		}
-		if ready {
+		if ready && placeable(servers[0].ClientURL(), n) {
 			return servers
 		}
 		if time.Now().After(deadline) {
@@ -123,4 +126,26 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// placeable reports whether the cluster can place an R-n stream yet: the
+// meta leader is elected before every peer has reported in, and until
+// they have, provisioning R3 fails with "no suitable peers for placement".
+func placeable(url string, n int) bool {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return false
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "NATSTEST_READY", Subjects: []string{"natstest.ready"},
+		Storage: jetstream.MemoryStorage, Replicas: n}); err != nil {
+		return false
+	}
+	return js.DeleteStream(ctx, "NATSTEST_READY") == nil
 }
