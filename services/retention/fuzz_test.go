@@ -20,6 +20,8 @@ func FuzzPlan(f *testing.F) {
 		var runs []Run
 		var deps []Deployment
 		var objects []string
+		// EndSeq is a log sequence, so no two deployments share one; the
+		// low bits keep generated ones apart.
 		for i := 0; i+2 < len(data); i += 3 {
 			a, b, c := data[i], data[i+1], data[i+2]
 			pipeline := fmt.Sprintf("p%d", a%3)
@@ -33,7 +35,7 @@ func FuzzPlan(f *testing.F) {
 			objects = append(objects, pipeline+"/"+id+"/app", pipeline+"/"+id+"/logs/s/a/1.log")
 			if c%3 == 0 {
 				deps = append(deps, Deployment{Group: fmt.Sprintf("g%d", c%2), ID: "d" + id, InProgress: c%5 == 0,
-					Succeeded: c%5 != 0 && c%2 == 0, Started: at, EndSeq: uint64(b), RevisionKey: pipeline + "/" + id + "/app"})
+					Succeeded: c%5 != 0 && c%2 == 0, Started: at, EndSeq: uint64(b)<<16 | uint64(i), RevisionKey: pipeline + "/" + id + "/app"})
 			}
 		}
 		deleted := map[string]bool{}

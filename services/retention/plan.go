@@ -129,7 +129,9 @@ func protectedKeys(deployments []Deployment) map[string]bool {
 				ok = append(ok, d)
 			}
 		}
-		slices.SortFunc(ok, func(a, b Deployment) int { return cmp.Compare(b.EndSeq, a.EndSeq) })
+		slices.SortFunc(ok, func(a, b Deployment) int {
+			return cmp.Or(cmp.Compare(b.EndSeq, a.EndSeq), strings.Compare(b.ID, a.ID))
+		})
 		for _, d := range ok[:min(2, len(ok))] {
 			out[d.RevisionKey] = true
 		}
