@@ -283,6 +283,7 @@ func (e *env) run(ctx context.Context) (*Report, error) {
 	w, err := worker.New(worker.Options{
 		Bus: wb, Log: cfg.Log.With().Str("role", "worker").Logger(), Kind: ActionType, Pool: Pool,
 		Name: "loadtest-noop-worker", Concurrency: cfg.Concurrency, WorkDir: filepath.Join(e.dir, "work"),
+		NoWorkspace: true, // the handler touches no disk
 		Handler: worker.HandlerFunc(func(_ context.Context, t *worker.Task) (worker.Result, error) {
 			now := time.Now()
 			e.handled.Store(t.Run+"/"+t.Stage, now)

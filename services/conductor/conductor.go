@@ -67,7 +67,7 @@ type Conductor struct {
 }
 
 type shard struct {
-	in chan jetstream.Msg
+	in chan delivery
 	// wake carries runs to look at without an event: those open when the
 	// conductor started (their deadlines must fire after a restart).
 	wake chan [2]string
@@ -79,11 +79,63 @@ type shard struct {
 	endedOrder []string
 }
 
+// delivery is a message from the conductor's consumer and the unbroken run
+// of delivery numbers it arrived in (see window).
+type delivery struct {
+	m    jetstream.Msg
+	span span
+}
+
+// span is an unbroken run of delivery numbers: from since on, in numbering
+// epoch (which moves when the numbering goes back, as when the consumer
+// was recreated, so older numbers prove nothing).
+type span struct {
+	since uint64
+	epoch uint32
+}
+
+// window tracks which deliveries of the shared durable reached this
+// process. The consumer numbers every delivery (redeliveries too) and
+// hands first deliveries out in stream order; while this process receives
+// every number, no other conductor took any message. Only the Consume
+// callback touches it, one message at a time.
+type window struct {
+	last uint64
+	span span
+}
+
+// see records delivery number n and returns the unbroken run that ends
+// with it.
+func (w *window) see(n uint64) span {
+	if n <= w.last {
+		w.span.epoch++
+	}
+	if n != w.last+1 || w.span.since == 0 {
+		w.span.since = n
+	}
+	w.last = n
+	return w.span
+}
+
+// covers reports whether a run last handled at delivery number dseq in
+// epoch, with nothing missed up to there, has missed nothing since: every
+// delivery from dseq up to this span's end reached this process.
+func (s span) covers(dseq uint64, epoch uint32) bool {
+	return dseq != 0 && epoch == s.epoch && dseq >= s.since
+}
+
 // entry is a cached run and the tasks this conductor published for it, so
 // that the echo of its own action.dispatched does not publish them again.
 type entry struct {
 	st        run.State
 	published map[string]bool
+	// dseq is the consumer's delivery number of the last first delivery of
+	// this run handled in full, 0 when none is known. With st it proves
+	// that nothing was missed: every event of the run stored after it was
+	// first delivered after it, so if this process received every delivery
+	// since, each such event came to this shard, in order, and is folded.
+	dseq  uint64
+	epoch uint32
 	// tip is the run subject's last sequence as far as this conductor
 	// knows, counting refused (undecodable) messages the fold skips: the
 	// sequence the next append must expect.
@@ -128,7 +180,7 @@ func New(o Options) (*Conductor, error) {
 	}
 	c := &Conductor{o: o, lanes: laneCache{m: map[string]laneEntry{}}}
 	for range o.Shards {
-		c.shards = append(c.shards, &shard{in: make(chan jetstream.Msg, 256), wake: make(chan [2]string, 64),
+		c.shards = append(c.shards, &shard{in: make(chan delivery, 256), wake: make(chan [2]string, 64),
 			runs: map[string]*entry{}, ended: map[string]uint64{}})
 	}
 	return c, nil
@@ -171,10 +223,15 @@ func (c *Conductor) Run(ctx context.Context) error {
 	for _, sh := range c.shards {
 		wg.Go(func() { c.loop(ctx, sh) })
 	}
+	var win window
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		d := delivery{m: m}
+		if meta, err := m.Metadata(); err == nil {
+			d.span = win.see(meta.Sequence.Consumer)
+		}
 		sh := c.shards[shardOf(m.Subject(), len(c.shards))]
 		select {
-		case sh.in <- m:
+		case sh.in <- d:
 		case <-ctx.Done():
 		}
 	}, jetstream.PullMaxMessages(512))
@@ -218,8 +275,8 @@ func (c *Conductor) loop(ctx context.Context, sh *shard) {
 			if err := c.look(ctx, sh, w[0], w[1]); err != nil && ctx.Err() == nil {
 				c.o.Log.Warn().Err(err).Str("run", w[1]).Msg("open run not looked at")
 			}
-		case m := <-sh.in:
-			consume.Settle(ctx, c.o.Log, "event", 250*time.Millisecond, c.o.Bus, m, c.handle(ctx, sh, m))
+		case d := <-sh.in:
+			consume.Settle(ctx, c.o.Log, "event", 250*time.Millisecond, c.o.Bus, d.m, c.handle(ctx, sh, d))
 			if ctx.Err() != nil {
 				return
 			}
@@ -236,7 +293,8 @@ func parseRunSubject(subject string) (pipeline, runID string, ok bool) {
 	return parts[2], parts[3], true
 }
 
-func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) error {
+func (c *Conductor) handle(ctx context.Context, sh *shard, d delivery) error {
+	m := d.m
 	meta, err := m.Metadata()
 	if err != nil {
 		return fmt.Errorf("metadata: %w", err)
@@ -276,23 +334,38 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 	if en == nil {
 		en = &entry{published: map[string]bool{}}
 	}
+	first := meta.NumDelivered == 1
+	// Until this delivery is handled in full, the entry proves nothing.
+	dseq := en.dseq
+	en.dseq = 0
 	st := en.st
 	if st.LastSeq < seq {
 		// Fold the delivered event directly when it is the run's next one;
 		// otherwise (first sight of the run, a redelivery, another
 		// conductor's work) read what was missed from the log.
-		next, found, err := b.NextSeq(ctx, pipeline, runID, st.LastSeq)
-		if err != nil {
-			return err
-		}
-		if found && next == seq && st.Run != "" {
+		switch {
+		case first && st.Run != "" && d.span.covers(dseq, en.epoch):
+			// Every delivery since the run's last one reached this process
+			// (window), so the events in between are folded already.
 			st = run.Evolve(st, e)
-		} else {
-			evs, err := b.ReadRunUntil(ctx, pipeline, runID, st.LastSeq, seq)
+		case st.Run == "" && st.LastSeq == 0 && m.Headers().Get(jetstream.ExpectedLastSubjSeqHeader) == "0":
+			// Appended on the condition that the subject was empty: the
+			// run's first event.
+			st = run.Evolve(st, e)
+		default:
+			next, found, err := b.NextSeq(ctx, pipeline, runID, st.LastSeq)
 			if err != nil {
 				return err
 			}
-			st = run.Fold(st, evs...)
+			if found && next == seq && st.Run != "" {
+				st = run.Evolve(st, e)
+			} else {
+				evs, err := b.ReadRunUntil(ctx, pipeline, runID, st.LastSeq, seq)
+				if err != nil {
+					return err
+				}
+				st = run.Fold(st, evs...)
+			}
 		}
 	}
 	if st.Run == "" {
@@ -312,7 +385,13 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, m jetstream.Msg) erro
 	if err != nil {
 		return err
 	}
-	return c.settled(ctx, st)
+	if err := c.settled(ctx, st); err != nil {
+		return err
+	}
+	if first {
+		en.dseq, en.epoch = meta.Sequence.Consumer, d.span.epoch
+	}
+	return nil
 }
 
 // advance decides and appends until the run waits for someone else. On a

@@ -52,7 +52,8 @@ type Result struct {
 // Task is the handler's view of one task attempt.
 type Task struct {
 	events.Task
-	// Workspace is an empty directory of this attempt's own, removed afterwards.
+	// Workspace is an empty directory of this attempt's own, removed
+	// afterwards; empty when the worker runs with Options.NoWorkspace.
 	Workspace string
 	// Log receives the task's output; lines are streamed live and archived.
 	Log *LogStream
@@ -104,6 +105,11 @@ type Options struct {
 	BeatEvery int
 	// KeepWorkspace leaves workspaces behind for debugging.
 	KeepWorkspace bool
+	// NoWorkspace skips creating a workspace directory per task, for
+	// handlers that never touch disk (an action that calls an API, the
+	// load test's no-op): Task.Workspace is then empty. The log's local
+	// copy still goes to WorkDir, and only once a line is printed.
+	NoWorkspace bool
 	// Metrics, if set, counts tasks, their durations and redeliveries.
 	Metrics *metrics.Set
 }
@@ -295,17 +301,21 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	}
 	log.Info().Msg("task started")
 
-	ws, err := os.MkdirTemp(w.o.WorkDir, "task-")
-	if err != nil {
-		result = w.finish(ctx, m, store, view, t, ref, publish, Result{}, fmt.Errorf("create workspace: %w", err), nil, "", log)
-		return
-	}
-	if !w.o.KeepWorkspace {
-		defer os.RemoveAll(ws)
-	}
-	ls := newLogStream(b.Conn(), events.LogSubject(t.Run, t.Stage, t.Action), ws+".log", w.o.LogCap)
 	upload := newUploadID()
-	defer os.Remove(ws + ".log")
+	ws, logPath := "", filepath.Join(w.o.WorkDir, "task-"+upload+".log")
+	if !w.o.NoWorkspace {
+		var err error
+		if ws, err = os.MkdirTemp(w.o.WorkDir, "task-"); err != nil {
+			result = w.finish(ctx, m, store, view, t, ref, publish, Result{}, fmt.Errorf("create workspace: %w", err), nil, "", log)
+			return
+		}
+		if !w.o.KeepWorkspace {
+			defer os.RemoveAll(ws)
+		}
+		logPath = ws + ".log"
+	}
+	ls := newLogStream(b.Conn(), events.LogSubject(t.Run, t.Stage, t.Action), logPath, w.o.LogCap)
+	defer os.Remove(logPath)
 
 	runCtx := ctx
 	if t.TimeoutSeconds > 0 {
@@ -425,7 +435,11 @@ var errAbandoned = errors.New("abandoned")
 
 // watchAbandon calls abandon when the attempt is abandoned in the log: it
 // listens to the run's subject for action.abandoned, and reads the log
-// once after subscribing, in case the abandon came first.
+// every AckWait/3 while the task runs, for an abandon that came before the
+// subscription or whose live copy was lost (core NATS drops messages to a
+// slow subscriber). Reading at once instead would cost every task a read
+// of its run's whole log, to catch a stop that raced its start, which the
+// check before the result catches too.
 func (w *Worker) watchAbandon(ctx context.Context, v *runView, t events.Task, ref events.ActionRef, abandon context.CancelCauseFunc) (func(), error) {
 	b := w.o.Bus
 	fire := func(reason string) { abandon(fmt.Errorf("%w: %s", errAbandoned, reason)) }
@@ -442,15 +456,28 @@ func (w *Worker) watchAbandon(ctx context.Context, v *runView, t events.Task, re
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to run %s: %w", t.Run, err)
 	}
-	st, err := v.read(ctx)
-	if err != nil {
-		_ = sub.Unsubscribe()
-		return nil, err
-	}
-	if a := st.Action(t.Stage, t.Action); a != nil && a.Attempt == t.Attempt && a.Phase == run.Abandoned {
-		fire(a.Reason)
-	}
-	return func() { _ = sub.Unsubscribe() }, nil
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(w.o.AckWait / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			st, err := v.read(ctx)
+			if err != nil {
+				continue // the next tick reads again
+			}
+			if a := st.Action(t.Stage, t.Action); a != nil && a.Attempt == t.Attempt && a.Phase == run.Abandoned {
+				fire(a.Reason)
+				return
+			}
+		}
+	})
+	return func() { _ = sub.Unsubscribe(); cancel(); wg.Wait() }, nil
 }
 
 // alreadyDone reads the run's log to see whether this attempt has ended, so
