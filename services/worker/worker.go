@@ -263,6 +263,16 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	}
 	ref := events.ActionRef{Run: t.Run, Stage: t.Stage, Action: t.Action, Attempt: t.Attempt}
 	view := newRunView(b, t)
+	takenAt := time.Now()
+	// Only a delivery that is not the task's first, or that was held long
+	// enough for the server to hand the task to another worker meanwhile,
+	// can find its attempt ended by someone else; a quick first delivery
+	// skips reading the run before its result. (A copy of the task
+	// published again is caught by the result's deterministic ID, or by
+	// the check before artifact.stored.)
+	recheck := func() bool {
+		return meta == nil || meta.NumDelivered > 1 || time.Since(takenAt) >= w.o.AckWait/3
+	}
 	log := w.o.Log.With().Str("run", t.Run).Str("stage", t.Stage).Str("action", t.Action).Int("attempt", t.Attempt).Logger()
 	if consume.Poisoned(ctx, log, b, m, "every worker that took the task died or could not report; the conductor fails the attempt at its deadline") {
 		return
@@ -306,7 +316,7 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	if !w.o.NoWorkspace {
 		var err error
 		if ws, err = os.MkdirTemp(w.o.WorkDir, "task-"); err != nil {
-			result = w.finish(ctx, m, store, view, t, ref, publish, Result{}, fmt.Errorf("create workspace: %w", err), nil, "", log)
+			result = w.finish(ctx, m, store, view, recheck(), t, ref, publish, Result{}, fmt.Errorf("create workspace: %w", err), nil, "", log)
 			return
 		}
 		if !w.o.KeepWorkspace {
@@ -365,15 +375,23 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	if herr != nil && runCtx.Err() == context.DeadlineExceeded {
 		herr = fmt.Errorf("timed out after %ds: %w", t.TimeoutSeconds, herr)
 	}
-	result = w.finish(ctx, m, store, view, t, ref, publish, res, herr, ls, upload, log)
+	result = w.finish(ctx, m, store, view, recheck(), t, ref, publish, res, herr, ls, upload, log)
 }
 
-func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.Store, view *runView, t events.Task, ref events.ActionRef,
+func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.Store, view *runView, recheck bool, t events.Task, ref events.ActionRef,
 	publish func(context.Context, events.Payload, string) error, res Result, herr error, ls *LogStream, upload string, log zerolog.Logger) (result string) {
 	// Right before the result: if another delivery of this attempt ended
 	// it meanwhile (this worker stalled past AckWait), its result and
-	// artifacts stand; this delivery's are dropped quietly.
-	if err := w.checkOpen(ctx, view, t); errors.Is(err, ErrAttemptClosed) {
+	// artifacts stand; this delivery's are dropped quietly. A handler that
+	// already found the attempt closed says so in its error.
+	err := error(nil)
+	switch {
+	case errors.Is(herr, ErrAttemptClosed):
+		err = herr
+	case recheck:
+		err = w.checkOpen(ctx, view, t)
+	}
+	if errors.Is(err, ErrAttemptClosed) {
 		log.Info().Str("upload", upload).Msg("another delivery already ended this attempt; dropping this one's result")
 		if err := m.DoubleAck(ctx); err != nil {
 			log.Warn().Err(err).Msg("ack task")
@@ -393,7 +411,6 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.St
 	// The result carries the task's lease (the conductor refuses a result
 	// without it) and its ID a tag of the lease, so that a result someone
 	// published ahead under the plain ID cannot take this one's slot.
-	var err error
 	result = "succeeded"
 	if herr != nil {
 		result = "failed"
