@@ -32,6 +32,7 @@ type runTimes struct {
 	succeeded bool
 	failed    bool
 	stages    []stageTimes
+	events    int // stored for this run
 }
 
 // logTimes is the log read back after the runs.
@@ -124,6 +125,7 @@ func (l *logTimes) add(h envelopeHead, stored time.Time, stageIdx map[string]int
 		r = &runTimes{stages: make([]stageTimes, stages)}
 		l.runs[h.Subject] = r
 	}
+	r.events++
 	// IDs: run/<run>/stage/<stage>/...; the stage is the fourth segment.
 	var st *stageTimes
 	if parts := strings.SplitN(h.ID, "/", 5); len(parts) >= 4 && parts[2] == "stage" {

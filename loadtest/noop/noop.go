@@ -78,6 +78,10 @@ type Config struct {
 	Concurrency int
 	// Inflight bounds the runs requested but not yet ended (default 200).
 	Inflight int
+	// LowLoadRuns are requested one at a time, each after the previous one
+	// ended, before the loaded phase: the transition latency targets hold
+	// at low load, and these runs measure it (default 200; negative skips).
+	LowLoadRuns int
 	// Requesters append run.requested events in parallel (default 4).
 	Requesters int
 	// PubSync is how many sync publishes measure the NATS baseline (default
@@ -113,6 +117,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Stages, 3)
 	def(&c.Concurrency, 64)
 	def(&c.Inflight, 200)
+	def(&c.LowLoadRuns, 200)
 	def(&c.Requesters, 4)
 	def(&c.PubSync, 5000)
 	def(&c.PubAsync, 100000)
@@ -310,7 +315,7 @@ func (e *env) run(ctx context.Context) (*Report, error) {
 	e.mu.Lock()
 	e.closers = append(e.closers, wnc.Close)
 	e.mu.Unlock()
-	ended := make(chan bool, cfg.Runs)
+	ended := make(chan bool, cfg.Runs+max(cfg.LowLoadRuns, 0))
 	seen := map[string]bool{}
 	sub, err := wnc.Subscribe(events.PipelineEvents(Pipeline), func(m *nats.Msg) {
 		t := m.Header.Get(bus.HeaderType)
@@ -337,6 +342,30 @@ func (e *env) run(ctx context.Context) (*Report, error) {
 	}
 
 	lap(&ph.Setup)
+
+	// Low load: one run at a time, for the latency of a transition when
+	// nothing queues. Its cost is not counted with the loaded phase's.
+	lowLoad := map[string]bool{}
+	lowFailed := 0
+	for i := range max(cfg.LowLoadRuns, 0) {
+		runID, err := e.request(ctx, driver, -1-i)
+		if err != nil {
+			return nil, fmt.Errorf("low-load run %d: %w", i, err)
+		}
+		lowLoad[runID] = true
+		select {
+		case ok := <-ended:
+			if !ok {
+				lowFailed++
+			}
+		case <-time.After(cfg.Timeout):
+			return nil, fmt.Errorf("low-load run %s did not end within %s", runID, cfg.Timeout)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	lap(&ph.LowLoad)
+
 	conns := []*roleConn{{role: "conductor", nc: cb.Conn()}, {role: "projector", nc: pb.Conn()},
 		{role: "worker", nc: wb.Conn()}, {role: "driver", nc: driver.Conn()}, {role: "watcher", nc: wnc}}
 	for _, c := range conns {
@@ -389,7 +418,7 @@ func (e *env) run(ctx context.Context) (*Report, error) {
 		reqWG.Go(func() {
 			for i := range next {
 				t0 := time.Now()
-				err := e.request(runCtx, driver, i)
+				_, err := e.request(runCtx, driver, i)
 				d := time.Since(t0)
 				appendMu.Lock()
 				appendLat = append(appendLat, d)
@@ -485,7 +514,8 @@ func (e *env) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	lap(&ph.ReadLog)
-	rep.fromLog(lg, start, e.handledTimes())
+	rep.fromLog(lg, start, e.handledTimes(), lowLoad)
+	rep.LowLoadFailedRuns = lowFailed
 	rep.RunsRequested = int(requested.Load())
 	rep.RequestAppendP50Ms, rep.RequestAppendP99Ms = appendLat.quantile(0.5), appendLat.quantile(0.99)
 	rep.UnfinishedRuns = cfg.Runs - rep.RunsSucceeded - rep.runsFailedInLog
@@ -535,8 +565,9 @@ func (e *env) run(ctx context.Context) (*Report, error) {
 	return rep, nil
 }
 
-// request appends run i's run.requested, expecting an empty run subject.
-func (e *env) request(ctx context.Context, b *bus.Bus, i int) error {
+// request appends run i's run.requested, expecting an empty run subject,
+// and returns the run's ID.
+func (e *env) request(ctx context.Context, b *bus.Bus, i int) (string, error) {
 	now := time.Now()
 	trigger := fmt.Sprintf("loadtest-%d-%d", now.UnixNano(), i)
 	runID := events.RunIDForTrigger(trigger, now.UnixMilli())
@@ -545,11 +576,11 @@ func (e *env) request(ctx context.Context, b *bus.Bus, i int) error {
 		Trigger: events.Trigger{ID: trigger, Kind: "api", Actor: "loadtest"},
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
 	zero := uint64(0)
 	_, _, err = b.Append(ctx, Pipeline, ev, &zero)
-	return err
+	return runID, err
 }
 
 func (e *env) handledTimes() map[string]time.Time {

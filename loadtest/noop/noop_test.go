@@ -16,12 +16,12 @@ func TestNoopReportIsSane(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a NATS server and runs 20 pipelines")
 	}
-	const runs, stages = 20, 3
+	const runs, stages, lowLoad = 20, 3, 5
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	started := time.Now()
 	rep, err := noop.Run(ctx, noop.Config{
-		Runs: runs, Stages: stages, Concurrency: 8, Inflight: runs,
+		Runs: runs, Stages: stages, Concurrency: 8, Inflight: runs, LowLoadRuns: lowLoad,
 		PubSync: 200, PubAsync: 2000, TempDir: t.TempDir(),
 	})
 	if err != nil {
@@ -33,14 +33,22 @@ func TestNoopReportIsSane(t *testing.T) {
 		t.Fatalf("runs: requested %d, succeeded %d, failed %d, unfinished %d; want all %d succeeded",
 			rep.RunsRequested, rep.RunsSucceeded, rep.FailedRuns, rep.UnfinishedRuns, runs)
 	}
-	if got := rep.EventsByType[events.TypeRunSucceeded]; got != runs {
-		t.Errorf("run.succeeded events = %d, want %d", got, runs)
+	if rep.LowLoadRuns != lowLoad || rep.LowLoadFailedRuns != 0 {
+		t.Fatalf("low-load runs %d, %d failed; want %d, none failed", rep.LowLoadRuns, rep.LowLoadFailedRuns, lowLoad)
 	}
-	if got := rep.EventsByType[events.TypeActionSucceeded]; got != runs*stages {
-		t.Errorf("action.succeeded events = %d, want %d", got, runs*stages)
+	if got := rep.EventsByType[events.TypeRunSucceeded]; got != runs+lowLoad {
+		t.Errorf("run.succeeded events = %d, want %d", got, runs+lowLoad)
 	}
-	if want := runs * (stages - 1); rep.TransitionSamples != want {
-		t.Errorf("transition samples = %d, want %d (one per action after the first)", rep.TransitionSamples, want)
+	if got := rep.EventsByType[events.TypeActionSucceeded]; got != (runs+lowLoad)*stages {
+		t.Errorf("action.succeeded events = %d, want %d", got, (runs+lowLoad)*stages)
+	}
+	// One sample per action after the first: the low-load runs' are the
+	// transition, the loaded phase's the loaded transition.
+	if want := lowLoad * (stages - 1); rep.TransitionSamples != want {
+		t.Errorf("transition samples = %d, want %d", rep.TransitionSamples, want)
+	}
+	if want := runs * (stages - 1); rep.LoadedTransitionSamples != want {
+		t.Errorf("loaded transition samples = %d, want %d", rep.LoadedTransitionSamples, want)
 	}
 	positive := map[string]float64{
 		"runs_per_sec":                rep.RunsPerSec,
@@ -48,6 +56,7 @@ func TestNoopReportIsSane(t *testing.T) {
 		"run_p50_ms":                  rep.RunP50Ms,
 		"transition_p50_ms":           rep.TransitionP50Ms,
 		"transition_p99_ms":           rep.TransitionP99Ms,
+		"loaded_transition_p50_ms":    rep.LoadedTransitionP50Ms,
 		"handler_transition_p50_ms":   rep.HandlerTransitionP50Ms,
 		"events_per_sec":              rep.EventsPerSec,
 		"rebuild_events_per_sec":      rep.RebuildEventsPerSec,
@@ -65,9 +74,9 @@ func TestNoopReportIsSane(t *testing.T) {
 		t.Errorf("transition p99 %v < p50 %v", rep.TransitionP99Ms, rep.TransitionP50Ms)
 	}
 	// The rebuild folds exactly what the log holds: every event, every run.
-	if rep.Events == 0 || rep.RebuildEvents != rep.Events || rep.RebuildSkipped != 0 || rep.RebuildRuns != runs {
+	if rep.Events == 0 || rep.RebuildEvents != rep.Events || rep.RebuildSkipped != 0 || rep.RebuildRuns != runs+lowLoad {
 		t.Errorf("rebuild folded %d events (%d skipped) into %d runs; the log holds %d events of %d runs",
-			rep.RebuildEvents, rep.RebuildSkipped, rep.RebuildRuns, rep.Events, runs)
+			rep.RebuildEvents, rep.RebuildSkipped, rep.RebuildRuns, rep.Events, runs+lowLoad)
 	}
 	if len(rep.Targets) != 4 {
 		t.Errorf("targets = %v, want 4", rep.Targets)
@@ -81,7 +90,7 @@ func TestNoopReportIsSane(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"runs", "runs_per_sec", "transition_p50_ms", "transition_p99_ms", "events", "events_per_sec",
+	for _, k := range []string{"runs", "runs_per_sec", "transition_p50_ms", "transition_p99_ms", "loaded_transition_p50_ms", "low_load_runs", "events", "events_per_sec",
 		"rebuild_events_per_sec", "nats_pub_sync_p50_ms", "nats_pub_async_msgs_per_sec",
 		"transition_p50_vs_pub_sync_p50", "events_per_sec_vs_pub_async", "go_version", "cpus", "failed_runs"} {
 		if _, ok := m[k]; !ok {

@@ -35,6 +35,11 @@ type Report struct {
 	Stages      int    `json:"stages"`
 	Concurrency int    `json:"concurrency"`
 	Inflight    int    `json:"inflight"`
+	// LowLoadRuns ran one at a time before the loaded phase; the
+	// transition_* numbers and their targets are theirs. Everything else
+	// (rates, run latency, CPU, traffic, lags) is the loaded phase's.
+	LowLoadRuns       int `json:"low_load_runs"`
+	LowLoadFailedRuns int `json:"low_load_failed_runs"`
 
 	RunsRequested  int  `json:"runs_requested"`
 	RunsSucceeded  int  `json:"runs_succeeded"`
@@ -47,12 +52,18 @@ type Report struct {
 	RunP50Ms    float64 `json:"run_p50_ms"`
 	RunP99Ms    float64 `json:"run_p99_ms"`
 
+	// Transition* are at low load (LowLoadRuns, one run at a time).
 	TransitionP50Ms   float64 `json:"transition_p50_ms"`
 	TransitionP99Ms   float64 `json:"transition_p99_ms"`
 	TransitionSamples int     `json:"transition_samples"`
 	TransitionFrom    string  `json:"transition_from"`
 	TransitionTo      string  `json:"transition_to"`
-	// The transition split at stored timestamps, p50 and p99 of each part:
+	// LoadedTransition* are the same measure in the loaded phase, where a
+	// transition mostly waits in queues behind Inflight other runs.
+	LoadedTransitionP50Ms   float64 `json:"loaded_transition_p50_ms"`
+	LoadedTransitionP99Ms   float64 `json:"loaded_transition_p99_ms"`
+	LoadedTransitionSamples int     `json:"loaded_transition_samples"`
+	// The low-load transition split at stored timestamps, p50 and p99 of each part:
 	// action.succeeded → stage.succeeded (the conductor reacts),
 	// → stage.started, → action.dispatched (two more appends),
 	// → action.started time (task published, fetched, decoded by the worker).
@@ -187,6 +198,7 @@ func (r *Report) traffic(conns []*roleConn) {
 // Phases is how long each part of the benchmark took, in seconds.
 type Phases struct {
 	Setup     float64 `json:"setup"`
+	LowLoad   float64 `json:"low_load"`
 	Runs      float64 `json:"runs"`
 	Shutdown  float64 `json:"shutdown"`
 	ReadLog   float64 `json:"read_log"`
@@ -203,7 +215,7 @@ type Target struct {
 }
 
 // OK reports whether every run succeeded.
-func (r *Report) OK() bool { return r.FailedRuns == 0 }
+func (r *Report) OK() bool { return r.FailedRuns == 0 && r.LowLoadFailedRuns == 0 }
 
 // Unmet names the targets this run missed, as "metric value (goal …)".
 func (r *Report) Unmet() []string {
@@ -219,6 +231,7 @@ func (r *Report) Unmet() []string {
 func (r *Report) fillConfig(c Config) {
 	r.Benchmark = "noop"
 	r.Runs, r.Stages, r.Concurrency, r.Inflight = c.Runs, c.Stages, c.Concurrency, c.Inflight
+	r.LowLoadRuns = max(c.LowLoadRuns, 0)
 	r.TransitionFrom, r.TransitionTo = TransitionFrom, TransitionTo
 	r.GoVersion = runtime.Version()
 	r.CPUs = runtime.NumCPU()
@@ -227,12 +240,31 @@ func (r *Report) fillConfig(c Config) {
 }
 
 // fromLog fills the run, transition and event numbers; start is when the
-// first run was requested; handled holds the handler's entry times by
-// run/stage.
-func (r *Report) fromLog(lg *logTimes, start time.Time, handled map[string]time.Time) {
-	var runLat, trans, handler, react, stStart, disp, take dist
+// loaded phase's first run was requested; handled holds the handler's
+// entry times by run/stage; lowLoad names the low-load phase's runs.
+func (r *Report) fromLog(lg *logTimes, start time.Time, handled map[string]time.Time, lowLoad map[string]bool) {
+	var runLat, trans, loaded, handler, react, stStart, disp, take dist
 	var last time.Time
+	loadedEvents := 0
 	for id, rt := range lg.runs {
+		if lowLoad[id] {
+			for i := 1; i < len(rt.stages); i++ {
+				prev, cur := rt.stages[i-1], rt.stages[i]
+				trans.add(prev.actionSucceeded, cur.taken)
+				if h, ok := handled[id+"/"+fmt.Sprintf("s%d", i)]; ok {
+					handler.add(prev.actionSucceeded, h)
+				}
+				react.add(prev.actionSucceeded, prev.stageSucceeded)
+				stStart.add(prev.stageSucceeded, cur.stageStarted)
+				disp.add(cur.stageStarted, cur.dispatched)
+				take.add(cur.dispatched, cur.taken)
+			}
+			continue
+		}
+		loadedEvents += rt.events
+		for i := 1; i < len(rt.stages); i++ {
+			loaded.add(rt.stages[i-1].actionSucceeded, rt.stages[i].taken)
+		}
 		if rt.succeeded {
 			r.RunsSucceeded++
 		}
@@ -243,17 +275,6 @@ func (r *Report) fromLog(lg *logTimes, start time.Time, handled map[string]time.
 			last = rt.ended
 		}
 		runLat.add(rt.requested, rt.ended)
-		for i := 1; i < len(rt.stages); i++ {
-			prev, cur := rt.stages[i-1], rt.stages[i]
-			trans.add(prev.actionSucceeded, cur.taken)
-			if h, ok := handled[id+"/"+fmt.Sprintf("s%d", i)]; ok {
-				handler.add(prev.actionSucceeded, h)
-			}
-			react.add(prev.actionSucceeded, prev.stageSucceeded)
-			stStart.add(prev.stageSucceeded, cur.stageStarted)
-			disp.add(cur.stageStarted, cur.dispatched)
-			take.add(cur.dispatched, cur.taken)
-		}
 	}
 	r.Events = lg.events
 	r.EventBytesMean = lg.meanBytes()
@@ -266,11 +287,12 @@ func (r *Report) fromLog(lg *logTimes, start time.Time, handled map[string]time.
 		r.WallSeconds = round3(wall)
 		if wall > 0 {
 			r.RunsPerSec = round3(float64(r.RunsSucceeded+r.runsFailedInLog) / wall)
-			r.EventsPerSec = round3(float64(lg.events) / wall)
+			r.EventsPerSec = round3(float64(loadedEvents) / wall)
 		}
 	}
 	r.RunP50Ms, r.RunP99Ms = runLat.quantile(0.5), runLat.quantile(0.99)
 	r.TransitionP50Ms, r.TransitionP99Ms, r.TransitionSamples = trans.quantile(0.5), trans.quantile(0.99), len(trans)
+	r.LoadedTransitionP50Ms, r.LoadedTransitionP99Ms, r.LoadedTransitionSamples = loaded.quantile(0.5), loaded.quantile(0.99), len(loaded)
 	r.HandlerTransitionP50Ms, r.HandlerTransitionP99Ms = handler.quantile(0.5), handler.quantile(0.99)
 	r.Breakdown = Breakdown{
 		ConductorReactP50Ms: react.quantile(0.5), ConductorReactP99Ms: react.quantile(0.99),

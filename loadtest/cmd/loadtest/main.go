@@ -1,6 +1,6 @@
 // Command loadtest drives Gantry under load and reports what it reached.
 //
-//	loadtest noop [-runs 1000] [-stages 3] [-concurrency 64] [-inflight 200] [-o json|table]
+//	loadtest noop [-runs 1000] [-stages 3] [-concurrency 64] [-inflight 200] [-low-load-runs 200] [-o json|table]
 //	              [-cpuprofile file] [-memprofile file] [-trace file] [-pub-sync 5000] [-pub-async 100000]
 //	loadtest deploy [-hosts 20] [-runs 5] [-pub-sync 1000] [-execs 200] [-timeout 2m] [-back-to-back]
 //
@@ -58,6 +58,7 @@ func runNoop(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Stages, "stages", 3, "stages of the pipeline, one no-op action each")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "the worker's task slots")
 	fs.IntVar(&cfg.Inflight, "inflight", 200, "most runs requested but not yet ended at once")
+	fs.IntVar(&cfg.LowLoadRuns, "low-load-runs", 200, "runs requested one at a time before the loaded phase; the transition latency targets are measured on them (negative skips)")
 	fs.IntVar(&cfg.Requesters, "requesters", 4, "goroutines appending run.requested")
 	fs.IntVar(&cfg.PubSync, "pub-sync", 5000, "sync JetStream publishes for the NATS baseline (negative skips)")
 	fs.IntVar(&cfg.PubAsync, "pub-async", 100000, "async JetStream publishes for the NATS baseline (negative skips)")
