@@ -46,13 +46,13 @@ type laneEntry struct {
 // lane returns the pipeline's lane as the log has it now.
 func (c *Conductor) lane(ctx context.Context, pipeline string) (lanes.State, uint64, error) {
 	c.lanes.mu.Lock()
-	le := c.lanes.m[pipeline]
+	le, known := c.lanes.m[pipeline]
 	c.lanes.mu.Unlock()
 	evs, tip, err := c.o.Bus.ReadRunTip(ctx, pipeline, events.LaneToken, le.tip)
 	if err != nil {
 		return le.st, le.tip, fmt.Errorf("read lane of %s: %w", pipeline, err)
 	}
-	if len(evs) == 0 && tip <= le.tip {
+	if known && len(evs) == 0 && tip <= le.tip {
 		return le.st, le.tip, nil
 	}
 	st := lanes.Fold(le.st, evs...)
