@@ -80,48 +80,10 @@ type shard struct {
 }
 
 // delivery is a message from the conductor's consumer and the unbroken run
-// of delivery numbers it arrived in (see window).
+// of delivery numbers it arrived in.
 type delivery struct {
 	m    jetstream.Msg
-	span span
-}
-
-// span is an unbroken run of delivery numbers: from since on, in numbering
-// epoch (which moves when the numbering goes back, as when the consumer
-// was recreated, so older numbers prove nothing).
-type span struct {
-	since uint64
-	epoch uint32
-}
-
-// window tracks which deliveries of the shared durable reached this
-// process. The consumer numbers every delivery (redeliveries too) and
-// hands first deliveries out in stream order; while this process receives
-// every number, no other conductor took any message. Only the Consume
-// callback touches it, one message at a time.
-type window struct {
-	last uint64
-	span span
-}
-
-// see records delivery number n and returns the unbroken run that ends
-// with it.
-func (w *window) see(n uint64) span {
-	if n <= w.last {
-		w.span.epoch++
-	}
-	if n != w.last+1 || w.span.since == 0 {
-		w.span.since = n
-	}
-	w.last = n
-	return w.span
-}
-
-// covers reports whether a run last handled at delivery number dseq in
-// epoch, with nothing missed up to there, has missed nothing since: every
-// delivery from dseq up to this span's end reached this process.
-func (s span) covers(dseq uint64, epoch uint32) bool {
-	return dseq != 0 && epoch == s.epoch && dseq >= s.since
+	span consume.Span
 }
 
 // entry is a cached run and the tasks this conductor published for it, so
@@ -223,11 +185,11 @@ func (c *Conductor) Run(ctx context.Context) error {
 	for _, sh := range c.shards {
 		wg.Go(func() { c.loop(ctx, sh) })
 	}
-	var win window
+	var win consume.Window
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		d := delivery{m: m}
 		if meta, err := m.Metadata(); err == nil {
-			d.span = win.see(meta.Sequence.Consumer)
+			d.span = win.See(meta.Sequence.Consumer)
 		}
 		sh := c.shards[shardOf(m.Subject(), len(c.shards))]
 		select {
@@ -344,9 +306,9 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, d delivery) error {
 		// otherwise (first sight of the run, a redelivery, another
 		// conductor's work) read what was missed from the log.
 		switch {
-		case first && st.Run != "" && d.span.covers(dseq, en.epoch):
+		case first && st.Run != "" && d.span.Covers(dseq, en.epoch):
 			// Every delivery since the run's last one reached this process
-			// (window), so the events in between are folded already.
+			// (consume.Window), so the events in between are folded already.
 			st = run.Evolve(st, e)
 		case st.Run == "" && st.LastSeq == 0 && m.Headers().Get(jetstream.ExpectedLastSubjSeqHeader) == "0":
 			// Appended on the condition that the subject was empty: the
@@ -389,7 +351,7 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, d delivery) error {
 		return err
 	}
 	if first {
-		en.dseq, en.epoch = meta.Sequence.Consumer, d.span.epoch
+		en.dseq, en.epoch = meta.Sequence.Consumer, d.span.Epoch
 	}
 	return nil
 }

@@ -37,7 +37,8 @@ func (p *Projector) runDeploys(ctx context.Context) error {
 		return fmt.Errorf("deploy projector consumer: %w", err)
 	}
 	deploys := newBucket[deploydecider.State](kv)
-	return p.consume(ctx, cons, "deployment", p.poison(events.StreamDeploys), func(m jetstream.Msg) error { return p.handleDeploy(ctx, deploys, d, m) })
+	return p.consume(ctx, cons, "deployment", p.poison(events.StreamDeploys),
+		each(func(m jetstream.Msg) error { return p.handleDeploy(ctx, deploys, d, m) }))
 }
 
 func (p *Projector) handleDeploy(ctx context.Context, deploys *bucket[deploydecider.State], d *bus.Deploys, m jetstream.Msg) error {

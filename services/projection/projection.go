@@ -144,18 +144,34 @@ func (p *Projector) runRuns(ctx context.Context) error {
 		return fmt.Errorf("projector consumer: %w", err)
 	}
 	runs := newBucket[run.State](kv)
-	return p.consume(ctx, cons, "run", p.poison(events.StreamEvents), func(m jetstream.Msg) error { return p.handle(ctx, runs, m) })
+	rp := &runProjector{p: p, runs: runs, seen: map[string]seen{}}
+	return p.consume(ctx, cons, "run", p.poison(events.StreamEvents), rp.project)
 }
 
-// consume hands each message of a projector's consumer to handle, acking
-// what was written and asking again later for what was not, until ctx ends.
-func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer, what string, poison consume.Poison, handle func(jetstream.Msg) error) error {
+// Drained batches: the projector takes what its consumer has buffered, up
+// to maxBatch messages, waiting at most drainWait for each after the
+// first, and writes each run once per batch. Behind the log it writes a
+// run once for many of its events instead of once per event; at low load
+// a batch is one event and nothing waits.
+const (
+	maxBatch  = 256
+	drainWait = 50 * time.Microsecond
+)
+
+// consume hands what a projector's consumer delivers to project, a drained
+// batch at a time, in delivery order; project returns each message's
+// outcome. What was written is acked, what was not comes again later,
+// until ctx ends.
+func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer, what string, poison consume.Poison,
+	project func(ctx context.Context, batch []jetstream.Msg) []error) error {
 	msgs, err := cons.Messages(jetstream.PullMaxMessages(512))
 	if err != nil {
 		return fmt.Errorf("%s projector consume: %w", what, err)
 	}
 	stop := context.AfterFunc(ctx, msgs.Stop)
 	defer stop()
+	log := p.Log.With().Str("projection", what).Logger()
+	batch := make([]jetstream.Msg, 0, maxBatch)
 	for {
 		m, err := msgs.Next()
 		if err != nil {
@@ -165,51 +181,138 @@ func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer, what s
 			p.Log.Warn().Err(err).Str("projection", what).Msg("projector next")
 			continue
 		}
-		if err := handle(m); err != nil {
+		batch = append(batch[:0], m)
+		for len(batch) < maxBatch {
+			m, err := msgs.Next(jetstream.NextMaxWait(drainWait))
+			if err != nil {
+				break // nothing more buffered (a closed iterator shows at the next Next)
+			}
+			batch = append(batch, m)
+		}
+		for i, err := range project(ctx, batch) {
+			if err == nil {
+				_ = batch[i].Ack()
+				continue
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
-			poison.Fail(ctx, p.Log.With().Str("projection", what).Logger(), what+" event", m, err)
-			continue
+			poison.Fail(ctx, log, what+" event", batch[i], err)
 		}
-		_ = m.Ack()
 	}
 }
 
-func (p *Projector) handle(ctx context.Context, runs *bucket[run.State], m jetstream.Msg) error {
-	meta, err := m.Metadata()
+// each projects a batch one message at a time.
+func each(handle func(jetstream.Msg) error) func(context.Context, []jetstream.Msg) []error {
+	return func(_ context.Context, batch []jetstream.Msg) []error {
+		errs := make([]error, len(batch))
+		for i, m := range batch {
+			errs[i] = handle(m)
+		}
+		return errs
+	}
+}
+
+// runProjector projects the run log into the runs bucket.
+type runProjector struct {
+	p    *Projector
+	runs *bucket[run.State]
+	// win and seen prove, as in the conductor, that a run's delivered
+	// event is its next one without asking the server: seen holds the
+	// delivery number of each run's last first delivery written.
+	win  consume.Window
+	seen map[string]seen
+}
+
+type seen struct {
+	dseq  uint64
+	epoch uint32
+}
+
+// runBatch is one run's messages in a batch, in delivery order.
+type runBatch struct {
+	pipeline, run string
+	idx           []int // into the batch
+}
+
+// project folds each run's events in the batch and writes the run once.
+func (rp *runProjector) project(ctx context.Context, batch []jetstream.Msg) []error {
+	errs := make([]error, len(batch))
+	spans := make([]consume.Span, len(batch))
+	metas := make([]*jetstream.MsgMetadata, len(batch))
+	var order []*runBatch
+	byRun := map[string]*runBatch{}
+	for i, m := range batch {
+		meta, err := m.Metadata()
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		metas[i], spans[i] = meta, rp.win.See(meta.Sequence.Consumer)
+		parts := strings.Split(m.Subject(), ".")
+		if len(parts) != 4 {
+			continue // not a run's subject: nothing to project
+		}
+		rb := byRun[parts[3]]
+		if rb == nil {
+			rb = &runBatch{pipeline: parts[2], run: parts[3]}
+			byRun[rb.run] = rb
+			order = append(order, rb)
+		}
+		rb.idx = append(rb.idx, i)
+	}
+	for _, rb := range order {
+		if err := rp.projectRun(ctx, rb, batch, metas, spans); err != nil {
+			for _, i := range rb.idx {
+				errs[i] = err
+			}
+		}
+	}
+	return errs
+}
+
+// projectRun folds one run's delivered events onto its projection and
+// writes it, once.
+func (rp *runProjector) projectRun(ctx context.Context, rb *runBatch, batch []jetstream.Msg, metas []*jetstream.MsgMetadata, spans []consume.Span) error {
+	c, err := rp.runs.load(ctx, rb.run)
 	if err != nil {
 		return err
 	}
-	seq := meta.Sequence.Stream
-	parts := strings.Split(m.Subject(), ".")
-	if len(parts) != 4 {
-		return nil
+	last := rp.seen[rb.run]
+	delete(rp.seen, rb.run) // proves nothing until this batch is written
+	st := c.st
+	for _, i := range rb.idx {
+		seq, first := metas[i].Sequence.Stream, metas[i].NumDelivered == 1
+		if st.LastSeq < seq {
+			if first && st.Run != "" && spans[i].Covers(last.dseq, last.epoch) {
+				if e, err := rp.p.Bus.Codec().Decode(batch[i].Data()); err == nil {
+					e.Seq = seq
+					st = run.Evolve(st, e)
+				} // refused by the codec: the fold skips it too
+			} else if st, err = rp.p.catchUp(ctx, rb.pipeline, rb.run, st, seq, batch[i].Data()); err != nil {
+				return err
+			}
+		}
+		last = seen{}
+		if first {
+			last = seen{metas[i].Sequence.Consumer, spans[i].Epoch}
+		}
 	}
-	pipeline, runID := parts[2], parts[3]
-	c, err := runs.load(ctx, runID)
-	if err != nil {
-		return err
-	}
-	if c.st.LastSeq >= seq {
-		return nil
-	}
-	next, err := p.catchUp(ctx, pipeline, runID, c.st, seq, m.Data())
-	if err != nil {
-		return err
-	}
-	if next.Run == "" {
+	if st.Run == "" {
 		return nil // events without a run.requested: nothing to project
 	}
-	if c.rev != 0 && next.LastSeq == c.st.LastSeq {
-		return nil // only undecodable events since: the fold skips them too
+	if c.rev == 0 || st.LastSeq != c.st.LastSeq { // else only undecodable events since: the fold skips them too
+		if err := rp.runs.store(ctx, rb.run, c, st); err != nil {
+			return err
+		}
 	}
-	if err := runs.store(ctx, runID, c, next); err != nil {
-		return err
+	if st.Done() {
+		if len(rp.runs.cache) > 10000 {
+			delete(rp.runs.cache, rb.run)
+		}
+		return nil
 	}
-	if next.Done() && len(runs.cache) > 10000 {
-		delete(runs.cache, runID)
-	}
+	rp.seen[rb.run] = last
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package conductor
+package consume
 
 import "testing"
 
@@ -7,7 +7,7 @@ import "testing"
 // that goes back (the consumer was recreated) a new epoch, so a run last
 // seen before either is read again.
 func TestWindow(t *testing.T) {
-	var w window
+	var w Window
 	for _, tc := range []struct {
 		n     uint64
 		since uint64
@@ -22,11 +22,11 @@ func TestWindow(t *testing.T) {
 		{4, 3, 1},
 		{4, 4, 2}, // a repeat is no continuation
 	} {
-		if got := w.see(tc.n); got != (span{tc.since, tc.epoch}) {
+		if got := w.See(tc.n); got != (Span{tc.since, tc.epoch}) {
 			t.Errorf("see(%d) = %+v, want since %d epoch %d", tc.n, got, tc.since, tc.epoch)
 		}
 	}
-	s := span{since: 9, epoch: 1}
+	s := Span{Since: 9, Epoch: 1}
 	for _, tc := range []struct {
 		dseq  uint64
 		epoch uint32
@@ -34,7 +34,7 @@ func TestWindow(t *testing.T) {
 	}{
 		{9, 1, true}, {12, 1, true}, {8, 1, false}, {0, 1, false}, {12, 0, false},
 	} {
-		if got := s.covers(tc.dseq, tc.epoch); got != tc.want {
+		if got := s.Covers(tc.dseq, tc.epoch); got != tc.want {
 			t.Errorf("span %+v covers(%d, %d) = %v", s, tc.dseq, tc.epoch, got)
 		}
 	}
