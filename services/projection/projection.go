@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,22 +75,35 @@ func (b *bucket[S]) load(ctx context.Context, key string) (*entry[S], error) {
 // store writes next over e. On a conflict (another projector moved the key)
 // the cache entry is dropped, so the retry starts from the bucket.
 func (b *bucket[S]) store(ctx context.Context, key string, e *entry[S], next S) error {
+	rev, err := b.write(ctx, key, e.rev, next)
+	return b.commit(key, e, next, rev, err)
+}
+
+// write writes next at key over revision rev (0: a new key). It touches
+// no cache, so several writes may be under way at once.
+func (b *bucket[S]) write(ctx context.Context, key string, rev uint64, next S) (uint64, error) {
 	v, err := json.Marshal(next)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	var rev uint64
-	if e.rev == 0 {
+	if rev == 0 {
 		rev, err = b.kv.Create(ctx, key, v)
 	} else {
-		rev, err = b.kv.Update(ctx, key, v, e.rev)
+		rev, err = b.kv.Update(ctx, key, v, rev)
 	}
 	if err != nil {
-		delete(b.cache, key)
 		err = fmt.Errorf("write projection of %s (%d bytes): %w", key, len(v), err)
 		if tooLarge(err) {
 			err = consume.Permanent(err)
 		}
+	}
+	return rev, err
+}
+
+// commit records the outcome of a write in the cache.
+func (b *bucket[S]) commit(key string, e *entry[S], next S, rev uint64, err error) error {
+	if err != nil {
+		delete(b.cache, key)
 		return err
 	}
 	e.st, e.rev = next, rev
@@ -229,10 +243,18 @@ type seen struct {
 	epoch uint32
 }
 
-// runBatch is one run's messages in a batch, in delivery order.
+// runBatch is one run's messages in a batch, in delivery order, and what
+// folding them gave.
 type runBatch struct {
 	pipeline, run string
 	idx           []int // into the batch
+
+	c     *entry[run.State] // the projection before
+	st    run.State         // after
+	last  seen
+	write bool // st must be written
+	rev   uint64
+	err   error
 }
 
 // project folds each run's events in the batch and writes the run once.
@@ -262,22 +284,47 @@ func (rp *runProjector) project(ctx context.Context, batch []jetstream.Msg) []er
 		rb.idx = append(rb.idx, i)
 	}
 	for _, rb := range order {
-		if err := rp.projectRun(ctx, rb, batch, metas, spans); err != nil {
-			for _, i := range rb.idx {
-				errs[i] = err
-			}
+		rb.err = rp.fold(ctx, rb, batch, metas, spans)
+	}
+	// The runs' writes go out together: one round trip for the batch, not
+	// one per run.
+	var wg sync.WaitGroup
+	for _, rb := range order {
+		if rb.err == nil && rb.write {
+			wg.Go(func() { rb.rev, rb.err = rp.runs.write(ctx, rb.run, rb.c.rev, rb.st) })
 		}
+	}
+	wg.Wait()
+	for _, rb := range order {
+		if rb.err == nil && rb.write {
+			rb.err = rp.runs.commit(rb.run, rb.c, rb.st, rb.rev, nil)
+		} else if rb.err != nil {
+			_ = rp.runs.commit(rb.run, rb.c, rb.st, 0, rb.err)
+		}
+		if rb.err != nil {
+			for _, i := range rb.idx {
+				errs[i] = rb.err
+			}
+			continue
+		}
+		if rb.st.Done() {
+			if len(rp.runs.cache) > 10000 {
+				delete(rp.runs.cache, rb.run)
+			}
+			continue
+		}
+		rp.seen[rb.run] = rb.last
 	}
 	return errs
 }
 
-// projectRun folds one run's delivered events onto its projection and
-// writes it, once.
-func (rp *runProjector) projectRun(ctx context.Context, rb *runBatch, batch []jetstream.Msg, metas []*jetstream.MsgMetadata, spans []consume.Span) error {
+// fold folds one run's delivered events onto its projection.
+func (rp *runProjector) fold(ctx context.Context, rb *runBatch, batch []jetstream.Msg, metas []*jetstream.MsgMetadata, spans []consume.Span) error {
 	c, err := rp.runs.load(ctx, rb.run)
 	if err != nil {
 		return err
 	}
+	rb.c = c
 	last := rp.seen[rb.run]
 	delete(rp.seen, rb.run) // proves nothing until this batch is written
 	st := c.st
@@ -298,21 +345,10 @@ func (rp *runProjector) projectRun(ctx context.Context, rb *runBatch, batch []je
 			last = seen{metas[i].Sequence.Consumer, spans[i].Epoch}
 		}
 	}
-	if st.Run == "" {
-		return nil // events without a run.requested: nothing to project
-	}
-	if c.rev == 0 || st.LastSeq != c.st.LastSeq { // else only undecodable events since: the fold skips them too
-		if err := rp.runs.store(ctx, rb.run, c, st); err != nil {
-			return err
-		}
-	}
-	if st.Done() {
-		if len(rp.runs.cache) > 10000 {
-			delete(rp.runs.cache, rb.run)
-		}
-		return nil
-	}
-	rp.seen[rb.run] = last
+	rb.st, rb.last = st, last
+	// Nothing to write for events without a run.requested, or when only
+	// undecodable events came since (the fold skips them too).
+	rb.write = st.Run != "" && (c.rev == 0 || st.LastSeq != c.st.LastSeq)
 	return nil
 }
 
