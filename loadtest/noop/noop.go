@@ -465,6 +465,11 @@ func (e *env) run(ctx context.Context) (*Report, error) {
 	}
 	close(next)
 	reqWG.Wait()
+	// Lags when the last run ended; then the time until every service has
+	// consumed the whole log, which the rates and CPU cost include: a rate
+	// the projections cannot keep up with is not sustained.
+	conductorLag, projectorLag := consumerLag(ctx, driver.JetStream(), conductor.Durable), consumerLag(ctx, driver.JetStream(), projection.Durable)
+	caughtUp, catchUp := waitCaughtUp(runCtx, driver.JetStream())
 	stopProfile()
 	stopTrace()
 	lap(&ph.Runs)
@@ -489,7 +494,8 @@ func (e *env) run(ctx context.Context) (*Report, error) {
 	// Lags at the end of the runs, before the services stop.
 	rep := &Report{}
 	rep.fillConfig(cfg)
-	rep.ConductorLag, rep.ProjectorLag = consumerLag(ctx, driver.JetStream(), conductor.Durable), consumerLag(ctx, driver.JetStream(), projection.Durable)
+	rep.ConductorLag, rep.ProjectorLag = conductorLag, projectorLag
+	rep.CatchUpSeconds, rep.CaughtUp = round3(catchUp.Seconds()), caughtUp
 	cancelRuns()
 	<-lagDone
 	rep.ConductorLagMax, rep.ConductorLagMean = lags.conductor.max, lags.conductor.mean()
@@ -590,6 +596,19 @@ func (e *env) handledTimes() map[string]time.Time {
 		return true
 	})
 	return out
+}
+
+// waitCaughtUp waits until the conductor and the projector have consumed
+// every event, and says how long that took.
+func waitCaughtUp(ctx context.Context, js jetstream.JetStream) (bool, time.Duration) {
+	t0 := time.Now()
+	for ctx.Err() == nil {
+		if consumerLag(ctx, js, conductor.Durable) == 0 && consumerLag(ctx, js, projection.Durable) == 0 {
+			return true, time.Since(t0)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false, time.Since(t0)
 }
 
 // waitConsumers waits until the services have created their durable consumers.

@@ -49,8 +49,15 @@ type Report struct {
 
 	WallSeconds float64 `json:"wall_seconds"`
 	RunsPerSec  float64 `json:"runs_per_sec"`
-	RunP50Ms    float64 `json:"run_p50_ms"`
-	RunP99Ms    float64 `json:"run_p99_ms"`
+	// CatchUpSeconds is how long after the last run ended the conductor and
+	// the projector took to consume every event (CaughtUp: they did before
+	// the timeout); SustainedRunsPerSec counts it in, the rate the target
+	// holds: runs the services keep up with, projections included.
+	CatchUpSeconds      float64 `json:"catch_up_seconds"`
+	CaughtUp            bool    `json:"caught_up"`
+	SustainedRunsPerSec float64 `json:"sustained_runs_per_sec"`
+	RunP50Ms            float64 `json:"run_p50_ms"`
+	RunP99Ms            float64 `json:"run_p99_ms"`
 
 	// Transition* are at low load (LowLoadRuns, one run at a time).
 	TransitionP50Ms   float64 `json:"transition_p50_ms"`
@@ -115,8 +122,8 @@ type Report struct {
 	TransitionP50VsPubSyncP50 float64 `json:"transition_p50_vs_pub_sync_p50"`
 	EventsPerSecVsPubAsync    float64 `json:"events_per_sec_vs_pub_async"`
 
-	// What the runs phase cost the whole process (server, services and
-	// driver): CPU per run, the rate that CPU alone would allow on every
+	// What the runs phase and the catch-up after it cost the whole process
+	// (server, services and driver): CPU per run, the rate that CPU alone would allow on every
 	// core, and the garbage it made. A busy host slows the wall-clock rates
 	// but not these.
 	CPUSeconds         float64 `json:"cpu_seconds"`
@@ -317,6 +324,9 @@ func (r *Report) cpu(d time.Duration, alloc uint64) {
 
 // finish computes the ratios and checks the targets.
 func (r *Report) finish() {
+	if n := r.RunsSucceeded + r.runsFailedInLog; n > 0 && r.WallSeconds+r.CatchUpSeconds > 0 {
+		r.SustainedRunsPerSec = round3(float64(n) / (r.WallSeconds + r.CatchUpSeconds))
+	}
 	r.RebuildSeconds = round3(r.RebuildSeconds)
 	r.RebuildEventsPerSec = round3(r.RebuildEventsPerSec)
 	if r.NatsPubSyncP50Ms > 0 {
@@ -328,7 +338,7 @@ func (r *Report) finish() {
 	r.Targets = []Target{
 		{"transition_p50_ms", fmt.Sprintf("<= %g", TargetTransitionP50Ms), r.TransitionP50Ms, r.TransitionSamples > 0 && r.TransitionP50Ms <= TargetTransitionP50Ms},
 		{"transition_p99_ms", fmt.Sprintf("<= %g", TargetTransitionP99Ms), r.TransitionP99Ms, r.TransitionSamples > 0 && r.TransitionP99Ms <= TargetTransitionP99Ms},
-		{"runs_per_sec", fmt.Sprintf(">= %g", TargetRunsPerSec), r.RunsPerSec, r.RunsPerSec >= TargetRunsPerSec},
+		{"sustained_runs_per_sec", fmt.Sprintf(">= %g", TargetRunsPerSec), r.SustainedRunsPerSec, r.CaughtUp && r.SustainedRunsPerSec >= TargetRunsPerSec},
 		{"rebuild_events_per_sec", fmt.Sprintf(">= %g", TargetRebuildEventsPerSec), r.RebuildEventsPerSec, r.RebuildEventsPerSec >= TargetRebuildEventsPerSec},
 	}
 }
