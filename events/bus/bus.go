@@ -509,6 +509,21 @@ func (b *Bus) LastSeq(ctx context.Context) (uint64, error) {
 	return info.State.LastSeq, nil
 }
 
+// RunLastSeq returns the stream sequence of the run subject's last message, 0
+// when it has none. Unlike a read from a sequence, the server answers it
+// from its per-subject index without scanning the stream: a cheap way to
+// learn that a cached fold is still current.
+func (b *Bus) RunLastSeq(ctx context.Context, pipeline, run string) (uint64, error) {
+	m, err := b.events.GetLastMsgForSubject(ctx, events.RunSubject(pipeline, run))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last event of %s: %w", run, err)
+	}
+	return m.Sequence, nil
+}
+
 // NextSeq returns the stream sequence of the run's first event after
 // `after`, without decoding it; ok is false when there is none. The
 // conductor uses it to check that the event it was handed is the next one.

@@ -78,6 +78,12 @@ func TestAppendDeduplicatesAndGuardsTheRun(t *testing.T) {
 	if _, ok, err := b.NextSeq(ctx, "p", runID, seq); err != nil || ok {
 		t.Fatalf("next after the last: %v %v", ok, err)
 	}
+	if last, err := b.RunLastSeq(ctx, "p", runID); err != nil || last != seq {
+		t.Fatalf("run's last sequence: %d %v, want %d", last, err, seq)
+	}
+	if last, err := b.RunLastSeq(ctx, "p", "nope"); err != nil || last != 0 {
+		t.Fatalf("a run without events: last sequence %d %v, want 0", last, err)
+	}
 }
 
 func chainOf(t *testing.T) []events.Event {

@@ -48,6 +48,18 @@ func (c *Conductor) lane(ctx context.Context, pipeline string) (lanes.State, uin
 	c.lanes.mu.Lock()
 	le, known := c.lanes.m[pipeline]
 	c.lanes.mu.Unlock()
+	if known {
+		// Most lanes rarely change: a look at the subject's last sequence
+		// (an index lookup on the server) says whether there is anything
+		// to read.
+		last, err := c.o.Bus.RunLastSeq(ctx, pipeline, events.LaneToken)
+		if err != nil {
+			return le.st, le.tip, fmt.Errorf("read lane of %s: %w", pipeline, err)
+		}
+		if last <= le.tip {
+			return le.st, le.tip, nil
+		}
+	}
 	evs, tip, err := c.o.Bus.ReadRunTip(ctx, pipeline, events.LaneToken, le.tip)
 	if err != nil {
 		return le.st, le.tip, fmt.Errorf("read lane of %s: %w", pipeline, err)

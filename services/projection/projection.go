@@ -331,7 +331,11 @@ func (rp *runProjector) fold(ctx context.Context, rb *runBatch, batch []jetstrea
 	for _, i := range rb.idx {
 		seq, first := metas[i].Sequence.Stream, metas[i].NumDelivered == 1
 		if st.LastSeq < seq {
-			if first && st.Run != "" && spans[i].Covers(last.dseq, last.epoch) {
+			// Direct: every delivery since the run's last one reached this
+			// projector, or the event was appended on the condition that
+			// the run's subject was empty.
+			if first && st.Run != "" && spans[i].Covers(last.dseq, last.epoch) ||
+				st.Run == "" && st.LastSeq == 0 && batch[i].Headers().Get(jetstream.ExpectedLastSubjSeqHeader) == "0" {
 				if e, err := rp.p.Bus.Codec().Decode(batch[i].Data()); err == nil {
 					e.Seq = seq
 					st = run.Evolve(st, e)
