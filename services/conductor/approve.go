@@ -15,6 +15,7 @@ import (
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/command"
 	"github.com/gantry-ci/gantry/services/decider"
+	"github.com/gantry-ci/gantry/services/internal/consume"
 )
 
 // Errors that refuse an approve or reject command.
@@ -186,11 +187,11 @@ func dispatchedNow(st run.State, t events.Task) bool {
 // alarm of each group they name (the zero time for none), read from the
 // alarms stream. A group whose alarms cannot be read is left out, which
 // fails its rules with "unknown to the conductor".
-func (c *Conductor) runInputs(ctx context.Context, st run.State) (decider.Inputs, error) {
+func (c *Conductor) runInputs(ctx context.Context, st run.State, span *consume.Span) (decider.Inputs, error) {
 	if ctx.Err() != nil {
 		return decider.Inputs{}, ctx.Err()
 	}
-	in, err := c.inputsFor(ctx, st) // the lane, when the run may enter a stage
+	in, err := c.inputsFor(ctx, st, span) // the lane, when the run may enter a stage
 	if err != nil {
 		return in, err
 	}

@@ -140,7 +140,7 @@ func New(o Options) (*Conductor, error) {
 	if o.Tick <= 0 {
 		o.Tick = time.Second
 	}
-	c := &Conductor{o: o, lanes: laneCache{m: map[string]laneEntry{}}}
+	c := &Conductor{o: o, lanes: laneCache{m: map[string]laneEntry{}, noted: map[string]uint64{}}}
 	for range o.Shards {
 		c.shards = append(c.shards, &shard{in: make(chan delivery, 256), wake: make(chan [2]string, 64),
 			runs: map[string]*entry{}, ended: map[string]uint64{}})
@@ -190,6 +190,13 @@ func (c *Conductor) Run(ctx context.Context) error {
 		d := delivery{m: m}
 		if meta, err := m.Metadata(); err == nil {
 			d.span = win.See(meta.Sequence.Consumer)
+			var pipeline string
+			var laneSeq uint64
+			if strings.HasSuffix(m.Subject(), "."+events.LaneToken) {
+				pipeline, _, _ = parseRunSubject(m.Subject())
+				laneSeq = meta.Sequence.Stream
+			}
+			c.lanes.received(meta.Sequence.Consumer, d.span.Epoch, pipeline, laneSeq)
 		}
 		sh := c.shards[shardOf(m.Subject(), len(c.shards))]
 		select {
@@ -342,7 +349,7 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, d delivery) error {
 			en.published[d.Task.ID] = true
 		}
 	}
-	st, err = c.advance(ctx, pipeline, en, st, log)
+	st, err = c.advance(ctx, pipeline, en, st, &d.span, log)
 	c.keep(sh, en, st)
 	if err != nil {
 		return err
@@ -357,11 +364,12 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, d delivery) error {
 }
 
 // advance decides and appends until the run waits for someone else. On a
-// conflict it folds what it missed and decides again.
-func (c *Conductor) advance(ctx context.Context, pipeline string, en *entry, st run.State, log zerolog.Logger) (run.State, error) {
+// conflict it folds what it missed and decides again. span, when the
+// decision is on a delivered event, is the run of deliveries it came in.
+func (c *Conductor) advance(ctx context.Context, pipeline string, en *entry, st run.State, span *consume.Span, log zerolog.Logger) (run.State, error) {
 	b := c.o.Bus
 	for range 64 {
-		in, err := c.runInputs(ctx, st)
+		in, err := c.runInputs(ctx, st, span)
 		if err != nil {
 			return st, err
 		}
@@ -490,7 +498,7 @@ func (c *Conductor) expire(ctx context.Context, sh *shard) {
 			continue
 		}
 		log := c.o.Log.With().Str("run", runID).Str("pipeline", en.st.Pipeline).Logger()
-		st, err := c.advance(ctx, en.st.Pipeline, en, en.st, log)
+		st, err := c.advance(ctx, en.st.Pipeline, en, en.st, nil, log)
 		c.keep(sh, en, st)
 		if err == nil {
 			err = c.settled(ctx, st)
@@ -521,7 +529,7 @@ func (c *Conductor) look(ctx context.Context, sh *shard, pipeline, runID string)
 	}
 	en.tip = max(en.tip, tip)
 	log := c.o.Log.With().Str("run", runID).Str("pipeline", pipeline).Logger()
-	st, err = c.advance(ctx, pipeline, en, st, log)
+	st, err = c.advance(ctx, pipeline, en, st, nil, log)
 	c.keep(sh, en, st)
 	if err != nil {
 		return err

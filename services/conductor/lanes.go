@@ -17,6 +17,7 @@ import (
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/command"
 	"github.com/gantry-ci/gantry/services/decider"
+	"github.com/gantry-ci/gantry/services/internal/consume"
 	"github.com/gantry-ci/gantry/services/lanes"
 )
 
@@ -25,7 +26,8 @@ import (
 // of each lane folded (laneCache), appends what lanes.Decide says with the
 // lane subject's last sequence expected, and moves on the runs the lane
 // let in or found overtaken. Nothing is only in memory: the cache is
-// folded from the log and refreshed before it is used to let a run in,
+// folded from the log and refreshed before it is used to let a run in
+// (unless the consumer's deliveries prove it current, laneCache.current),
 // and the lane is reconciled whenever one of its events is delivered
 // (each conductor's durable consumer gets them like run events) and for
 // every lane subject open when a conductor starts.
@@ -34,6 +36,18 @@ import (
 type laneCache struct {
 	mu sync.Mutex
 	m  map[string]laneEntry
+	// noted is the last lane event of each pipeline this process has
+	// received from its consumer, noted as it arrives, before any later
+	// delivery is handed to a shard.
+	noted map[string]uint64
+	// at is where the consumer's deliveries stood: the last delivery
+	// number received, in its epoch (consume.Window).
+	at position
+}
+
+type position struct {
+	n     uint64
+	epoch uint32
 }
 
 type laneEntry struct {
@@ -41,12 +55,40 @@ type laneEntry struct {
 	// tip is the lane subject's last sequence, counting undecodable
 	// messages: what the next append expects.
 	tip uint64
+	// at is where the deliveries stood when the lane was last read: a lane
+	// event stored since has a later delivery number.
+	at position
+}
+
+// received records a delivery as it arrives (the Consume callback, in
+// order): its number, and the lane event it carries, if any.
+func (lc *laneCache) received(n uint64, epoch uint32, pipeline string, laneSeq uint64) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	lc.at = position{n, epoch}
+	if laneSeq > lc.noted[pipeline] {
+		lc.noted[pipeline] = laneSeq
+	}
+}
+
+// current reports whether the cached lane already holds every lane event
+// stored before the delivery in span: every delivery since the lane was
+// read reached this process (so any lane event stored since came to it,
+// in order, before this delivery) and none of them was a lane event of
+// this pipeline the cache lacks. A decision on that delivery then needs
+// no fresh read.
+func (lc *laneCache) current(pipeline string, span consume.Span) (laneEntry, bool) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	le, ok := lc.m[pipeline]
+	return le, ok && le.at.n != 0 && le.at.epoch == span.Epoch && span.Since <= le.at.n+1 && lc.noted[pipeline] <= le.tip
 }
 
 // lane returns the pipeline's lane as the log has it now.
 func (c *Conductor) lane(ctx context.Context, pipeline string) (lanes.State, uint64, error) {
 	c.lanes.mu.Lock()
 	le, known := c.lanes.m[pipeline]
+	at := c.lanes.at // before the read: what is stored later is delivered later
 	c.lanes.mu.Unlock()
 	if known {
 		// Most lanes rarely change: a look at the subject's last sequence
@@ -57,6 +99,12 @@ func (c *Conductor) lane(ctx context.Context, pipeline string) (lanes.State, uin
 			return le.st, le.tip, fmt.Errorf("read lane of %s: %w", pipeline, err)
 		}
 		if last <= le.tip {
+			c.lanes.mu.Lock()
+			if cur, ok := c.lanes.m[pipeline]; ok && cur.tip == le.tip && (cur.at.epoch != at.epoch || cur.at.n < at.n) {
+				cur.at = at
+				c.lanes.m[pipeline] = cur
+			}
+			c.lanes.mu.Unlock()
 			return le.st, le.tip, nil
 		}
 	}
@@ -68,7 +116,7 @@ func (c *Conductor) lane(ctx context.Context, pipeline string) (lanes.State, uin
 		return le.st, le.tip, nil
 	}
 	st := lanes.Fold(le.st, evs...)
-	le = laneEntry{st: st, tip: max(tip, le.tip)}
+	le = laneEntry{st: st, tip: max(tip, le.tip), at: at}
 	c.lanes.mu.Lock()
 	if cur, ok := c.lanes.m[pipeline]; !ok || cur.tip < le.tip {
 		c.lanes.m[pipeline] = le
@@ -96,7 +144,7 @@ func (c *Conductor) handleLane(ctx context.Context, pipeline, subject string, se
 // while the run is open, read fresh whenever the decision may start a
 // stage (the lane decides that), cached otherwise (the decision does not
 // look at the lane then, and most events of a run are of that kind).
-func (c *Conductor) inputsFor(ctx context.Context, st run.State) (decider.Inputs, error) {
+func (c *Conductor) inputsFor(ctx context.Context, st run.State, span *consume.Span) (decider.Inputs, error) {
 	in := c.inputs()
 	if st.Run == "" || st.Done() {
 		return in, nil
@@ -105,6 +153,14 @@ func (c *Conductor) inputsFor(ctx context.Context, st run.State) (decider.Inputs
 	le, known := c.lanes.m[st.Pipeline]
 	c.lanes.mu.Unlock()
 	l := le.st
+	if known && span != nil {
+		// Deciding on a delivered event: the lane as the log had it when
+		// the event was stored is enough, and may be known already.
+		if cur, ok := c.lanes.current(st.Pipeline, *span); ok {
+			in.Lane = &cur.st
+			return in, nil
+		}
+	}
 	if !known || mayEnter(st) {
 		var err error
 		if l, _, err = c.lane(ctx, st.Pipeline); err != nil {
@@ -233,7 +289,7 @@ func (c *Conductor) advanceRun(ctx context.Context, pipeline, runID string) erro
 	}
 	en := &entry{published: map[string]bool{}, tip: tip}
 	log := c.o.Log.With().Str("run", runID).Str("pipeline", pipeline).Logger()
-	st, err = c.advance(ctx, pipeline, en, st, log)
+	st, err = c.advance(ctx, pipeline, en, st, nil, log)
 	if err != nil {
 		return err
 	}
