@@ -78,6 +78,9 @@ type Config struct {
 	Concurrency int
 	// Inflight bounds the runs requested but not yet ended (default 200).
 	Inflight int
+	// TCP connects the services over loopback TCP instead of in process (the
+	// way `gantry dev` connects them), to compare.
+	TCP bool
 	// LowLoadRuns are requested one at a time, each after the previous one
 	// ended, before the loaded phase: the transition latency targets hold
 	// at low load, and these runs measure it (default 200; negative skips).
@@ -181,16 +184,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer srv.Shutdown()
 
 	e := &env{cfg: cfg, dir: dir, url: srv.ClientURL(), def: Definition(cfg.Stages)}
+	if !cfg.TCP {
+		e.opts = append(e.opts, srv.InProcess()) // as `gantry dev` connects its services
+	}
 	defer e.closeAll()
 	return e.run(ctx)
 }
 
 // env is one benchmark's server, connections and services.
 type env struct {
-	cfg Config
-	dir string
-	url string
-	def events.Definition
+	cfg  Config
+	dir  string
+	url  string
+	opts []nats.Option
+	def  events.Definition
 
 	mu      sync.Mutex
 	closers []func()
@@ -210,7 +217,7 @@ func (e *env) closeAll() {
 // connect opens a bus on a connection of its own, with its own codec, as a
 // separate process would.
 func (e *env) connect(ctx context.Context, name string, provision bool) (*bus.Bus, error) {
-	nc, err := bus.Connect(e.url, name)
+	nc, err := bus.Connect(e.url, name, e.opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +315,7 @@ func (e *env) run(ctx context.Context) (*Report, error) {
 	}
 
 	// Watch run ends on a core subscription: headers only, nothing stored.
-	wnc, err := bus.Connect(e.url, "loadtest-watch")
+	wnc, err := bus.Connect(e.url, "loadtest-watch", e.opts...)
 	if err != nil {
 		return nil, err
 	}

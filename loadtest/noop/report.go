@@ -35,6 +35,9 @@ type Report struct {
 	Stages      int    `json:"stages"`
 	Concurrency int    `json:"concurrency"`
 	Inflight    int    `json:"inflight"`
+	// Connections is how the services reach the server: "in-process" (as
+	// `gantry dev` connects them) or "tcp" (loopback).
+	Connections string `json:"connections"`
 	// LowLoadRuns ran one at a time before the loaded phase; the
 	// transition_* numbers and their targets are theirs. Everything else
 	// (rates, run latency, CPU, traffic, lags) is the loaded phase's.
@@ -239,6 +242,10 @@ func (r *Report) fillConfig(c Config) {
 	r.Benchmark = "noop"
 	r.Runs, r.Stages, r.Concurrency, r.Inflight = c.Runs, c.Stages, c.Concurrency, c.Inflight
 	r.LowLoadRuns = max(c.LowLoadRuns, 0)
+	r.Connections = "in-process"
+	if c.TCP {
+		r.Connections = "tcp"
+	}
 	r.TransitionFrom, r.TransitionTo = TransitionFrom, TransitionTo
 	r.GoVersion = runtime.Version()
 	r.CPUs = runtime.NumCPU()

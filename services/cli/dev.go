@@ -114,7 +114,7 @@ func startLocal(ctx context.Context, g *globals, port int, examplesDir string, c
 		if err != nil {
 			return nil, err
 		}
-		return stack.Open(ctx, stack.Target{URL: srv.ClientURL(), Auth: auth}, name, provision)
+		return stack.Open(ctx, stack.Target{Local: srv, Auth: auth}, name, provision)
 	}
 	if l.conn, err = connect(access.Admin, "gantry-dev", true); err != nil {
 		return fail(err)

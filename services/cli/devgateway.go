@@ -40,7 +40,7 @@ func startDevGateway(ctx context.Context, g *globals, l *local, listen string) (
 	if err != nil {
 		return nil, err
 	}
-	conn, err := stack.Open(ctx, stack.Target{URL: l.srv.ClientURL(), Auth: a}, "gantry-gateway", false)
+	conn, err := stack.Open(ctx, stack.Target{Local: l.srv, Auth: a}, "gantry-gateway", false)
 	if err != nil {
 		return nil, err
 	}

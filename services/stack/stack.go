@@ -36,6 +36,9 @@ type Target struct {
 	// Streams sizes what Open provisions: replicas (zero: 1 on one server,
 	// 3 on a cluster) and placement.
 	Streams bus.Config
+	// Local, if set, is a server in this process (`gantry dev`): Open
+	// connects to it in process, without a socket, and ignores URL.
+	Local *natsd.Server
 }
 
 // Conn is an open connection with the pieces every command needs.
@@ -66,6 +69,10 @@ func Open(ctx context.Context, t Target, name string, provision bool) (*Conn, er
 	c := &Conn{}
 	url := t.URL
 	auth := t.Auth
+	var local []nats.Option
+	if t.Local != nil {
+		url, local = t.Local.ClientURL(), []nats.Option{t.Local.InProcess()}
+	}
 	if url == "" {
 		if b, err := os.ReadFile(URLFile(t.DataDir)); err == nil {
 			announced := strings.TrimSpace(string(b))
@@ -107,7 +114,7 @@ func Open(ctx context.Context, t Target, name string, provision bool) (*Conn, er
 		c.closers = append(c.closers, srv.Shutdown)
 		url = srv.ClientURL()
 	}
-	opts := auth.Options()
+	opts := append(auth.Options(), local...)
 	if t.Creds != "" {
 		opts = append(opts, nats.UserCredentials(t.Creds))
 	}

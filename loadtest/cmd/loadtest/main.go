@@ -58,6 +58,7 @@ func runNoop(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Stages, "stages", 3, "stages of the pipeline, one no-op action each")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "the worker's task slots")
 	fs.IntVar(&cfg.Inflight, "inflight", 200, "most runs requested but not yet ended at once")
+	fs.BoolVar(&cfg.TCP, "tcp", false, "connect the services over loopback TCP instead of in process, as `gantry dev` does")
 	fs.IntVar(&cfg.LowLoadRuns, "low-load-runs", 200, "runs requested one at a time before the loaded phase; the transition latency targets are measured on them (negative skips)")
 	fs.IntVar(&cfg.Requesters, "requesters", 4, "goroutines appending run.requested")
 	fs.IntVar(&cfg.PubSync, "pub-sync", 5000, "sync JetStream publishes for the NATS baseline (negative skips)")
