@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"sync"
 )
 
 // Result leases bind a worker's result to the task attempt that was
@@ -28,6 +29,50 @@ func LeaseToken(key []byte, taskID string) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(taskID))
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Leases computes the leases of one key and remembers recent ones: the
+// decider checks every dispatched attempt of a run on every decision, so a
+// conductor asks for the same few leases many times. Safe for concurrent use.
+type Leases struct {
+	key  []byte
+	mu   sync.Mutex
+	memo map[string][2]string // task ID -> token, hash
+}
+
+// maxLeases bounds what Leases remembers; it forgets everything past that.
+const maxLeases = 1 << 16
+
+// NewLeases returns the leases of key.
+func NewLeases(key []byte) *Leases {
+	return &Leases{key: key, memo: map[string][2]string{}}
+}
+
+// Key is the key the leases are made with.
+func (l *Leases) Key() []byte { return l.key }
+
+// Token is LeaseToken(key, taskID).
+func (l *Leases) Token(taskID string) string { return l.get(taskID)[0] }
+
+// Hash is LeaseHash(LeaseToken(key, taskID)).
+func (l *Leases) Hash(taskID string) string { return l.get(taskID)[1] }
+
+func (l *Leases) get(taskID string) [2]string {
+	l.mu.Lock()
+	v, ok := l.memo[taskID]
+	l.mu.Unlock()
+	if ok {
+		return v
+	}
+	token := LeaseToken(l.key, taskID)
+	v = [2]string{token, LeaseHash(token)}
+	l.mu.Lock()
+	if len(l.memo) >= maxLeases {
+		clear(l.memo)
+	}
+	l.memo[taskID] = v
+	l.mu.Unlock()
+	return v
 }
 
 // LeaseHash is what the log records of a lease: hex SHA-256 of the token.

@@ -56,3 +56,23 @@ func TestTheLogNeverCarriesATaskLease(t *testing.T) {
 		t.Fatalf("a dispatched event carrying the lease: err %v, want it refused", err)
 	}
 }
+
+// TestLeasesRemembersTheSameValues: Leases gives exactly LeaseToken and
+// LeaseHash, first time and remembered, and for other keys other values.
+func TestLeasesRemembersTheSameValues(t *testing.T) {
+	key := []byte("k1")
+	l := events.NewLeases(key)
+	for range 2 {
+		for _, id := range []string{"run/a/stage/b/action/c/attempt/1", "x", ""} {
+			if got, want := l.Token(id), events.LeaseToken(key, id); got != want {
+				t.Errorf("Token(%q) = %s, want %s", id, got, want)
+			}
+			if got, want := l.Hash(id), events.LeaseHash(events.LeaseToken(key, id)); got != want {
+				t.Errorf("Hash(%q) = %s, want %s", id, got, want)
+			}
+		}
+	}
+	if events.NewLeases([]byte("k2")).Token("x") == l.Token("x") {
+		t.Error("two keys give one lease")
+	}
+}

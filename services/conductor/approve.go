@@ -70,7 +70,7 @@ func (c *Conductor) answer(ctx context.Context, req command.Request, approve boo
 		ref := events.ActionRef{Run: st.Run, Stage: sname, Action: a.Name, Attempt: a.Attempt}
 		// The lease, which only a conductor can compute, is what makes
 		// the fold believe the answer.
-		lease := events.LeaseToken(c.key, events.TaskID(st.Run, sname, a.Name, a.Attempt))
+		lease := c.leaseToken(events.TaskID(st.Run, sname, a.Name, a.Attempt))
 		var p events.Payload = events.ActionRejected{ActionRef: ref, Actor: actor, Comment: req.Comment, Lease: lease}
 		fact := "rejected"
 		if approve {

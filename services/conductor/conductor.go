@@ -60,8 +60,10 @@ type Options struct {
 type Conductor struct {
 	o      Options
 	shards []*shard
-	// key is the lease key, set once by Run before any shard starts.
-	key []byte
+	// key is the lease key, set once by Run before any shard starts, and
+	// leases its leases, remembered across decisions.
+	key    []byte
+	leases *events.Leases
 	// lanes caches each pipeline's folded lane (lanes.go).
 	lanes laneCache
 }
@@ -159,6 +161,7 @@ func (c *Conductor) Run(ctx context.Context) error {
 		}
 		c.key = key
 	}
+	c.leases = events.NewLeases(c.key)
 	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamEvents, jetstream.ConsumerConfig{
 		Durable:       Durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -443,7 +446,7 @@ func (c *Conductor) publishTask(ctx context.Context, t events.Task) error {
 		return nil // a person answers an approval, no worker (approve.go)
 	}
 	// The log has the lease's hash; the worker gets the lease itself.
-	t.Lease = events.LeaseToken(c.key, t.ID)
+	t.Lease = c.leaseToken(t.ID)
 	data, err := encodeTask(t)
 	if err != nil {
 		return err
@@ -452,7 +455,7 @@ func (c *Conductor) publishTask(ctx context.Context, t events.Task) error {
 }
 
 func (c *Conductor) inputs() decider.Inputs {
-	return decider.Inputs{Now: c.o.Now(), LeaseKey: c.key, Grace: c.o.Grace}
+	return decider.Inputs{Now: c.o.Now(), LeaseKey: c.key, Leases: c.leases, Grace: c.o.Grace}
 }
 
 // ErrUnleasedResult is the dead-letter reason of a result that does not
@@ -480,7 +483,7 @@ func (c *Conductor) checkLease(e events.Event) error {
 	default:
 		return nil
 	}
-	want := events.LeaseToken(c.key, events.TaskID(ref.Run, ref.Stage, ref.Action, ref.Attempt))
+	want := c.leaseToken(events.TaskID(ref.Run, ref.Stage, ref.Action, ref.Attempt))
 	if subtle.ConstantTimeCompare([]byte(lease), []byte(want)) == 1 {
 		return nil
 	}

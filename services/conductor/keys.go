@@ -51,3 +51,11 @@ func LeaseKey(ctx context.Context, js jetstream.JetStream) ([]byte, error) {
 	}
 	return e.Value(), nil
 }
+
+// leaseToken is the lease of taskID, remembered once Run made c.leases.
+func (c *Conductor) leaseToken(taskID string) string {
+	if c.leases != nil {
+		return c.leases.Token(taskID)
+	}
+	return events.LeaseToken(c.key, taskID)
+}

@@ -42,7 +42,7 @@ func dispatchApproval(s run.State, st run.Stage, def events.ActionDef, attempt i
 		Stage: st.Name, Action: def.Name, Attempt: attempt, Kind: def.Type, Pool: def.Pool,
 		TimeoutSeconds: def.TimeoutSeconds, Configuration: maps.Clone(def.Configuration),
 	}
-	t.LeaseHash = events.LeaseHash(events.LeaseToken(in.LeaseKey, t.ID))
+	t.LeaseHash = in.leaseHash(t.ID)
 	return []events.Event{
 		mustNew(events.ActionID(ref, "dispatched"), s.Run, in.Now, events.ActionDispatched{Task: t}),
 		approvalWaiting(s, ref, def, in.Now),
@@ -119,7 +119,7 @@ func stopApprovals(s run.State, st run.Stage, in Inputs) []events.Event {
 			continue
 		}
 		ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: a.Name, Attempt: a.Attempt}
-		lease := events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, a.Name, a.Attempt))
+		lease := in.leaseToken(events.TaskID(s.Run, st.Name, a.Name, a.Attempt))
 		out = append(out, mustNew(events.ResultID(ref, "failed", lease), s.Run, in.Now, events.ActionFailed{
 			ActionRef: ref, Lease: lease, Reason: "run stopped while the approval waited: " + s.Reason}))
 	}

@@ -339,7 +339,7 @@ func dispatchCondition(s run.State, st run.Stage, r events.Rule, when string, at
 		Variables:      Variables(s, st.Name, name, attempt),
 		TimeoutSeconds: int(timeout / time.Second),
 	}
-	t.LeaseHash = events.LeaseHash(events.LeaseToken(in.LeaseKey, t.ID))
+	t.LeaseHash = in.leaseHash(t.ID)
 	if input := r.Configuration["input"]; input != "" {
 		a, ok := s.Artifacts[input]
 		if !ok {
@@ -462,7 +462,7 @@ func forgedConditionTask(s run.State, in Inputs) string {
 				continue
 			}
 			name := events.ConditionTaskName(ch.When, ch.Rule)
-			want := events.LeaseHash(events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, name, ch.Attempt)))
+			want := in.leaseHash(events.TaskID(s.Run, st.Name, name, ch.Attempt))
 			if ch.LeaseHash != want {
 				return fmt.Sprintf("the task of %s rule %s of stage %s (attempt %d) was not dispatched by a conductor (its lease hash is not the conductor's): the run log holds a forged action.dispatched",
 					ch.When, ch.Rule, st.Name, ch.Attempt)
@@ -484,7 +484,7 @@ func abandonConditionTasks(s run.State, st run.Stage, in Inputs) []events.Event 
 		}
 		name := events.ConditionTaskName(ch.When, ch.Rule)
 		ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: name, Attempt: ch.Attempt}
-		lease := events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, name, ch.Attempt))
+		lease := in.leaseToken(events.TaskID(s.Run, st.Name, name, ch.Attempt))
 		out = append(out, mustNew(events.ResultID(ref, "abandoned", lease), s.Run, in.Now, events.ActionAbandoned{
 			ActionRef: ref, Lease: lease, Reason: "run stopped: " + events.TruncateReason(s.Reason)}))
 	}

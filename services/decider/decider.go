@@ -35,6 +35,9 @@ type Inputs struct {
 	Now time.Time
 	// LeaseKey signs the lease of every dispatched attempt (events.LeaseToken).
 	LeaseKey []byte
+	// Leases, if set, are LeaseKey's leases remembered across decisions
+	// (the conductor keeps one); the same values, computed once.
+	Leases *events.Leases
 	// Grace is added to an attempt's timeout before the decider fails it
 	// for want of a result; zero means DefaultGrace.
 	Grace time.Duration
@@ -174,6 +177,22 @@ func inProgress(s run.State) bool {
 	return false
 }
 
+// leaseToken is the lease of taskID under the conductor's key.
+func (in Inputs) leaseToken(taskID string) string {
+	if in.Leases != nil {
+		return in.Leases.Token(taskID)
+	}
+	return events.LeaseToken(in.LeaseKey, taskID)
+}
+
+// leaseHash is what the log records of taskID's lease.
+func (in Inputs) leaseHash(taskID string) string {
+	if in.Leases != nil {
+		return in.Leases.Hash(taskID)
+	}
+	return events.LeaseHash(events.LeaseToken(in.LeaseKey, taskID))
+}
+
 // forgedDispatch names an attempt the conductor did not dispatch: its
 // lease hash is not the one the conductor's key gives for its task. Only
 // the conductor can dispatch (the hash needs the key), so such an
@@ -187,7 +206,7 @@ func forgedDispatch(s run.State, in Inputs) string {
 			if a.Attempt == 0 {
 				continue
 			}
-			want := events.LeaseHash(events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, a.Name, a.Attempt)))
+			want := in.leaseHash(events.TaskID(s.Run, st.Name, a.Name, a.Attempt))
 			if a.LeaseHash != want {
 				return fmt.Sprintf("action %s/%s attempt %d was not dispatched by a conductor (its lease hash is not the conductor's): the run log holds a forged action.dispatched", st.Name, a.Name, a.Attempt)
 			}
@@ -260,7 +279,7 @@ func dispatch(s run.State, st run.Stage, def events.ActionDef, attempt int, in I
 	}
 	// The log records only the lease's hash; the conductor adds the lease
 	// itself to the task message it publishes.
-	lease := events.LeaseToken(in.LeaseKey, t.ID)
+	lease := in.leaseToken(t.ID)
 	t.LeaseHash = events.LeaseHash(lease)
 	// #{Namespace.KEY} references in configuration values are resolved
 	// here, once, from the log; never in text a shell runs (a buildspec),
@@ -302,7 +321,7 @@ func decideStop(s run.State, in Inputs) []events.Event {
 					continue
 				}
 				ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: a.Name, Attempt: a.Attempt}
-				lease := events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, a.Name, a.Attempt))
+				lease := in.leaseToken(events.TaskID(s.Run, st.Name, a.Name, a.Attempt))
 				out = append(out, mustNew(events.ResultID(ref, "abandoned", lease), s.Run, in.Now, events.ActionAbandoned{
 					ActionRef: ref, Lease: lease, Reason: "run stopped: " + s.Reason}))
 			}
@@ -347,7 +366,7 @@ func expire(s run.State, i int, in Inputs) []events.Event {
 			continue
 		}
 		ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: a.Name, Attempt: a.Attempt}
-		lease := events.LeaseToken(in.LeaseKey, events.TaskID(s.Run, st.Name, a.Name, a.Attempt))
+		lease := in.leaseToken(events.TaskID(s.Run, st.Name, a.Name, a.Attempt))
 		if def.Type == events.KindApproval {
 			out = append(out, mustNew(events.ResultID(ref, "failed", lease), s.Run, in.Now, events.ActionFailed{
 				ActionRef: ref, Lease: lease, Reason: approvalExpiredReason(timeout)}))
