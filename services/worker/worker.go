@@ -427,7 +427,10 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.St
 		_ = m.NakWithDelay(time.Second)
 		return "returned"
 	}
-	if err := m.DoubleAck(ctx); err != nil {
+	// The result is in the log: an ack that is lost only brings the task
+	// back after AckWait, and that delivery finds its attempt ended and
+	// drops it, so the ack need not wait for the server's answer.
+	if err := m.Ack(); err != nil {
 		log.Warn().Err(err).Msg("ack task")
 	}
 	return result
