@@ -40,6 +40,17 @@ if ! chown -R 65532:65532 "$dir/tls" "$dir/nats" "$dir/passwords" 2>/dev/null; t
 fi
 chmod 0755 "$dir"
 
+# The gateway's token file and one admin token for the web UI and the API
+# (printed once by gantry token create; kept here, mode 0600).
+if [ ! -f "$dir/gateway/tokens.jsonl" ]; then
+	mkdir -p "$dir/gateway"
+	"$gantry" token create --role admin --name compose --file "$dir/gateway/tokens.jsonl" | head -n 1 >"$dir/gateway/admin.token"
+	if ! chown -R 65532:65532 "$dir/gateway" 2>/dev/null; then
+		chmod a+rx "$dir/gateway"
+		chmod a+r "$dir/gateway/tokens.jsonl"
+	fi
+fi
+
 # The example repository the pipeline checks out (relative "hello").
 if [ ! -d "$dir/repos/hello/.git" ]; then
 	rm -rf "$dir/repos/hello"
