@@ -235,12 +235,15 @@ func (w *Worker) handBack(m jetstream.Msg, log zerolog.Logger) {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+// sleep waits d and reports true, or false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		return false
 	case <-t.C:
+		return true
 	}
 }
 
@@ -346,11 +349,7 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, store *artifact.S
 	// handler's context makes the runner kill the task's process group.
 	runCtx, abandon := context.WithCancelCause(runCtx)
 	defer abandon(nil)
-	if stopWatch, err := w.watchAbandon(ctx, view, t, ref, abandon); err != nil {
-		log.Warn().Err(err).Msg("cannot watch for the run being stopped; an abandon will not cancel this task")
-	} else {
-		defer stopWatch()
-	}
+	defer w.watchAbandon(ctx, view, t, ref, abandon)()
 	res, herr := w.o.Handler.Handle(runCtx, &Task{
 		Task: t, Workspace: ws, Log: ls, Publish: publishOpen, Ref: ref, Artifacts: store, Worker: w.o.Name, Upload: upload,
 	})
@@ -453,32 +452,48 @@ func (w *Worker) archive(ctx context.Context, store *artifact.Store, t events.Ta
 // with abandon.
 var errAbandoned = errors.New("abandoned")
 
-// watchAbandon calls abandon when the attempt is abandoned in the log: it
-// listens to the run's subject for action.abandoned, and reads the log
-// every AckWait/3 while the task runs, for an abandon that came before the
-// subscription or whose live copy was lost (core NATS drops messages to a
-// slow subscriber). Reading at once instead would cost every task a read
-// of its run's whole log, to catch a stop that raced its start, which the
-// check before the result catches too.
-func (w *Worker) watchAbandon(ctx context.Context, v *runView, t events.Task, ref events.ActionRef, abandon context.CancelCauseFunc) (func(), error) {
+// watchAbandon calls abandon when the attempt is abandoned in the log. A
+// task that ends within abandonWatchDelay is never watched: nothing could
+// kill it sooner, and most tasks of a busy fleet are that quick (a no-op,
+// an API call). After that the watcher listens to the run's subject for
+// action.abandoned and reads the log once, for an abandon that came
+// before it listened, then every AckWait/3 while the task runs, for one
+// whose live copy was lost (core NATS drops messages to a slow
+// subscriber). The check before the result catches it at the latest.
+func (w *Worker) watchAbandon(ctx context.Context, v *runView, t events.Task, ref events.ActionRef, abandon context.CancelCauseFunc) func() {
 	b := w.o.Bus
 	fire := func(reason string) { abandon(fmt.Errorf("%w: %s", errAbandoned, reason)) }
-	sub, err := b.Conn().Subscribe(events.RunSubject(t.Pipeline, t.Run), func(m *nats.Msg) {
-		e, err := b.Codec().Decode(m.Data)
+	abandoned := func() {
+		st, err := v.read(ctx)
 		if err != nil {
-			return
+			return // the next look reads again
 		}
-		// The lease proves the conductor sent it: nobody else knows it.
-		if p, ok := e.Payload.(events.ActionAbandoned); ok && p.ActionRef == ref && p.Lease == t.Lease {
-			fire(p.Reason)
+		if a := st.Action(t.Stage, t.Action); a != nil && a.Attempt == t.Attempt && a.Phase == run.Abandoned {
+			fire(a.Reason)
 		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to run %s: %w", t.Run, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		if !sleep(ctx, abandonWatchDelay) {
+			return
+		}
+		sub, err := b.Conn().Subscribe(events.RunSubject(t.Pipeline, t.Run), func(m *nats.Msg) {
+			e, err := b.Codec().Decode(m.Data)
+			if err != nil {
+				return
+			}
+			// The lease proves the conductor sent it: nobody else knows it.
+			if p, ok := e.Payload.(events.ActionAbandoned); ok && p.ActionRef == ref && p.Lease == t.Lease {
+				fire(p.Reason)
+			}
+		})
+		if err != nil {
+			w.o.Log.Warn().Err(err).Str("run", t.Run).Msg("cannot listen for the run being stopped; looking every AckWait/3 instead")
+		} else {
+			defer func() { _ = sub.Unsubscribe() }()
+		}
+		abandoned()
 		tick := time.NewTicker(w.o.AckWait / 3)
 		defer tick.Stop()
 		for {
@@ -486,19 +501,16 @@ func (w *Worker) watchAbandon(ctx context.Context, v *runView, t events.Task, re
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-			}
-			st, err := v.read(ctx)
-			if err != nil {
-				continue // the next tick reads again
-			}
-			if a := st.Action(t.Stage, t.Action); a != nil && a.Attempt == t.Attempt && a.Phase == run.Abandoned {
-				fire(a.Reason)
-				return
+				abandoned()
 			}
 		}
 	})
-	return func() { _ = sub.Unsubscribe(); cancel(); wg.Wait() }, nil
+	return func() { cancel(); wg.Wait() }
 }
+
+// abandonWatchDelay is how long a task runs before its worker watches for
+// an abandon (watchAbandon).
+const abandonWatchDelay = 100 * time.Millisecond
 
 // alreadyDone reads the run's log to see whether this attempt has ended, so
 // a task redelivered after its result was appended is not run twice.
