@@ -162,14 +162,15 @@ func (p *Projector) runRuns(ctx context.Context) error {
 	return p.consume(ctx, cons, "run", p.poison(events.StreamEvents), rp.project)
 }
 
-// Drained batches: the projector takes what its consumer has buffered, up
-// to maxBatch messages, waiting at most drainWait for each after the
-// first, and writes each run once per batch. Behind the log it writes a
-// run once for many of its events instead of once per event; at low load
-// a batch is one event and nothing waits.
+// Batches: after a message, the projector takes what else arrives within
+// batchWindow, up to maxBatch messages, and writes each run once per
+// batch: a run's events within the window (a result, the next stage
+// started, its task dispatched and taken) cost one write, not one each.
+// The runs bucket is thus up to batchWindow (and a write) behind the log;
+// what must be current reads the log.
 const (
-	maxBatch  = 256
-	drainWait = 50 * time.Microsecond
+	maxBatch    = 1024
+	batchWindow = 50 * time.Millisecond
 )
 
 // consume hands what a projector's consumer delivers to project, a drained
@@ -196,10 +197,14 @@ func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer, what s
 			continue
 		}
 		batch = append(batch[:0], m)
-		for len(batch) < maxBatch {
-			m, err := msgs.Next(jetstream.NextMaxWait(drainWait))
+		for end := time.Now().Add(batchWindow); len(batch) < maxBatch; {
+			wait := time.Until(end)
+			if wait <= 0 {
+				break
+			}
+			m, err := msgs.Next(jetstream.NextMaxWait(wait))
 			if err != nil {
-				break // nothing more buffered (a closed iterator shows at the next Next)
+				break // the window closed (a closed iterator shows at the next Next)
 			}
 			batch = append(batch, m)
 		}
