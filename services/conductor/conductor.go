@@ -100,10 +100,31 @@ type entry struct {
 	// since, each such event came to this shard, in order, and is folded.
 	dseq  uint64
 	epoch uint32
+	// own are the sequences this conductor appended to the run and
+	// finished with (their tasks published, the decisions after them
+	// made), in order, until their echoes come back: an echo needs no
+	// decoding and no decision.
+	own []uint64
 	// tip is the run subject's last sequence as far as this conductor
 	// knows, counting refused (undecodable) messages the fold skips: the
 	// sequence the next append must expect.
 	tip uint64
+}
+
+// echo reports whether seq is one of the conductor's own appends coming
+// back, and forgets it and any older one (deliveries come in stream order:
+// an older one's echo went to another conductor).
+func (en *entry) echo(seq uint64) bool {
+	i := 0
+	for i < len(en.own) && en.own[i] < seq {
+		i++
+	}
+	found := i < len(en.own) && en.own[i] == seq
+	if found {
+		i++
+	}
+	en.own = en.own[i:]
+	return found
 }
 
 // expectFor is the sequence the run's next append must expect, given the
@@ -278,6 +299,16 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, d delivery) error {
 	defer func(start time.Time) { c.o.Metrics.Decided(time.Since(start)) }(time.Now())
 	b := c.o.Bus
 	pipeline, runID, ok := parseRunSubject(m.Subject())
+	if en := sh.runs[runID]; ok && en != nil && en.echo(seq) {
+		// Validated when this conductor encoded it, folded when appended,
+		// decided after: only the proof of deliveries moves on.
+		if meta.NumDelivered == 1 && d.span.Covers(en.dseq, en.epoch) {
+			en.dseq = meta.Sequence.Consumer
+		} else {
+			en.dseq = 0
+		}
+		return nil
+	}
 	e, derr := b.Codec().Decode(m.Data())
 	if ok && runID == events.LaneToken {
 		return c.handleLane(ctx, pipeline, m.Subject(), seq, m.Data(), e, derr)
@@ -400,6 +431,7 @@ func (c *Conductor) advance(ctx context.Context, pipeline string, en *entry, st 
 				en.published[d.Task.ID] = true
 			}
 		}
+		en.own = append(en.own, seqs...)
 		if errors.Is(err, bus.ErrConflict) {
 			// Someone appended first: fold what we missed and decide again.
 			more, tip, err := b.ReadRunTip(ctx, pipeline, st.Run, en.expectFor(st))
