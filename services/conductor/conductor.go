@@ -431,7 +431,11 @@ func (c *Conductor) advance(ctx context.Context, pipeline string, en *entry, st 
 				en.published[d.Task.ID] = true
 			}
 		}
-		en.own = append(en.own, seqs...)
+		if err == nil || errors.Is(err, bus.ErrConflict) {
+			// Decided after below, so their echoes need nothing; after any
+			// other failure the echoes are handled like anyone's events.
+			en.own = append(en.own, seqs...)
+		}
 		if errors.Is(err, bus.ErrConflict) {
 			// Someone appended first: fold what we missed and decide again.
 			more, tip, err := b.ReadRunTip(ctx, pipeline, st.Run, en.expectFor(st))

@@ -383,7 +383,7 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, store *artifact.St
 	// it meanwhile (this worker stalled past AckWait), its result and
 	// artifacts stand; this delivery's are dropped quietly. A handler that
 	// already found the attempt closed says so in its error.
-	err := error(nil)
+	var err error
 	switch {
 	case errors.Is(herr, ErrAttemptClosed):
 		err = herr
