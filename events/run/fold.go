@@ -9,8 +9,9 @@ import (
 
 // Fold applies events in order to a state and returns it. It never fails.
 func Fold(s State, evs ...events.Event) State {
+	owned := false // the caller's s is copied on the first change only
 	for _, e := range evs {
-		s = Evolve(s, e)
+		s, owned = evolve(s, e, owned)
 	}
 	return s
 }
@@ -19,25 +20,44 @@ func Fold(s State, evs ...events.Event) State {
 // for an attempt that is not the current one, and results that do not carry
 // the lease of the dispatched attempt (forged, or published before the
 // dispatch) change nothing but the bookkeeping of the last sequence seen.
+// The state given is never changed.
 func Evolve(s State, e events.Event) State {
+	s, _ = evolve(s, e, false)
+	return s
+}
+
+// EvolveOwned is Evolve for a fold that owns its states: s came from
+// EvolveOwned (or is the zero State) and no one else holds it, so it is
+// changed in place instead of copied for every event (a rebuild folds
+// every run this way).
+func EvolveOwned(s State, e events.Event) State {
+	s, _ = evolve(s, e, s.Run != "")
+	return s
+}
+
+// evolve is Evolve; owned says s may be changed in place, and the result
+// says whether the returned state is the caller's own.
+func evolve(s State, e events.Event, owned bool) (State, bool) {
 	if e.Seq > s.LastSeq {
 		s.LastSeq = e.Seq
 	}
 	if req, ok := e.Payload.(events.RunRequested); ok {
 		if s.Run != "" {
-			return s // a run is requested once
+			return s, owned // a run is requested once
 		}
 		s.Events++
-		return requested(req, e)
+		return requested(req, e), true
 	}
 	if s.Run == "" || e.Subject != s.Run {
-		return s
+		return s, owned
 	}
 	s.Events++
 	at := e.Time
-	s = clone(s)
+	if !owned {
+		s, owned = clone(s), true
+	}
 	if evolveGates(&s, e) {
-		return s
+		return s, owned
 	}
 	switch p := e.Payload.(type) {
 	case events.RunStarted:
@@ -146,7 +166,7 @@ func Evolve(s State, e events.Event) State {
 		// The artifact becomes the run's when the action that stored it
 		// succeeds; stored-but-failed artifacts are not inputs to anything.
 	}
-	return s
+	return s, owned
 }
 
 // retry applies a stage.retrying: the stage's next attempt begins and its

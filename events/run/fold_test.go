@@ -148,3 +148,43 @@ func BenchmarkFold(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(evs)*b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestFoldOwnsOnlyWhatItMade: Fold copies the caller's state once and then
+// changes its own copy in place; EvolveOwned does the same for a rebuild.
+// Both must give exactly what Evolve event by event gives, and leave the
+// caller's state as it was.
+func TestFoldOwnsOnlyWhatItMade(t *testing.T) {
+	evs := []events.Event{
+		e(t, 1, events.RunRequested{Pipeline: "p", Run: id, Definition: def(), Trigger: events.Trigger{ID: "t", Kind: "manual"}}),
+		e(t, 2, events.RunStarted{Run: id}),
+		e(t, 3, events.StageStarted{Run: id, Stage: "A", Attempt: 1}),
+		e(t, 4, events.ActionDispatched{Task: events.Task{ID: events.TaskID(id, "A", "x", 1), Run: id, Stage: "A", Action: "x", Attempt: 1}}),
+		e(t, 5, events.ActionStarted{ActionRef: ref(1), Worker: "w1"}),
+		e(t, 6, events.ActionFailed{ActionRef: ref(1), Worker: "w1", Reason: "boom"}),
+		e(t, 7, events.StageFailed{Run: id, Stage: "A", Attempt: 1, Reason: "boom"}),
+		e(t, 8, events.RunFailed{Run: id, Reason: "boom"}),
+	}
+	var want run.State
+	for _, ev := range evs {
+		want = run.Evolve(want, ev)
+	}
+	wantJSON, _ := json.Marshal(want)
+	for split := range len(evs) + 1 {
+		head := run.Fold(run.State{}, evs[:split]...)
+		before, _ := json.Marshal(head)
+		got := run.Fold(head, evs[split:]...)
+		if b, _ := json.Marshal(got); string(b) != string(wantJSON) {
+			t.Errorf("Fold from event %d: %s, want %s", split, b, wantJSON)
+		}
+		if after, _ := json.Marshal(head); string(after) != string(before) {
+			t.Errorf("Fold from event %d changed the state it was given", split)
+		}
+	}
+	var owned run.State
+	for _, ev := range evs {
+		owned = run.EvolveOwned(owned, ev)
+	}
+	if b, _ := json.Marshal(owned); string(b) != string(wantJSON) {
+		t.Errorf("EvolveOwned: %s, want %s", b, wantJSON)
+	}
+}

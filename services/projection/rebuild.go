@@ -83,7 +83,7 @@ func FoldAll(ctx context.Context, b *bus.Bus) (map[string]run.State, int, int, e
 				skipped++
 				continue
 			}
-			states[e.Subject] = run.Evolve(states[e.Subject], e)
+			states[e.Subject] = run.EvolveOwned(states[e.Subject], e) // only this map holds them
 			n++
 		}
 	}
