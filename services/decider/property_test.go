@@ -1,6 +1,7 @@
 package decider_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -40,6 +41,19 @@ func FuzzRandomPipelinesEnd(f *testing.F) {
 		if !sim.s.Done() {
 			t.Fatalf("run did not end: %s, stages %+v", sim.s.Phase, sim.s.Stages)
 		}
+		// Fold (one copy, then changes in place) and EvolveOwned agree
+		// with Evolve event by event.
+		want, _ := json.Marshal(sim.s)
+		if got, _ := json.Marshal(run.Fold(run.State{}, sim.log...)); string(got) != string(want) {
+			t.Fatalf("Fold gives\n%s\nEvolve event by event gives\n%s", got, want)
+		}
+		var owned run.State
+		for _, e := range sim.log {
+			owned = run.EvolveOwned(owned, e)
+		}
+		if got, _ := json.Marshal(owned); string(got) != string(want) {
+			t.Fatalf("EvolveOwned gives\n%s\nEvolve event by event gives\n%s", got, want)
+		}
 	})
 }
 
@@ -52,7 +66,8 @@ type propSim struct {
 	open       []events.Task
 	answered   []events.Payload // results already delivered, for duplicates
 	dispatched map[string]bool
-	retries    int // manual retries so far; bounded so the run ends
+	retries    int            // manual retries so far; bounded so the run ends
+	log        []events.Event // every event applied, in order
 }
 
 // move is one kind of interference; it reports whether it did anything.
@@ -106,6 +121,7 @@ func (m *propSim) apply(p events.Payload) {
 	e := ev(m.t, p)
 	m.seq++
 	e.Seq = m.seq
+	m.log = append(m.log, e)
 	before := m.s
 	m.s = run.Evolve(m.s, e)
 	checkTransitions(m.t, before, m.s, p)
