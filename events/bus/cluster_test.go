@@ -2,7 +2,6 @@ package bus_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,36 +28,7 @@ func TestClusterProvisionsR3AndNeverShrinks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	nodes := natstest.StartCluster(t, 3)
-	urls := make([]string, len(nodes))
-	for i, n := range nodes {
-		urls[i] = n.ClientURL()
-	}
-	// A fresh cluster's peers may still show offline to placement for a
-	// moment after its leader is elected: retry as a service restarting
-	// would.
-	nc, err := bus.Connect(strings.Join(urls, ","), t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	codec, err := events.NewCodec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bus.New(nc, codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		err := b.Provision(context.Background(), bus.Config{})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("provision: %v", err)
-		}
-	}
+	b := natstest.ClusterBus(t, natstest.StartCluster(t, 3))
 	for _, name := range []string{events.StreamEvents, events.StreamTasks, events.StreamTriggers, "KV_" + events.BucketRuns, "OBJ_" + events.BucketArtifacts} {
 		if got := streamReplicas(t, b, name).Replicas; got != bus.DefaultClusterReplicas {
 			t.Errorf("%s: R%d, want R%d", name, got, bus.DefaultClusterReplicas)

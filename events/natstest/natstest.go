@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +42,38 @@ func Start(t testing.TB) *Server {
 // when the test ends.
 func Bus(t testing.TB, url string) *bus.Bus {
 	t.Helper()
+	b := connect(t, url)
+	if err := b.Provision(context.Background(), bus.Config{}); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	return b
+}
+
+// ClusterBus is Bus for the servers of StartCluster: it connects to all of
+// them and retries provisioning for up to a minute, since a fresh
+// cluster's peers may still show offline to placement for a moment after
+// it can place a stream (as a service restarting would retry).
+func ClusterBus(t testing.TB, servers []*Server) *bus.Bus {
+	t.Helper()
+	urls := make([]string, len(servers))
+	for i, s := range servers {
+		urls[i] = s.ClientURL()
+	}
+	b := connect(t, strings.Join(urls, ","))
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		err := b.Provision(context.Background(), bus.Config{})
+		if err == nil {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("provision: %v", err)
+		}
+	}
+}
+
+// connect opens a validating bus client on url for t, unprovisioned.
+func connect(t testing.TB, url string) *bus.Bus {
+	t.Helper()
 	nc, err := bus.Connect(url, t.Name())
 	if err != nil {
 		t.Fatalf("connect to %s: %v", url, err)
@@ -53,9 +86,6 @@ func Bus(t testing.TB, url string) *bus.Bus {
 	b, err := bus.New(nc, codec)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if err := b.Provision(context.Background(), bus.Config{}); err != nil {
-		t.Fatalf("provision: %v", err)
 	}
 	return b
 }
