@@ -1,7 +1,6 @@
 package decider_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -159,18 +158,6 @@ func FuzzGatesDriveRunsToAnEnd(f *testing.F) {
 		if !m.s.Done() {
 			t.Fatalf("run did not end: %+v", m.s)
 		}
-		// Fold and EvolveOwned agree with Evolve event by event, gates
-		// (approvals, checks) included.
-		want, _ := json.Marshal(m.s)
-		if got, _ := json.Marshal(run.Fold(run.State{}, m.log...)); string(got) != string(want) {
-			t.Fatalf("Fold gives\n%s\nEvolve event by event gives\n%s", got, want)
-		}
-		var owned run.State
-		for _, e := range m.log {
-			owned = run.EvolveOwned(owned, e)
-		}
-		if got, _ := json.Marshal(owned); string(got) != string(want) {
-			t.Fatalf("EvolveOwned gives\n%s\nEvolve event by event gives\n%s", got, want)
-		}
+		foldsAgree(t, m.s, m.log) // gates (approvals, checks) included
 	})
 }

@@ -41,19 +41,7 @@ func FuzzRandomPipelinesEnd(f *testing.F) {
 		if !sim.s.Done() {
 			t.Fatalf("run did not end: %s, stages %+v", sim.s.Phase, sim.s.Stages)
 		}
-		// Fold (one copy, then changes in place) and EvolveOwned agree
-		// with Evolve event by event.
-		want, _ := json.Marshal(sim.s)
-		if got, _ := json.Marshal(run.Fold(run.State{}, sim.log...)); string(got) != string(want) {
-			t.Fatalf("Fold gives\n%s\nEvolve event by event gives\n%s", got, want)
-		}
-		var owned run.State
-		for _, e := range sim.log {
-			owned = run.EvolveOwned(owned, e)
-		}
-		if got, _ := json.Marshal(owned); string(got) != string(want) {
-			t.Fatalf("EvolveOwned gives\n%s\nEvolve event by event gives\n%s", got, want)
-		}
+		foldsAgree(t, sim.s, sim.log)
 	})
 }
 
@@ -331,4 +319,21 @@ func checkTransitions(t *testing.T, before, after run.State, p events.Payload) {
 func isRetry(p events.Payload) bool {
 	_, ok := p.(events.StageRetrying)
 	return ok
+}
+
+// foldsAgree checks that Fold (one copy, then changes in place) and
+// EvolveOwned give what Evolve gave event by event (want) over the log.
+func foldsAgree(t *testing.T, want run.State, log []events.Event) {
+	t.Helper()
+	w, _ := json.Marshal(want)
+	if got, _ := json.Marshal(run.Fold(run.State{}, log...)); string(got) != string(w) {
+		t.Fatalf("Fold gives\n%s\nEvolve event by event gives\n%s", got, w)
+	}
+	var owned run.State
+	for _, e := range log {
+		owned = run.EvolveOwned(owned, e)
+	}
+	if got, _ := json.Marshal(owned); string(got) != string(w) {
+		t.Fatalf("EvolveOwned gives\n%s\nEvolve event by event gives\n%s", got, w)
+	}
 }
