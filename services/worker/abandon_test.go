@@ -3,16 +3,13 @@ package worker_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/gantry-ci/gantry/events"
-	"github.com/gantry-ci/gantry/events/natstest"
 	"github.com/gantry-ci/gantry/services/command"
-	"github.com/gantry-ci/gantry/services/conductor"
 	"github.com/gantry-ci/gantry/services/worker"
 )
 
@@ -22,49 +19,10 @@ import (
 // its periodic look at the log (every AckWait/3) must cancel the handler,
 // and the result is dropped.
 func TestAbandonBeforeTheTaskIsTakenStillKills(t *testing.T) {
-	srv := natstest.Start(t)
-	b := natstest.Bus(t, srv.ClientURL())
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	goRun := func(f func(context.Context) error) {
-		wg.Go(func() {
-			if err := f(ctx); err != nil && ctx.Err() == nil {
-				t.Errorf("service: %v", err)
-			}
-		})
-	}
-	c, err := conductor.New(conductor.Options{Bus: natstest.Bus(t, srv.ClientURL()), Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	goRun(c.Run)
-
-	def := events.Definition{Name: "shop", Stages: []events.StageDef{{Name: "Build", Actions: []events.ActionDef{
-		{Name: "compile", Type: "slow", Pool: "default", RunOrder: 1}}}}}
-	runID := events.RunIDForTrigger("abandon-early", time.Now().UnixMilli())
-	e, err := events.New(events.RunID(runID, "requested"), "/test", runID, time.Now(), events.RunRequested{
-		Pipeline: def.Name, Run: runID, Revision: 1, Definition: def, Trigger: events.Trigger{ID: runID, Kind: "manual"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	zero := uint64(0)
-	if _, _, err := b.Append(ctx, def.Name, e, &zero); err != nil {
-		t.Fatal(err)
-	}
-	tasks, err := b.JetStream().Stream(ctx, events.StreamTasks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err = tasks.GetLastMsgForSubject(ctx, events.TaskSubject("slow", "default")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no task dispatched: %v", err)
-		}
-	}
-	reply, err := command.Client{Conn: b.Conn()}.Do(ctx, command.Stop, command.Request{Run: runID, Abandon: true, Reason: "wrong branch"})
+	r := newRig(t)
+	runID := r.request("shop", events.ActionDef{Name: "compile", Type: "slow", Pool: "default", RunOrder: 1})
+	r.dispatched("slow")
+	reply, err := command.Client{Conn: r.b.Conn()}.Do(r.ctx, command.Stop, command.Request{Run: runID, Abandon: true, Reason: "wrong branch"})
 	if err != nil || reply.Error != "" {
 		t.Fatalf("stop --abandon: %v %s", err, reply.Error)
 	}
@@ -75,12 +33,12 @@ func TestAbandonBeforeTheTaskIsTakenStillKills(t *testing.T) {
 		cause <- context.Cause(ctx)
 		return worker.Result{}, ctx.Err()
 	})
-	w, err := worker.New(worker.Options{Bus: natstest.Bus(t, srv.ClientURL()), Log: zerolog.Nop(), Kind: "slow",
+	w, err := worker.New(worker.Options{Bus: r.bus(), Log: zerolog.Nop(), Kind: "slow",
 		Handler: handler, WorkDir: t.TempDir(), AckWait: 900 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	goRun(w.Run)
+	r.goRun(w.Run)
 	select {
 	case err := <-cause:
 		if err == nil || !strings.HasPrefix(err.Error(), "abandoned") {
@@ -89,7 +47,7 @@ func TestAbandonBeforeTheTaskIsTakenStillKills(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the handler of an attempt abandoned before it was taken still runs")
 	}
-	evs, err := b.ReadRun(ctx, def.Name, runID, 0)
+	evs, err := r.b.ReadRun(r.ctx, "shop", runID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,9 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gantry-ci/gantry/events"
-	"github.com/gantry-ci/gantry/events/natstest"
 	"github.com/gantry-ci/gantry/events/run"
-	"github.com/gantry-ci/gantry/services/conductor"
 	"github.com/gantry-ci/gantry/services/worker"
 )
 
@@ -22,22 +20,13 @@ import (
 // for the whole AckWait (30 s by default).
 func TestStoppingWorkerHandsTaskBack(t *testing.T) {
 	const ackWait = 2 * time.Minute // far beyond the test's deadline
-	srv := natstest.Start(t)
-	b := natstest.Bus(t, srv.ClientURL())
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	c, err := conductor.New(conductor.Options{Bus: natstest.Bus(t, srv.ClientURL()), Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Go(func() { _ = c.Run(ctx) })
-
+	r := newRig(t)
+	ctx, wg := r.ctx, &r.wg
 	// The first worker takes the task and holds it until it is stopped.
 	taken := make(chan struct{})
 	var once sync.Once
 	firstCtx, stopFirst := context.WithCancel(ctx)
-	first, err := worker.New(worker.Options{Bus: natstest.Bus(t, srv.ClientURL()), Log: zerolog.Nop(), Kind: "slow",
+	first, err := worker.New(worker.Options{Bus: r.bus(), Log: zerolog.Nop(), Kind: "slow",
 		Name: "first", AckWait: ackWait, WorkDir: t.TempDir(),
 		Handler: worker.HandlerFunc(func(ctx context.Context, _ *worker.Task) (worker.Result, error) {
 			once.Do(func() { close(taken) })
@@ -50,18 +39,7 @@ func TestStoppingWorkerHandsTaskBack(t *testing.T) {
 	firstDone := make(chan struct{})
 	wg.Go(func() { defer close(firstDone); _ = first.Run(firstCtx) })
 
-	def := events.Definition{Name: "drain", Stages: []events.StageDef{{Name: "Build", Actions: []events.ActionDef{
-		{Name: "compile", Type: "slow", Pool: "default", RunOrder: 1}}}}}
-	runID := events.RunIDForTrigger("drain", time.Now().UnixMilli())
-	e, err := events.New(events.RunID(runID, "requested"), "/test", runID, time.Now(), events.RunRequested{
-		Pipeline: def.Name, Run: runID, Revision: 1, Definition: def, Trigger: events.Trigger{ID: runID, Kind: "manual"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	zero := uint64(0)
-	if _, _, err := b.Append(ctx, def.Name, e, &zero); err != nil {
-		t.Fatal(err)
-	}
+	runID := r.request("drain", events.ActionDef{Name: "compile", Type: "slow", Pool: "default", RunOrder: 1})
 	select {
 	case <-taken:
 	case <-time.After(30 * time.Second):
@@ -69,7 +47,7 @@ func TestStoppingWorkerHandsTaskBack(t *testing.T) {
 	}
 
 	// A second worker is ready; then the first is stopped mid-task.
-	second, err := worker.New(worker.Options{Bus: natstest.Bus(t, srv.ClientURL()), Log: zerolog.Nop(), Kind: "slow",
+	second, err := worker.New(worker.Options{Bus: r.bus(), Log: zerolog.Nop(), Kind: "slow",
 		Name: "second", AckWait: ackWait, WorkDir: t.TempDir(),
 		Handler: worker.HandlerFunc(func(context.Context, *worker.Task) (worker.Result, error) { return worker.Result{}, nil })})
 	if err != nil {
@@ -82,7 +60,7 @@ func TestStoppingWorkerHandsTaskBack(t *testing.T) {
 
 	var st run.State
 	for deadline := stopped.Add(ackWait / 2); !st.Done(); time.Sleep(50 * time.Millisecond) {
-		evs, err := b.ReadRun(ctx, def.Name, runID, 0)
+		evs, err := r.b.ReadRun(ctx, "drain", runID, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +72,7 @@ func TestStoppingWorkerHandsTaskBack(t *testing.T) {
 	if st.Phase != run.Succeeded {
 		t.Fatalf("run %s: %s", st.Phase, st.Reason)
 	}
-	evs, err := b.ReadRun(ctx, def.Name, runID, 0)
+	evs, err := r.b.ReadRun(ctx, "drain", runID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,19 +7,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/gantry-ci/gantry/events"
-	"github.com/gantry-ci/gantry/events/natstest"
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/artifact"
-	"github.com/gantry-ci/gantry/services/conductor"
 	"github.com/gantry-ci/gantry/services/worker"
 )
 
@@ -35,51 +31,13 @@ import (
 // run's one key, and the stored artifact no longer matched its event), and
 // the stale delivery must add nothing to the log.
 func TestStaleDeliveryCannotReplaceAnArtifact(t *testing.T) {
-	srv := natstest.Start(t)
-	b := natstest.Bus(t, srv.ClientURL())
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	goRun := func(f func(context.Context) error) {
-		wg.Go(func() {
-			if err := f(ctx); err != nil && ctx.Err() == nil {
-				t.Errorf("service: %v", err)
-			}
-		})
-	}
-	c, err := conductor.New(conductor.Options{Bus: natstest.Bus(t, srv.ClientURL()), Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	goRun(c.Run)
-
-	def := events.Definition{Name: "shop", Stages: []events.StageDef{{Name: "Build", Actions: []events.ActionDef{
-		{Name: "compile", Type: "art", Pool: "default", RunOrder: 1, Outputs: []string{"app"}}}}}}
-	runID := events.RunIDForTrigger("stale", time.Now().UnixMilli())
-	e, err := events.New(events.RunID(runID, "requested"), "/test", runID, time.Now(), events.RunRequested{
-		Pipeline: def.Name, Run: runID, Revision: 1, Definition: def, Trigger: events.Trigger{ID: runID, Kind: "manual"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	zero := uint64(0)
-	if _, _, err := b.Append(ctx, def.Name, e, &zero); err != nil {
-		t.Fatal(err)
-	}
+	r := newRig(t)
+	b, ctx := r.b, r.ctx
+	const pipeline = "shop"
+	runID := r.request(pipeline, events.ActionDef{Name: "compile", Type: "art", Pool: "default", RunOrder: 1, Outputs: []string{"app"}})
 
 	// The task as the conductor dispatched it, and a second delivery of it.
-	tasks, err := b.JetStream().Stream(ctx, events.StreamTasks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var task *jetstream.RawStreamMsg
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if task, err = tasks.GetLastMsgForSubject(ctx, events.TaskSubject("art", "default")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no task dispatched: %v", err)
-		}
-	}
+	task := r.dispatched("art")
 	if _, err := b.JetStream().Publish(ctx, task.Subject, task.Data); err != nil {
 		t.Fatal(err)
 	}
@@ -103,16 +61,16 @@ func TestStaleDeliveryCannotReplaceAnArtifact(t *testing.T) {
 		}
 		return res, err
 	})
-	w, err := worker.New(worker.Options{Bus: natstest.Bus(t, srv.ClientURL()), Log: zerolog.Nop(), Kind: "art",
+	w, err := worker.New(worker.Options{Bus: r.bus(), Log: zerolog.Nop(), Kind: "art",
 		Concurrency: 2, Handler: handler, WorkDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	goRun(w.Run)
+	r.goRun(w.Run)
 
 	var st run.State
 	for deadline := time.Now().Add(20 * time.Second); !st.Done(); time.Sleep(20 * time.Millisecond) {
-		evs, err := b.ReadRun(ctx, def.Name, runID, 0)
+		evs, err := b.ReadRun(ctx, pipeline, runID, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +110,7 @@ func TestStaleDeliveryCannotReplaceAnArtifact(t *testing.T) {
 	}
 
 	// The log names one artifact, and the store holds exactly that.
-	evs, err := b.ReadRun(ctx, def.Name, runID, 0)
+	evs, err := b.ReadRun(ctx, pipeline, runID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
