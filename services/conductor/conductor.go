@@ -93,13 +93,12 @@ type delivery struct {
 type entry struct {
 	st        run.State
 	published map[string]bool
-	// dseq is the consumer's delivery number of the last first delivery of
-	// this run handled in full, 0 when none is known. With st it proves
+	// seen is the delivery of the last first delivery of this run handled
+	// in full, zero when none is known. With st it proves
 	// that nothing was missed: every event of the run stored after it was
 	// first delivered after it, so if this process received every delivery
 	// since, each such event came to this shard, in order, and is folded.
-	dseq  uint64
-	epoch uint32
+	seen consume.Position
 	// own are the sequences this conductor appended to the run and
 	// finished with (their tasks published, the decisions after them
 	// made), in order, until their echoes come back: an echo needs no
@@ -220,7 +219,7 @@ func (c *Conductor) Run(ctx context.Context) error {
 				pipeline, _, _ = parseRunSubject(m.Subject())
 				laneSeq = meta.Sequence.Stream
 			}
-			c.lanes.received(meta.Sequence.Consumer, d.span.Epoch, pipeline, laneSeq)
+			c.lanes.received(d.span.At(meta.Sequence.Consumer), pipeline, laneSeq)
 		}
 		sh := c.shards[shardOf(m.Subject(), len(c.shards))]
 		select {
@@ -302,10 +301,10 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, d delivery) error {
 	if en := sh.runs[runID]; ok && en != nil && en.echo(seq) {
 		// Validated when this conductor encoded it, folded when appended,
 		// decided after: only the proof of deliveries moves on.
-		if meta.NumDelivered == 1 && d.span.Covers(en.dseq, en.epoch) {
-			en.dseq = meta.Sequence.Consumer
+		if meta.NumDelivered == 1 && d.span.Covers(en.seen) {
+			en.seen = d.span.At(meta.Sequence.Consumer)
 		} else {
-			en.dseq = 0
+			en.seen = consume.Position{}
 		}
 		return nil
 	}
@@ -339,15 +338,15 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, d delivery) error {
 	}
 	first := meta.NumDelivered == 1
 	// Until this delivery is handled in full, the entry proves nothing.
-	dseq := en.dseq
-	en.dseq = 0
+	seen := en.seen
+	en.seen = consume.Position{}
 	st := en.st
 	if st.LastSeq < seq {
 		// Fold the delivered event directly when it is the run's next one;
 		// otherwise (first sight of the run, a redelivery, another
 		// conductor's work) read what was missed from the log.
 		switch {
-		case first && st.Run != "" && d.span.Covers(dseq, en.epoch):
+		case first && st.Run != "" && d.span.Covers(seen):
 			// Every delivery since the run's last one reached this process
 			// (consume.Window), so the events in between are folded already.
 			st = run.Evolve(st, e)
@@ -392,7 +391,7 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, d delivery) error {
 		return err
 	}
 	if first {
-		en.dseq, en.epoch = meta.Sequence.Consumer, d.span.Epoch
+		en.seen = d.span.At(meta.Sequence.Consumer)
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ func TestEmptyLaneIsCached(t *testing.T) {
 // every delivery since the lane was read reached this process and no lane
 // event of the pipeline among them is missing from the cache.
 func TestLaneCurrent(t *testing.T) {
-	lc := laneCache{m: map[string]laneEntry{"shop": {tip: 10, at: position{n: 100, epoch: 1}}}, noted: map[string]uint64{"shop": 10}}
+	lc := laneCache{m: map[string]laneEntry{"shop": {tip: 10, at: consume.Position{N: 100, Epoch: 1}}}, noted: map[string]uint64{"shop": 10}}
 	for _, tc := range []struct {
 		name  string
 		span  consume.Span

@@ -41,13 +41,8 @@ type laneCache struct {
 	// delivery is handed to a shard.
 	noted map[string]uint64
 	// at is where the consumer's deliveries stood: the last delivery
-	// number received, in its epoch (consume.Window).
-	at position
-}
-
-type position struct {
-	n     uint64
-	epoch uint32
+	// received (consume.Window).
+	at consume.Position
 }
 
 type laneEntry struct {
@@ -57,15 +52,15 @@ type laneEntry struct {
 	tip uint64
 	// at is where the deliveries stood when the lane was last read: a lane
 	// event stored since has a later delivery number.
-	at position
+	at consume.Position
 }
 
 // received records a delivery as it arrives (the Consume callback, in
 // order): its number, and the lane event it carries, if any.
-func (lc *laneCache) received(n uint64, epoch uint32, pipeline string, laneSeq uint64) {
+func (lc *laneCache) received(at consume.Position, pipeline string, laneSeq uint64) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	lc.at = position{n, epoch}
+	lc.at = at
 	if laneSeq > lc.noted[pipeline] {
 		lc.noted[pipeline] = laneSeq
 	}
@@ -81,7 +76,7 @@ func (lc *laneCache) current(pipeline string, span consume.Span) (laneEntry, boo
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	le, ok := lc.m[pipeline]
-	return le, ok && le.at.n != 0 && le.at.epoch == span.Epoch && span.Since <= le.at.n+1 && lc.noted[pipeline] <= le.tip
+	return le, ok && le.at.N != 0 && span.Covers(consume.Position{N: le.at.N + 1, Epoch: le.at.Epoch}) && lc.noted[pipeline] <= le.tip
 }
 
 // lane returns the pipeline's lane as the log has it now.
@@ -100,7 +95,7 @@ func (c *Conductor) lane(ctx context.Context, pipeline string) (lanes.State, uin
 		}
 		if last <= le.tip {
 			c.lanes.mu.Lock()
-			if cur, ok := c.lanes.m[pipeline]; ok && cur.tip == le.tip && (cur.at.epoch != at.epoch || cur.at.n < at.n) {
+			if cur, ok := c.lanes.m[pipeline]; ok && cur.tip == le.tip && (cur.at.Epoch != at.Epoch || cur.at.N < at.N) {
 				cur.at = at
 				c.lanes.m[pipeline] = cur
 			}

@@ -158,7 +158,7 @@ func (p *Projector) runRuns(ctx context.Context) error {
 		return fmt.Errorf("projector consumer: %w", err)
 	}
 	runs := newBucket[run.State](kv)
-	rp := &runProjector{p: p, runs: runs, seen: map[string]seen{}}
+	rp := &runProjector{p: p, runs: runs, seen: map[string]consume.Position{}}
 	return p.consume(ctx, cons, "run", p.poison(events.StreamEvents), rp.project)
 }
 
@@ -238,14 +238,9 @@ type runProjector struct {
 	runs *bucket[run.State]
 	// win and seen prove, as in the conductor, that a run's delivered
 	// event is its next one without asking the server: seen holds the
-	// delivery number of each run's last first delivery written.
+	// delivery of each run's last first delivery written.
 	win  consume.Window
-	seen map[string]seen
-}
-
-type seen struct {
-	dseq  uint64
-	epoch uint32
+	seen map[string]consume.Position
 }
 
 // runBatch is one run's messages in a batch, in delivery order, and what
@@ -256,7 +251,7 @@ type runBatch struct {
 
 	c     *entry[run.State] // the projection before
 	st    run.State         // after
-	last  seen
+	last  consume.Position
 	write bool // st must be written
 	rev   uint64
 	err   error
@@ -339,7 +334,7 @@ func (rp *runProjector) fold(ctx context.Context, rb *runBatch, batch []jetstrea
 			// Direct: every delivery since the run's last one reached this
 			// projector, or the event was appended on the condition that
 			// the run's subject was empty.
-			if first && st.Run != "" && spans[i].Covers(last.dseq, last.epoch) ||
+			if first && st.Run != "" && spans[i].Covers(last) ||
 				st.Run == "" && st.LastSeq == 0 && batch[i].Headers().Get(jetstream.ExpectedLastSubjSeqHeader) == "0" {
 				if e, err := rp.p.Bus.Codec().Decode(batch[i].Data()); err == nil {
 					e.Seq = seq
@@ -349,9 +344,9 @@ func (rp *runProjector) fold(ctx context.Context, rb *runBatch, batch []jetstrea
 				return err
 			}
 		}
-		last = seen{}
+		last = consume.Position{}
 		if first {
-			last = seen{metas[i].Sequence.Consumer, spans[i].Epoch}
+			last = spans[i].At(metas[i].Sequence.Consumer)
 		}
 	}
 	rb.st, rb.last = st, last

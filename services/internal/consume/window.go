@@ -35,9 +35,18 @@ func (w *Window) See(n uint64) Span {
 	return w.span
 }
 
-// Covers reports whether a subject whose events were all handled up to its
-// delivery number d in epoch has missed nothing since: every delivery from
-// d up to this span's end reached this process. A zero d proves nothing.
-func (s Span) Covers(d uint64, epoch uint32) bool {
-	return d != 0 && epoch == s.Epoch && d >= s.Since
+// Position is a delivery number in its epoch; the zero Position is none.
+type Position struct {
+	N     uint64
+	Epoch uint32
+}
+
+// At is delivery number n of this span's epoch.
+func (s Span) At(n uint64) Position { return Position{N: n, Epoch: s.Epoch} }
+
+// Covers reports whether every delivery from p up to this span's end
+// reached this process: a subject whose events were all handled up to
+// delivery p has missed nothing since. The zero Position proves nothing.
+func (s Span) Covers(p Position) bool {
+	return p.N != 0 && p.Epoch == s.Epoch && p.N >= s.Since
 }

@@ -34,7 +34,7 @@ func TestWindow(t *testing.T) {
 	}{
 		{9, 1, true}, {12, 1, true}, {8, 1, false}, {0, 1, false}, {12, 0, false},
 	} {
-		if got := s.Covers(tc.dseq, tc.epoch); got != tc.want {
+		if got := s.Covers(Position{tc.dseq, tc.epoch}); got != tc.want {
 			t.Errorf("span %+v covers(%d, %d) = %v", s, tc.dseq, tc.epoch, got)
 		}
 	}
