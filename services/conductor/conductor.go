@@ -85,6 +85,7 @@ type shard struct {
 // of delivery numbers it arrived in.
 type delivery struct {
 	m    jetstream.Msg
+	meta *jetstream.MsgMetadata // nil when it did not parse
 	span consume.Span
 }
 
@@ -212,7 +213,7 @@ func (c *Conductor) Run(ctx context.Context) error {
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		d := delivery{m: m}
 		if meta, err := m.Metadata(); err == nil {
-			d.span = win.See(meta.Sequence.Consumer)
+			d.meta, d.span = meta, win.See(meta.Sequence.Consumer)
 			var pipeline string
 			var laneSeq uint64
 			if strings.HasSuffix(m.Subject(), "."+events.LaneToken) {
@@ -286,9 +287,9 @@ func parseRunSubject(subject string) (pipeline, runID string, ok bool) {
 }
 
 func (c *Conductor) handle(ctx context.Context, sh *shard, d delivery) error {
-	m := d.m
-	meta, err := m.Metadata()
-	if err != nil {
+	m, meta := d.m, d.meta
+	if meta == nil {
+		_, err := m.Metadata()
 		return fmt.Errorf("metadata: %w", err)
 	}
 	seq := meta.Sequence.Stream
@@ -382,7 +383,7 @@ func (c *Conductor) handle(ctx context.Context, sh *shard, d delivery) error {
 			en.published[d.Task.ID] = true
 		}
 	}
-	st, err = c.advance(ctx, pipeline, en, st, &d.span, log)
+	st, err := c.advance(ctx, pipeline, en, st, &d.span, log)
 	c.keep(sh, en, st)
 	if err != nil {
 		return err
