@@ -63,7 +63,7 @@ func (c *checker) semantics(def events.Definition, paths [][]actionPaths) {
 				}
 			}
 			for k, out := range a.Outputs {
-				op := ap.path.key("outputs").idx(ap.outputs[k])
+				op := ap.outputs[k]
 				if !events.ValidName(out) {
 					continue // the schema reported it
 				}
@@ -96,7 +96,7 @@ func (c *checker) semantics(def events.Definition, paths [][]actionPaths) {
 		for j, a := range s.Actions {
 			ap := paths[i][j]
 			for k, in := range a.Inputs {
-				ip := ap.path.key("inputs").idx(ap.inputs[k])
+				ip := ap.inputs[k]
 				if !events.ValidName(in) {
 					continue // the schema reported it
 				}
@@ -181,10 +181,10 @@ func (c *checker) invariants(def events.Definition, paths [][]actionPaths) {
 			check(ap.path.key("type"), "action type", a.Type)
 			check(ap.path.key("pool"), "pool", a.Pool)
 			for k, in := range a.Inputs {
-				check(ap.path.key("inputs").idx(ap.inputs[k]), "artifact name", in)
+				check(ap.inputs[k], "artifact name", in)
 			}
 			for k, out := range a.Outputs {
-				check(ap.path.key("outputs").idx(ap.outputs[k]), "artifact name", out)
+				check(ap.outputs[k], "artifact name", out)
 			}
 		}
 	}

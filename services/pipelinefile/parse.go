@@ -259,8 +259,8 @@ func (c *checker) bad(p fieldPath, msg string) {
 // actionPaths remembers where each action came from, for messages.
 type actionPaths struct {
 	path    fieldPath
-	inputs  []int // index in the file of each kept input
-	outputs []int
+	inputs  []fieldPath // where in the file each kept input is named
+	outputs []fieldPath
 }
 
 // extract reads the definition from the document, leniently: a value of the
@@ -298,8 +298,8 @@ func (c *checker) extract() (events.Definition, [][]actionPaths) {
 			act.Namespace, _ = am["namespace"].(string)
 			act.RunOrder = intField(am["runOrder"])
 			act.TimeoutSeconds = intField(am["timeoutSeconds"])
-			act.Inputs, p.inputs = names(am["inputs"])
-			act.Outputs, p.outputs = names(am["outputs"])
+			act.Inputs, p.inputs = c.artifacts(am, p.path, "inputs", "inputArtifacts")
+			act.Outputs, p.outputs = c.artifacts(am, p.path, "outputs", "outputArtifacts")
 			if cfg, ok := am["configuration"].(map[string]any); ok {
 				act.Configuration = stringValues(cfg)
 			}
@@ -343,6 +343,53 @@ func names(v any) ([]string, []int) {
 		}
 	}
 	return out, idx
+}
+
+// artifacts reads an action's artifact list from either of its spellings:
+// Gantry's short one (inputs: [src]) or CodePipeline's (inputArtifacts:
+// [{name: src}], or plain names), so a CodePipeline user's file reads as
+// written. It keeps the valid-looking names with where each is written;
+// the schema reported the rest.
+func (c *checker) artifacts(am map[string]any, at fieldPath, short, long string) ([]string, []fieldPath) {
+	list, key := am[short], short
+	if l, ok := am[long]; ok {
+		if _, both := am[short]; both {
+			c.add(at.key(long), fmt.Sprintf("use %s or %s, not both (they are the same list)", short, long), ErrSchema)
+		}
+		list, key = l, long
+	}
+	items, _ := list.([]any)
+	var out []string
+	var where []fieldPath
+	seen := map[string]fieldPath{}
+	for i, x := range items {
+		p := at.key(key).idx(i)
+		name, ok := x.(string)
+		if m, isMap := x.(map[string]any); isMap && key == long {
+			name, ok = m["name"].(string)
+			p = p.key("name")
+		}
+		if !ok {
+			continue
+		}
+		if first, dup := seen[name]; dup {
+			// The schema's uniqueItems catches an item written twice alike;
+			// a name and {name: it} (paths of different lengths) are two
+			// items naming one artifact.
+			if len(first) != len(p) {
+				errs := []error{ErrSchema}
+				if short == "outputs" {
+					errs = append(errs, ErrDuplicateArtifact)
+				}
+				c.add(p, fmt.Sprintf("%q is listed twice (also at %s)", name, first), errs...)
+			}
+			continue
+		}
+		seen[name] = p
+		out = append(out, name)
+		where = append(where, p)
+	}
+	return out, where
 }
 
 // intField reads an integer, 0 when absent or not an integer.

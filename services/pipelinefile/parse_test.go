@@ -97,6 +97,7 @@ func TestBadFilesSentinels(t *testing.T) {
 		{"duplicate-stage", []error{ErrDuplicateName}, []error{ErrSchema}},
 		{"duplicate-action", []error{ErrDuplicateName}, []error{ErrSchema}},
 		{"duplicate-output", []error{ErrDuplicateArtifact, ErrSchema}, []error{ErrDuplicateName}},
+		{"codepipeline-artifacts", []error{ErrSchema, ErrDuplicateArtifact, ErrInputNotProduced, events.ErrInvalidName}, []error{ErrDuplicateName}},
 		{"input-not-produced", []error{ErrInputNotProduced}, []error{ErrSchema}},
 		{"input-order", []error{ErrInputNotProduced}, []error{ErrSchema}},
 		{"reserved-variable", []error{ErrReservedVariable}, []error{ErrSchema}},
@@ -226,6 +227,21 @@ var goodFiles = map[string]events.Definition{
 			}},
 			{Name: "Deploy", Actions: []events.ActionDef{action("ship", "deploy", func(a *events.ActionDef) {
 				a.Configuration = map[string]string{"group": "web-#{variables.REGION}", "revision": "#{pipeline.runId} #{source.commitId}"}
+			})}},
+		},
+	},
+	"codepipeline-artifacts": {
+		Name: "codepipeline-artifacts",
+		Stages: []events.StageDef{
+			{Name: "Source", Actions: []events.ActionDef{action("checkout", "source", func(a *events.ActionDef) {
+				a.Outputs = []string{"SourceArtifact"}
+				a.Configuration = map[string]string{"repository": "/srv/repo"}
+			})}},
+			{Name: "Build", Actions: []events.ActionDef{action("compile", "build", func(a *events.ActionDef) {
+				a.Inputs, a.Outputs = []string{"SourceArtifact"}, []string{"BuildArtifact", "Reports"}
+			})}},
+			{Name: "Deploy", Actions: []events.ActionDef{action("ship", "deploy", func(a *events.ActionDef) {
+				a.Inputs = []string{"BuildArtifact"}
 			})}},
 		},
 	},
@@ -451,7 +467,7 @@ func TestSchemaFacts(t *testing.T) {
 	if want := []string{"actions", "beforeEntry", "dependsOn", "name", "onFailure", "onSuccess"}; !slices.Equal(info.stageFields, want) {
 		t.Errorf("stage fields = %v, want %v", info.stageFields, want)
 	}
-	if want := []string{"configuration", "inputs", "name", "namespace", "outputs", "pool", "runOrder", "secrets", "timeoutSeconds", "type"}; !slices.Equal(info.actionFields, want) {
+	if want := []string{"configuration", "inputArtifacts", "inputs", "name", "namespace", "outputArtifacts", "outputs", "pool", "runOrder", "secrets", "timeoutSeconds", "type"}; !slices.Equal(info.actionFields, want) {
 		t.Errorf("action fields = %v, want %v", info.actionFields, want)
 	}
 }

@@ -131,7 +131,10 @@ func isNameField(p fieldPath) bool {
 	}
 	last := p[len(p)-1]
 	if last.isIndex {
-		return len(p) >= 2 && !p[len(p)-2].isIndex && (p[len(p)-2].key == "inputs" || p[len(p)-2].key == "outputs") && kindOf(p[:len(p)-2]) == kindAction
+		return len(p) >= 2 && !p[len(p)-2].isIndex && isArtifactList(p[len(p)-2].key) && kindOf(p[:len(p)-2]) == kindAction
+	}
+	if last.key == "name" && len(p) >= 3 && p[len(p)-2].isIndex && isArtifactList(p[len(p)-3].key) && kindOf(p[:len(p)-3]) == kindAction {
+		return true // inputArtifacts: [{name: ...}]
 	}
 	switch last.key {
 	case "name":
@@ -139,6 +142,16 @@ func isNameField(p fieldPath) bool {
 		return k == kindRoot || k == kindStage || k == kindAction
 	case "type", "pool":
 		return kindOf(p[:len(p)-1]) == kindAction
+	}
+	return false
+}
+
+// isArtifactList reports whether an action's key lists artifacts, in
+// either spelling.
+func isArtifactList(key string) bool {
+	switch key {
+	case "inputs", "outputs", "inputArtifacts", "outputArtifacts":
+		return true
 	}
 	return false
 }
@@ -296,7 +309,7 @@ func (c *checker) schemaProblems(d schemas.Detail) {
 		j, _ := strconv.Atoi(m[2])
 		item := lookup(c.doc, p.idx(j))
 		errs := []error{ErrSchema}
-		if len(p) > 0 && p[len(p)-1].key == "outputs" {
+		if len(p) > 0 && (p[len(p)-1].key == "outputs" || p[len(p)-1].key == "outputArtifacts") {
 			errs = append(errs, ErrDuplicateArtifact)
 		}
 		c.add(p.idx(j), fmt.Sprintf("%q is listed twice (also at %s)", item, p.idx(i)), errs...)
