@@ -84,7 +84,7 @@ func LocalAgents(connect func(host string) (*Conn, error), log zerolog.Logger, d
 			return nil, nil, err
 		}
 		a, err := agent.New(agent.Options{
-			Bus: c.Bus, Log: log.With().Str("service", "agent").Str("host", name).Logger(),
+			Bus: c.Bus, Log: log.With().Str("service", "agent").Logger(), // agent.New adds group and host
 			Group: group, Name: name, Root: root, InstallRoot: filepath.Join(root, "fs"),
 			Labels: map[string]string{"port": strconv.Itoa(port)}, StopOnExit: true,
 		})
