@@ -3,6 +3,7 @@ package decider
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -43,10 +44,53 @@ func dispatchApproval(s run.State, st run.Stage, def events.ActionDef, attempt i
 		TimeoutSeconds: def.TimeoutSeconds, Configuration: maps.Clone(def.Configuration),
 	}
 	t.LeaseHash = in.leaseHash(t.ID)
+	resolved, problem := approvalConfiguration(s, def)
+	if problem != "" {
+		lease := in.leaseToken(t.ID)
+		return []events.Event{
+			mustNew(events.ActionID(ref, "dispatched"), s.Run, in.Now, events.ActionDispatched{Task: t}),
+			mustNew(events.ResultID(ref, "failed", lease), s.Run, in.Now, events.ActionFailed{
+				ActionRef: ref, Lease: lease, Reason: events.TruncateReason(problem)}),
+		}
+	}
+	t.Configuration = resolved.Configuration
 	return []events.Event{
 		mustNew(events.ActionID(ref, "dispatched"), s.Run, in.Now, events.ActionDispatched{Task: t}),
-		approvalWaiting(s, ref, def, in.Now),
+		approvalWaiting(s, ref, resolved, in.Now),
 	}
+}
+
+// approvalConfiguration substitutes the #{...} references of an approval's
+// instructions and url (the commit to review, a build's report link), as
+// CodePipeline does for its approval's comments and link, or says which
+// one is unresolved. approvers stays as written: a variable must never
+// choose who may approve (the parser refuses references there). The
+// values read are fixed once the approval is reached (built-ins and
+// actions that ran before it), so deciding again gives the same text.
+func approvalConfiguration(s run.State, def events.ActionDef) (events.ActionDef, string) {
+	shown := events.ActionDef{Type: def.Type, Configuration: map[string]string{}}
+	for _, k := range []string{"instructions", "url"} {
+		if v, ok := def.Configuration[k]; ok {
+			shown.Configuration[k] = v
+		}
+	}
+	cfg, problem := resolveConfiguration(s, shown)
+	if problem != "" {
+		return def, problem
+	}
+	out := def
+	out.Configuration = maps.Clone(def.Configuration)
+	maps.Copy(out.Configuration, cfg)
+	if u, ok := out.Configuration["url"]; ok && !httpURL(u) {
+		return def, fmt.Sprintf("configuration url: %q is not an http or https URL once its variables are substituted", u)
+	}
+	return out, ""
+}
+
+// httpURL reports whether u is an absolute http or https URL with a host.
+func httpURL(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && (p.Scheme == "https" || p.Scheme == "http") && p.Host != ""
 }
 
 // approvalWaiting is the action.waiting of an approval dispatched at
@@ -74,7 +118,8 @@ func unannounced(s run.State, i int) []events.Event {
 			continue
 		}
 		ref := events.ActionRef{Run: s.Run, Stage: st.Name, Action: a.Name, Attempt: a.Attempt}
-		out = append(out, approvalWaiting(s, ref, s.Definition.Stages[i].Actions[j], a.DispatchedAt))
+		def, _ := approvalConfiguration(s, s.Definition.Stages[i].Actions[j])
+		out = append(out, approvalWaiting(s, ref, def, a.DispatchedAt))
 	}
 	return out
 }

@@ -553,3 +553,83 @@ func TestUnannouncedApprovalWaitsAgain(t *testing.T) {
 		t.Error("the approval does not wait after the decision")
 	}
 }
+
+// An approval's instructions and url read #{...} references like any
+// configuration (CodePipeline's approval comments and link do); approvers
+// never do; an unresolved reference or a substituted url that is no http
+// link fails the approval at once instead of asking anybody.
+func TestApprovalReferences(t *testing.T) {
+	tests := []struct {
+		name         string
+		cfg          map[string]string
+		exported     map[string]string
+		decided      []string
+		instructions string
+		url          string
+	}{
+		{name: "resolved",
+			cfg:          map[string]string{"instructions": "ship #{B.TAG} of #{pipeline.name} (#{variables.ENV})?", "url": "https://ci.example.com/#{B.TAG}", "approvers": "alice"},
+			exported:     map[string]string{"TAG": "v1.2"},
+			decided:      []string{"stage.succeeded:Build", "stage.started:Gate#1", "dispatched:Gate/ok#1", "waiting:ok"},
+			instructions: "ship v1.2 of p (staging)?", url: "https://ci.example.com/v1.2"},
+		{name: "whole url from a build",
+			cfg:      map[string]string{"url": "#{B.REPORT}"},
+			exported: map[string]string{"REPORT": "https://reports.example.com/42"},
+			decided:  []string{"stage.succeeded:Build", "stage.started:Gate#1", "dispatched:Gate/ok#1", "waiting:ok"},
+			url:      "https://reports.example.com/42"},
+		{name: "unresolved",
+			cfg:      map[string]string{"instructions": "ship #{B.MISSING}?"},
+			exported: map[string]string{"TAG": "v1"},
+			decided:  []string{"stage.succeeded:Build", "stage.started:Gate#1", "dispatched:Gate/ok#1", "action.failed:ok", "stage.failed:Gate", "run.failed:Gate"}},
+		{name: "substituted url is no link",
+			cfg:      map[string]string{"url": "#{B.REPORT}"},
+			exported: map[string]string{"REPORT": "javascript:alert(1)"},
+			decided:  []string{"stage.succeeded:Build", "stage.started:Gate#1", "dispatched:Gate/ok#1", "action.failed:ok", "stage.failed:Gate", "run.failed:Gate"}},
+		{name: "approvers stay as written",
+			cfg:      map[string]string{"approvers": "#{B.WHO}"},
+			exported: map[string]string{"WHO": "mallory"},
+			decided:  []string{"stage.succeeded:Build", "stage.started:Gate#1", "dispatched:Gate/ok#1", "waiting:ok"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := events.Definition{Name: "p", Variables: map[string]string{"ENV": "staging"}, Stages: []events.StageDef{
+				{Name: "Build", Actions: []events.ActionDef{{Name: "b", Type: "build", Pool: "default", RunOrder: 1, Namespace: "B"}}},
+				{Name: "Gate", Actions: []events.ActionDef{{Name: "ok", Type: events.KindApproval, Pool: "default", RunOrder: 1,
+					TimeoutSeconds: 600, Configuration: tt.cfg}}},
+			}}
+			m := newSim(t, d, nil)
+			m.at(t0)
+			m.add(t0, events.ActionSucceeded{ActionRef: ref("Build", "b", 1), Lease: lease("Build", "b", 1), Variables: tt.exported})
+			same(t, "entering the gate", m.at(t0), tt.decided)
+			if tt.decided[len(tt.decided)-1] != "waiting:ok" {
+				f := m.last(events.TypeActionFailed).Payload.(events.ActionFailed)
+				if !strings.Contains(f.Reason, "configuration") {
+					t.Errorf("failed with %q, want the configuration value named", f.Reason)
+				}
+				return
+			}
+			w := m.last(events.TypeActionWaiting).Payload.(events.ActionWaiting)
+			if w.Instructions != tt.instructions || w.URL != tt.url {
+				t.Errorf("waiting: instructions %q url %q, want %q %q", w.Instructions, w.URL, tt.instructions, tt.url)
+			}
+			if tt.cfg["approvers"] != "" && strings.Join(w.Approvers, ",") != tt.cfg["approvers"] {
+				t.Errorf("approvers %q, want %q as written", w.Approvers, tt.cfg["approvers"])
+			}
+			// Decided again from the log without the waiting event (another
+			// conductor's append came between), the text is the same.
+			var s run.State
+			for _, e := range m.log {
+				if e.Type != events.TypeActionWaiting {
+					s = run.Evolve(s, e)
+				}
+			}
+			evs := decider.Decide(s, m.in)
+			if len(evs) != 1 || evs[0].Type != events.TypeActionWaiting {
+				t.Fatalf("decided again %v, want one action.waiting", evs)
+			}
+			if again := evs[0].Payload.(events.ActionWaiting); again.Instructions != w.Instructions || again.URL != w.URL {
+				t.Errorf("decided again %+v, first %+v", again, w)
+			}
+		})
+	}
+}

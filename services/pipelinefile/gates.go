@@ -92,13 +92,20 @@ func (c *checker) approval(a events.ActionDef, p fieldPath) {
 		case !slices.Contains(approvalSettings, k):
 			c.add(kp, fmt.Sprintf("not a setting of an approval (settings: %s)", strings.Join(approvalSettings, ", ")), ErrInvalidGate)
 		case k == "url":
-			if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			if refs, _ := decider.References(v); len(refs) > 0 {
+				// Checked again once substituted (#{Build.REPORT_URL} may be the whole link).
+				if n := len([]rune(v)); n > decider.MaxApprovalURL {
+					c.add(kp, fmt.Sprintf("at most %d characters, got %d", decider.MaxApprovalURL, n), ErrInvalidGate)
+				}
+			} else if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 				c.add(kp, "must be an http or https URL", ErrInvalidGate)
 			} else if n := len([]rune(v)); n > decider.MaxApprovalURL {
 				c.add(kp, fmt.Sprintf("at most %d characters, got %d", decider.MaxApprovalURL, n), ErrInvalidGate)
 			}
 		case k == "instructions" && len([]rune(v)) > events.MaxApprovalText:
 			c.add(kp, fmt.Sprintf("at most %d characters", events.MaxApprovalText), ErrInvalidGate)
+		case k == "approvers" && strings.Contains(v, "#{"):
+			c.add(kp, "approvers are names as written, never a #{...} reference: a variable must not choose who may approve", ErrInvalidGate)
 		case k == "approvers":
 			names := strings.Split(v, ",")
 			for _, name := range names {
