@@ -73,10 +73,15 @@ func pastTense(verb string) string {
 	return "approved"
 }
 
-// renderWaiting shows the approvals that wait in a run and how to answer.
+// renderWaiting shows the approvals that wait in a run and how to answer,
+// and who answered those that were.
 func renderWaiting(w io.Writer, st run.State) {
 	for _, s := range st.Stages {
 		for _, a := range s.Actions {
+			if ap := a.Approval; ap != nil && ap.Decision != "" {
+				fmt.Fprintf(w, "  approval %s/%s %s by %s%s\n", s.Name, a.Name, ap.Decision, ap.Actor, suffix(": ", firstLine(ap.Comment)))
+				continue
+			}
 			if !a.Waiting() {
 				continue
 			}

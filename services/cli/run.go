@@ -283,6 +283,20 @@ func describe(e events.Event) string {
 		return fmt.Sprintf("%s log of %s/%s archived (%d lines)", ts, p.Stage, p.Action, p.Lines)
 	case events.ActionHeartbeat:
 		return fmt.Sprintf("%s action %s/%s still running on %s", ts, p.Stage, p.Action, p.Worker)
+	case events.ActionWaiting:
+		return fmt.Sprintf("%s approval %s/%s waits until %s%s", ts, p.Stage, p.Action, p.Expires, suffix(": ", firstLine(p.Instructions)))
+	case events.ActionApproved:
+		return fmt.Sprintf("%s approval %s/%s approved by %s%s", ts, p.Stage, p.Action, p.Actor, suffix(": ", firstLine(p.Comment)))
+	case events.ActionRejected:
+		return fmt.Sprintf("%s approval %s/%s rejected by %s%s", ts, p.Stage, p.Action, p.Actor, suffix(": ", firstLine(p.Comment)))
+	case events.ConditionEvaluated:
+		verdict := "failed"
+		if p.Passed {
+			verdict = "passed"
+		}
+		return fmt.Sprintf("%s stage %s %s rule %s (%s) %s: %s", ts, p.Stage, p.When, p.Rule, p.Type, verdict, firstLine(p.Reason))
+	case events.StageSkipped:
+		return fmt.Sprintf("%s stage %s skipped: %s", ts, p.Stage, p.Reason)
 	}
 	return ts + " " + e.Type
 }
@@ -353,6 +367,14 @@ func renderRun(w io.Writer, st run.State, now time.Time) {
 		fmt.Fprintf(w, "  reason: %s\n", st.Reason)
 	}
 	renderWaiting(w, st)
+}
+
+// suffix is sep and s, or nothing when s is empty.
+func suffix(sep, s string) string {
+	if s == "" {
+		return ""
+	}
+	return sep + s
 }
 
 func firstLine(s string) string {
