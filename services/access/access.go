@@ -56,7 +56,8 @@ const (
 	Notifier = "notifier"
 	// Gateway is the HTTP API (services/gateway): it reads runs, logs,
 	// artifacts and deployments, starts runs, sends commands, applies
-	// pipelines and rolls deployment groups back for its token holders.
+	// pipelines and deployment groups and rolls groups back for its token
+	// holders.
 	Gateway = "gateway"
 )
 
@@ -206,10 +207,11 @@ func operator() *perms {
 }
 
 // gateway reads what the API shows and does what its routes do: publish
-// triggers (run starts), send command requests, write the pipelines
-// bucket (apply) and append deployments (group rollback). Unlike the
-// operator it neither writes deployment groups nor raises alarms, and it
-// reads no dead letters.
+// triggers (run starts), send command requests, write the pipelines and
+// deploygroups buckets (PUT of a pipeline or a group, for admin tokens) and
+// append deployments (group rollback). Unlike the operator it raises no
+// alarms and reads no dead letters; it writes no other bucket (agents'
+// heartbeats, projections, keys, secrets).
 func gateway() *perms {
 	p := base()
 	for _, s := range []string{events.StreamEvents, events.StreamLogs, events.StreamDeploys} {
@@ -221,6 +223,7 @@ func gateway() *perms {
 	}
 	p.readObjects(events.BucketArtifacts)
 	p.writeKV(events.BucketPipelines)
+	p.writeKV(events.BucketDeployGroups)
 	// A repeated start reads the first trigger back to name its run.
 	p.publish("$JS.API.STREAM.INFO."+events.StreamTriggers, "$JS.API.STREAM.MSG.GET."+events.StreamTriggers)
 	p.publish(events.SubjectTriggersAll, events.SubjectDeploysAll)

@@ -30,8 +30,8 @@ func tokenCmd(g *globals) *cobra.Command {
 name, roles, sha256); a token itself is printed once, when it is created, and
 never stored. Roles: viewer reads; operator also starts, stops and retries runs
 and rolls back; approver also approves and rejects; admin may do everything,
-applying pipelines included. A running gateway picks changes up within seconds
-(or at once on SIGHUP).`,
+applying pipelines and deployment groups included. A running gateway picks
+changes up within seconds (or at once on SIGHUP).`,
 	}
 	var file string
 	cmd.PersistentFlags().StringVar(&file, "file", "", "token file (env GANTRY_TOKENS; default DATA_DIR/gateway-tokens.jsonl)")

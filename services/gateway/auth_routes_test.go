@@ -23,8 +23,8 @@ func fill(path string) string {
 func TestEveryRouteAuth(t *testing.T) {
 	e := newEnv(t)
 	routes := e.srv.Routes()
-	if len(routes) < 25 {
-		t.Fatalf("%d routes, want the contract's 25", len(routes))
+	if len(routes) < 27 {
+		t.Fatalf("%d routes, want the contract's 27", len(routes))
 	}
 	for _, rt := range routes {
 		path := fill(rt.Path)
@@ -73,10 +73,20 @@ func TestEveryRouteAuth(t *testing.T) {
 		"POST /api/v1/pipelines/validate":                          auth.Viewer,
 		"GET /api/v1/runs/{run}/events":                            auth.Viewer,
 		"POST /api/v1/pipelines/{pipeline}/stages/{stage}/disable": auth.Operator,
+		"GET /api/v1/groups/{group}":                               auth.Viewer,
+		"PUT /api/v1/groups/{group}":                               auth.Admin,
 	}
+	served := map[string]bool{}
 	for _, rt := range routes {
+		served[rt.Method+" "+rt.Path] = true
 		if w, ok := want[rt.Method+" "+rt.Path]; ok && w != rt.Role {
 			t.Errorf("%s %s needs %s, want %s", rt.Method, rt.Path, rt.Role, w)
+		}
+	}
+	// A route missing from the table would pass the loop above unchecked.
+	for key := range want {
+		if !served[key] {
+			t.Errorf("%s is not served", key)
 		}
 	}
 }

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -58,6 +60,16 @@ type GroupDoc struct {
 	Agents []agent.Info `json:"agents"`
 }
 
+// groupDoc adds to g its live agents: those that heartbeat within the last
+// minute and match its selector, as a deployment created now would target.
+func groupDoc(ctx context.Context, js jetstream.JetStream, g deploy.Group) (GroupDoc, error) {
+	as, err := deploy.Agents(ctx, js, g, time.Minute, time.Now())
+	if as == nil {
+		as = []agent.Info{}
+	}
+	return GroupDoc{g, as}, err
+}
+
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 	js := s.o.Bus.JetStream()
 	kv, err := js.KeyValue(r.Context(), events.BucketDeployGroups)
@@ -77,15 +89,76 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				continue
 			}
-			as, _ := deploy.Agents(r.Context(), js, g, time.Minute, time.Now())
-			if as == nil {
-				as = []agent.Info{}
-			}
-			out = append(out, GroupDoc{g, as})
+			// One group's agents failing to list does not hide the others.
+			doc, _ := groupDoc(r.Context(), js, g)
+			out = append(out, doc)
 		}
 	}
 	slices.SortFunc(out, func(a, b GroupDoc) int { return strings.Compare(a.Name, b.Name) })
 	writeJSON(w, http.StatusOK, out)
+}
+
+// getGroup is one deployment group with its live agents, as the list
+// shows it.
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
+	n, err := name(r, "group")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	js := s.o.Bus.JetStream()
+	g, err := deploy.GetGroup(r.Context(), js, n)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	doc, err := groupDoc(r.Context(), js, g)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("group %s: agents: %w", n, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+// GroupApplied answers PUT /groups/{group}.
+type GroupApplied struct {
+	Group string `json:"group"`
+	// Revision is the group's new revision: the sequence of its entry in
+	// the deploygroups bucket, as `gantry deploy group apply` prints it.
+	Revision uint64 `json:"revision"`
+}
+
+// applyGroup stores a deployment group document (YAML or JSON), as
+// `gantry deploy group apply -f FILE` does. Like a pipeline file, a
+// document with any problem is refused whole with every problem's line,
+// column and field, and nothing is stored.
+func (s *Server) applyGroup(w http.ResponseWriter, r *http.Request) {
+	n, err := name(r, "group")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := readFile(r, deploy.MaxGroupSize)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	g, err := deploy.ParseGroup(n+".yaml", body)
+	if err != nil {
+		refuse(w, problemsOf(err), "fix the document; see docs/deploy.md, Deployment groups")
+		return
+	}
+	if g.Name != n {
+		s.fail(w, r, fmt.Errorf("%w: the document names group %q, the path %q", ErrBadRequest, g.Name, n))
+		return
+	}
+	rev, err := deploy.ApplyGroup(r.Context(), s.o.Bus.JetStream(), g)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.o.Log.Info().Str("group", n).Uint64("revision", rev).Str("actor", caller(r).Actor()).Msg("deployment group applied")
+	writeJSON(w, http.StatusOK, GroupApplied{Group: n, Revision: rev})
 }
 
 // GroupRollbackRequest is the body of POST /groups/{group}/rollback.

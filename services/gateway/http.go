@@ -45,7 +45,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // statusOf maps an error to its HTTP status and a hint, by sentinel.
 func statusOf(err error) (int, string) {
 	switch {
-	case errors.Is(err, ErrBadRequest), errors.Is(err, events.ErrInvalidName), errors.Is(err, schemas.ErrInvalid):
+	case errors.Is(err, ErrBadRequest), errors.Is(err, events.ErrInvalidName), errors.Is(err, schemas.ErrInvalid),
+		errors.Is(err, deploy.ErrInvalidGroup):
 		return http.StatusBadRequest, "fix the request; see /openapi.json"
 	case errors.Is(err, bus.ErrNoRun):
 		return http.StatusNotFound, "list runs with GET /api/v1/runs"

@@ -96,7 +96,8 @@ func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, PipelineDoc{n, rev, d})
 }
 
-// Problem is one thing wrong with a pipeline file.
+// Problem is one thing wrong with a pipeline file or a deployment group
+// document.
 type Problem struct {
 	Line    int    `json:"line,omitempty"`
 	Column  int    `json:"column,omitempty"`
@@ -113,25 +114,53 @@ type Validation struct {
 	Problems []Problem `json:"problems"`
 }
 
-// parseBody parses a pipeline file sent as the body.
-func parseBody(r *http.Request, file string) (events.Definition, []Problem, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, pipelinefile.MaxFileSize+1))
+// readFile reads a file sent as the body: at most max+1 bytes, enough for
+// the parser to refuse a file over its limit with its own message.
+func readFile(r *http.Request, max int) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
 	if err != nil {
-		return events.Definition{}, nil, fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: read body: %w", ErrBadRequest, err)
 	}
-	d, err := pipelinefile.Parse(file, body)
-	if err == nil {
-		return d, nil, nil
-	}
+	return body, nil
+}
+
+// problemsOf lists what a parser found wrong with a file. The pipeline and
+// deployment group parsers return the same *ParseError (services/internal/
+// yamldoc), whose problems carry line, column and field; any other error
+// is one problem without a place.
+func problemsOf(err error) []Problem {
 	var pe *pipelinefile.ParseError
 	if !errors.As(err, &pe) {
-		return events.Definition{}, []Problem{{Message: err.Error(), Error: err.Error()}}, nil
+		return []Problem{{Message: err.Error(), Error: err.Error()}}
 	}
 	var out []Problem
 	for _, p := range pe.Problems {
 		out = append(out, Problem{Line: p.Line, Column: p.Column, Path: p.Path, Message: p.Message, Error: p.Error()})
 	}
-	return events.Definition{}, out, nil
+	return out
+}
+
+// refuse answers 400 to a file that was not applied, with every problem.
+func refuse(w http.ResponseWriter, problems []Problem, hint string) {
+	msgs := make([]string, len(problems))
+	for i, p := range problems {
+		msgs[i] = p.Error
+	}
+	writeJSON(w, http.StatusBadRequest, map[string]any{"error": "nothing applied:\n" + strings.Join(msgs, "\n"),
+		"hint": hint, "problems": problems})
+}
+
+// parseBody parses a pipeline file sent as the body.
+func parseBody(r *http.Request, file string) (events.Definition, []Problem, error) {
+	body, err := readFile(r, pipelinefile.MaxFileSize)
+	if err != nil {
+		return events.Definition{}, nil, err
+	}
+	d, err := pipelinefile.Parse(file, body)
+	if err != nil {
+		return events.Definition{}, problemsOf(err), nil
+	}
+	return d, nil, nil
 }
 
 func (s *Server) validatePipeline(w http.ResponseWriter, r *http.Request) {
@@ -166,12 +195,7 @@ func (s *Server) applyPipeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(problems) > 0 {
-		msgs := make([]string, len(problems))
-		for i, p := range problems {
-			msgs[i] = p.Error
-		}
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "nothing applied:\n" + strings.Join(msgs, "\n"),
-			"hint": "fix the file; POST /api/v1/pipelines/validate checks without applying", "problems": problems})
+		refuse(w, problems, "fix the file; POST /api/v1/pipelines/validate checks without applying")
 		return
 	}
 	if d.Name != n {

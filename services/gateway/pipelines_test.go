@@ -61,6 +61,108 @@ func TestPipelineFiles(t *testing.T) {
 	}
 }
 
+// webGroup is a deployment group document as `gantry deploy group apply -f`
+// takes it.
+const webGroup = `name: web
+application: shop
+selector: {role: web}
+deploymentConfig: HalfAtATime
+healthCheck: {url: "http://127.0.0.1:{{.Labels.port}}/healthz", expectedStatus: 200}
+autoRollback: {enabled: true, events: [DEPLOYMENT_FAILURE]}
+`
+
+// TestGroupRoutes: PUT applies a group document (YAML or JSON) and GET
+// reads it back with its live agents; a document naming another group, or
+// with problems, is refused with each problem's line and field and
+// nothing stored; an unknown group is a 404.
+func TestGroupRoutes(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("GET", "/api/v1/groups/web", auth.Viewer, nil)
+	e.want(r, 404, "a group never applied")
+	var nf struct{ Error, Hint string }
+	r.json(t, &nf)
+	if !strings.Contains(nf.Error, "deployment group not found: web") || !strings.Contains(nf.Hint, "GET /api/v1/groups") {
+		t.Errorf("404 body %s does not say which group or what to do", r.body)
+	}
+
+	var a1 gateway.GroupApplied
+	r = e.do("PUT", "/api/v1/groups/web", auth.Admin, webGroup)
+	e.want(r, 200, "apply")
+	r.json(t, &a1)
+	if a1.Group != "web" || a1.Revision == 0 {
+		t.Errorf("applied %+v", a1)
+	}
+	// Two agents of the group, one matching the selector; the group shows
+	// only that one, as a deployment would target.
+	ctx := context.Background()
+	agents, err := e.conn.Bus.JetStream().KeyValue(ctx, events.BucketAgents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, role := range map[string]string{"h1": "web", "h2": "db"} {
+		hb, _ := json.Marshal(agent.Info{Group: "web", Host: host, Labels: map[string]string{"role": role}})
+		if _, err := agents.Put(ctx, events.AgentKey("web", host), hb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var g gateway.GroupDoc
+	e.do("GET", "/api/v1/groups/web", auth.Viewer, nil).json(t, &g)
+	if g.Name != "web" || g.Application != "shop" || g.DeploymentConfig != "HalfAtATime" || g.Selector["role"] != "web" ||
+		g.HealthCheck == nil || g.HealthCheck.ExpectedStatus != 200 || !g.RollsBackOn(deploy.RollbackOnFailure) {
+		t.Errorf("GET after PUT: %+v", g)
+	}
+	if len(g.Agents) != 1 || g.Agents[0].Host != "h1" {
+		t.Errorf("live agents %+v, want h1 only", g.Agents)
+	}
+
+	// The same document as JSON, with another configuration, is the next
+	// revision.
+	doc := map[string]any{"name": "web", "application": "shop", "selector": map[string]string{"role": "web"},
+		"deploymentConfig": "OneAtATime", "autoRollback": map[string]any{"enabled": false}}
+	var a2 gateway.GroupApplied
+	e.do("PUT", "/api/v1/groups/web", auth.Admin, doc).json(t, &a2)
+	if a2.Revision <= a1.Revision {
+		t.Errorf("applied %+v then %+v", a1, a2)
+	}
+
+	if r := e.do("PUT", "/api/v1/groups/other", auth.Admin, webGroup); r.status != 400 ||
+		!strings.Contains(string(r.body), `the document names group \"web\", the path \"other\"`) {
+		t.Errorf("apply under another name: %d %s", r.status, r.body)
+	}
+	bad := strings.Replace(webGroup, "expectedStatus: 200", "expectedStatus: 42", 1)
+	bad = strings.Replace(bad, "DEPLOYMENT_FAILURE", "ON_FAILURE", 1)
+	r = e.do("PUT", "/api/v1/groups/web", auth.Admin, bad)
+	e.want(r, 400, "apply an invalid document")
+	var refused struct {
+		Error    string
+		Problems []gateway.Problem
+	}
+	r.json(t, &refused)
+	if len(refused.Problems) != 2 ||
+		refused.Problems[0].Line != 5 || refused.Problems[0].Path != "healthCheck.expectedStatus" ||
+		refused.Problems[1].Line != 6 || refused.Problems[1].Path != "autoRollback.events[0]" ||
+		!strings.Contains(refused.Error, "web.yaml:5:") || !strings.Contains(refused.Error, "web.yaml:6:") {
+		t.Errorf("invalid document: %s, want both problems with line and field", r.body)
+	}
+	r = e.do("PUT", "/api/v1/groups/web", auth.Admin, strings.Replace(webGroup, "selector:", "selectr:", 1))
+	if r.status != 400 || !strings.Contains(string(r.body), "web.yaml:3:1: selectr: unknown field") {
+		t.Errorf("unknown field: %d %s", r.status, r.body)
+	}
+	e.want(e.do("PUT", "/api/v1/groups/web", auth.Admin, ""), 400, "an empty document")
+	e.want(e.do("PUT", "/api/v1/groups/a%20b", auth.Admin, webGroup), 400, "a bad group name")
+
+	// Nothing refused was stored: the group is still the JSON revision.
+	e.do("GET", "/api/v1/groups/web", auth.Viewer, nil).json(t, &g)
+	if g.DeploymentConfig != "OneAtATime" || g.AutoRollback.Enabled {
+		t.Errorf("after refused applies the group is %+v, want the last applied", g)
+	}
+	var list []gateway.GroupDoc
+	e.do("GET", "/api/v1/groups", auth.Viewer, nil).json(t, &list)
+	if len(list) != 1 || list[0].Name != "web" || len(list[0].Agents) != 1 {
+		t.Errorf("list %+v", list)
+	}
+}
+
 // TestDeploymentRoutes: groups list with their agents, deployments list
 // and show, and a group rollback with nothing to roll back to.
 func TestDeploymentRoutes(t *testing.T) {

@@ -40,6 +40,8 @@ func (s *Server) routes() []route {
 		{"GET", v1 + "/deployments", auth.Viewer, s.listDeployments},
 		{"GET", v1 + "/deployments/{deployment}", auth.Viewer, s.getDeployment},
 		{"GET", v1 + "/groups", auth.Viewer, s.listGroups},
+		{"GET", v1 + "/groups/{group}", auth.Viewer, s.getGroup},
+		{"PUT", v1 + "/groups/{group}", auth.Admin, s.applyGroup},
 		{"POST", v1 + "/groups/{group}/rollback", auth.Operator, s.groupRollback},
 		{"GET", "/openapi.json", "", s.openAPI},
 		{"GET", "/healthz", "", s.healthz},
