@@ -84,19 +84,21 @@ func liveStack(t *testing.T, ctx context.Context) (*stack.Conn, string) {
 }
 
 // seedRepo makes the git repository the pipeline checks out: a build that
-// prints a line, then takes a few seconds, so the page sees it running.
-func seedRepo(t *testing.T, ctx context.Context, repos string) {
+// prints a line, then waits until the test opens the run's gate (a file
+// named after the run in gates), so the page sees it running however
+// slowly the browser starts on a loaded machine.
+func seedRepo(t *testing.T, ctx context.Context, repos, gates string) {
 	t.Helper()
 	dir := filepath.Join(repos, "app")
 	files := map[string]string{
-		"build.yml": `version: 0.2
+		"build.yml": fmt.Sprintf(`version: 0.2
 phases:
   build:
     commands:
       - echo "hello from the build"
-      - sleep 4
+      - for i in $(seq 600); do [ -e %q/"$RUN_GATE" ] && break; sleep 0.1; done
       - echo "build finished"
-`,
+`, gates),
 		"release.yml": `version: 0.2
 phases:
   build:
@@ -132,7 +134,7 @@ stages:
       - name: compile
         type: build
         inputs: [src]
-        configuration: {buildspec: build.yml}
+        configuration: {buildspec: build.yml, env.RUN_GATE: "#{pipeline.runId}"}
   - name: Approve
     actions:
       - name: go-live
@@ -157,7 +159,15 @@ func TestBrowserRunPage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	conn, repos := liveStack(t, ctx)
-	seedRepo(t, ctx, repos)
+	gates := t.TempDir()
+	seedRepo(t, ctx, repos, gates)
+	// openGate lets run id's build finish.
+	openGate := func(id string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(gates, id), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	def, err := pipelinefile.Parse("pipeline.yaml", []byte(pipelineYAML))
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +254,22 @@ func TestBrowserRunPage(t *testing.T) {
 	if _, err := chromedp.Run(bctx, chromedp.Evaluate[int](`window.gantryNoReload = 42`)); err != nil {
 		t.Fatal(err)
 	}
+	// When the page first showed each stage and run status, in the
+	// browser's clock (this machine's): compared with the events' times
+	// at the end, it is how far the page lags the log.
+	// What the page shows already is noted as 0: no update to time.
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`window.gantrySeen = {};
+		const gantryNote = at => {
+			const note = k => { if (!(k in window.gantrySeen)) window.gantrySeen[k] = at(); };
+			document.querySelectorAll("section.stage").forEach(s => note(s.dataset.stage + "=" + s.dataset.phase));
+			const h = document.querySelector(".run-head");
+			if (h) note("run=" + h.dataset.phase);
+		};
+		gantryNote(() => 0);
+		new MutationObserver(() => gantryNote(Date.now)).observe(document, {subtree: true, childList: true, attributes: true});
+		true`)); err != nil {
+		t.Fatal(err)
+	}
 	noReload := func() {
 		t.Helper()
 		if v, err := chromedp.Run(bctx, chromedp.Evaluate[int](`window.gantryNoReload || 0`)); err != nil || v != 42 {
@@ -266,7 +292,8 @@ func TestBrowserRunPage(t *testing.T) {
 			for _, s := range st.Stages {
 				log = append(log, s.Name+"="+string(s.Phase))
 			}
-			return fmt.Sprintf("(page: %s; log: run %s, %s)", page, st.Phase, strings.Join(log, " "))
+			html, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`(document.getElementById("graph") || document.body).outerHTML.slice(0, 3000)`))
+			return fmt.Sprintf("(page: %s; log: run %s, %s)\npage html: %s", page, st.Phase, strings.Join(log, " "), html)
 		}
 	}
 	// Each stage's status changes on the page as the run goes; record what
@@ -278,7 +305,7 @@ func TestBrowserRunPage(t *testing.T) {
 			seen = append(seen, p)
 		}
 		return p == "Running"
-	}, show(runID))
+	}, func() string { return fmt.Sprintf("(Build showed %q) %s", seen, show(runID)()) })
 	noReload()
 	if live, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById("run").dataset.live || ""`)); err != nil || live != "sse" {
 		t.Errorf("the page follows the run with %q (%v), want its SSE", live, err)
@@ -292,6 +319,7 @@ func TestBrowserRunPage(t *testing.T) {
 		text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById("log-lines").textContent`))
 		return strings.Contains(text, "hello from the build")
 	}, show(runID))
+	openGate(runID)
 	waitShowing(t, ctx, "the Build stage to show Succeeded", func() bool {
 		p := phase(`section.stage[data-stage="Build"]`)
 		if seen[len(seen)-1] != p {
@@ -338,6 +366,7 @@ func TestBrowserRunPage(t *testing.T) {
 		flash, _ := chromedp.Run(context.WithoutCancel(bctx), chromedp.Evaluate[string](`document.getElementById("flash").textContent`))
 		return fmt.Sprintf("(run %q, Approve %q, page says %q)", phase(`.run-head`), phase(`section.stage[data-stage="Approve"]`), flash)
 	})
+	logLag(t, ctx, bctx, conn, runID)
 	noReload()
 	// The approval names its caller and comment in the log.
 	evs, err := conn.Bus.ReadRun(ctx, "webapp", runID, 0)
@@ -380,6 +409,7 @@ func TestBrowserRunPage(t *testing.T) {
 	if err := click(ctx, bctx, `button[data-act="stop"]`); err != nil {
 		t.Fatal(err)
 	}
+	openGate(run2) // a stop lets the build in progress finish
 	waitShowing(t, ctx, "the second run to show Stopped", func() bool {
 		return phase(`.run-head`) == "Stopped"
 	}, func() string {
@@ -399,6 +429,51 @@ func TestBrowserRunPage(t *testing.T) {
 	); err != nil {
 		t.Fatalf("sign out: %v", err)
 	}
+}
+
+// logLag reports how long after each stage's and the run's status event
+// the page showed it (the UI should follow within a second). It is a
+// measurement, logged for the record, not a pass/fail bound: timing
+// goals live in benchmarks.
+func logLag(t *testing.T, ctx, bctx context.Context, conn *stack.Conn, runID string) {
+	t.Helper()
+	seen, err := chromedp.Run(bctx, chromedp.Evaluate[map[string]int64](`window.gantrySeen`))
+	if err != nil {
+		t.Errorf("read the page's timings: %v", err)
+		return
+	}
+	evs, err := conn.Bus.ReadRun(ctx, "webapp", runID, 0)
+	if err != nil {
+		t.Errorf("read the run: %v", err)
+		return
+	}
+	var lags []string
+	var worst time.Duration
+	for _, e := range evs {
+		var key string
+		switch p := e.Payload.(type) {
+		case events.StageStarted:
+			key = p.Stage + "=Running"
+		case events.StageSucceeded:
+			key = p.Stage + "=Succeeded"
+		case events.RunSucceeded:
+			key = "run=Succeeded"
+		default:
+			continue
+		}
+		at, ok := seen[key]
+		if !ok || at == 0 {
+			continue // never shown while watched, or shown already when the watch began
+		}
+		lag := time.UnixMilli(at).Sub(e.Time)
+		worst = max(worst, lag)
+		lags = append(lags, fmt.Sprintf("%s %dms", key, lag.Milliseconds()))
+	}
+	if len(lags) == 0 {
+		t.Errorf("the page showed none of the run's status events while watched (seen %v)", seen)
+		return
+	}
+	t.Logf("live update lag (page shown minus event time): worst %dms; %s", worst.Milliseconds(), strings.Join(lags, ", "))
 }
 
 // click clicks the element sel selects like a person would (a mouse event
@@ -427,11 +502,19 @@ func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool)
 }
 
 // waitShowing is waitUntil that says what show returns when it times out.
+// It gives up 30 s before ctx ends, while the browser (which ends with
+// ctx) can still say what it shows.
 func waitShowing(t *testing.T, ctx context.Context, what string, cond func() bool, show func() string) {
 	t.Helper()
+	wctx := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, d.Add(-30*time.Second))
+		defer cancel()
+	}
 	for !cond() {
 		select {
-		case <-ctx.Done():
+		case <-wctx.Done():
 			t.Fatalf("timed out waiting for %s %s", what, show())
 		case <-time.After(100 * time.Millisecond):
 		}
