@@ -24,7 +24,16 @@ func (s *server) funcs() template.FuncMap {
 		"done":     func(p run.Phase) bool { return p.Done() },
 		"bytes":    humanBytes,
 		"current":  current,
+		"count":    count,
 	}
+}
+
+// count is n and the noun, plural unless n is 1: "1 run", "3 runs".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // short is a run or deployment ID cut to what a person compares.

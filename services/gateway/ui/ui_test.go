@@ -252,3 +252,11 @@ func TestLayoutFollowsDependsOn(t *testing.T) {
 		t.Errorf("edges %v: want 4 following dependsOn", g.Edges)
 	}
 }
+
+func TestCount(t *testing.T) {
+	for n, want := range map[int]string{0: "0 runs", 1: "1 run", 2: "2 runs", 1000: "1000 runs"} {
+		if got := count(n, "run"); got != want {
+			t.Errorf("count(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
