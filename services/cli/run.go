@@ -20,6 +20,7 @@ import (
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/deploydecider"
+	"github.com/gantry-ci/gantry/services/lanes"
 	"github.com/gantry-ci/gantry/services/source"
 	"github.com/gantry-ci/gantry/services/stack"
 )
@@ -137,6 +138,7 @@ func watchRun(ctx context.Context, g *globals, conn *stack.Conn, pipeline, id st
 		}
 		var sb strings.Builder
 		renderRun(&sb, st, time.Now())
+		sb.WriteString(holdLine(ctx, conn, st))
 		renderDeploys(&sb, deployProgress(ctx, conn, st))
 		lastLines = strings.Count(sb.String(), "\n")
 		io.WriteString(g.stdout, sb.String())
@@ -429,9 +431,23 @@ func runListCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "RUN\tPIPELINE\tSTATUS\tSTARTED\tDURATION\tCURRENT")
 			now := time.Now()
+			lanesOf := map[string]*lanes.State{} // read once per pipeline, when a run waits
 			for _, s := range states {
+				cur := current(s)
+				if cur == "" && !s.Phase.Done() && s.Run != "" {
+					l, ok := lanesOf[s.Pipeline]
+					if !ok {
+						if f, err := readLane(cmd.Context(), conn, s.Pipeline); err == nil {
+							l = &f
+						}
+						lanesOf[s.Pipeline] = l
+					}
+					if h, ok := l.HoldOf(s.Run); ok {
+						cur = "waits for " + h.Stage
+					}
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Run, s.Pipeline, orDash(string(s.Phase)),
-					s.RequestedAt.Local().Format(time.DateTime), dur(s.StartedAt, s.EndedAt, now), current(s))
+					s.RequestedAt.Local().Format(time.DateTime), dur(s.StartedAt, s.EndedAt, now), cur)
 			}
 			return tw.Flush()
 		},
@@ -498,6 +514,7 @@ func runShowCmd(g *globals) *cobra.Command {
 				return g.printJSON(st)
 			}
 			renderRun(g.stdout, st, time.Now())
+			io.WriteString(g.stdout, holdLine(cmd.Context(), conn, st))
 			renderDeploys(g.stdout, deployProgress(cmd.Context(), conn, st))
 			if len(st.Artifacts) > 0 {
 				fmt.Fprintln(g.stdout, "  artifacts:")

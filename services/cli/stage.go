@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -8,9 +9,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-ci/gantry/events"
+	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/command"
 	"github.com/gantry-ci/gantry/services/lanes"
 	"github.com/gantry-ci/gantry/services/source"
+	"github.com/gantry-ci/gantry/services/stack"
 )
 
 // stageCmd is `gantry stage disable|enable|list`: the transitions into a
@@ -106,11 +109,10 @@ func stageListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			evs, err := c.Bus.ReadRun(ctx, args[0], events.LaneToken, 0)
+			l, err := readLane(ctx, c, args[0])
 			if err != nil {
 				return err
 			}
-			l := lanes.Fold(lanes.State{}, evs...)
 			out := struct {
 				Pipeline      string     `json:"pipeline"`
 				ExecutionMode string     `json:"executionMode"`
@@ -143,6 +145,44 @@ func stageListCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+// holdLine says which stage a run waits to enter and why (a disabled
+// transition, a run in the stage, runs queued ahead), or "" when it does
+// not wait or the lane cannot be read: the run's own log only shows that
+// the stage has not started.
+func holdLine(ctx context.Context, conn *stack.Conn, st run.State) string {
+	if st.Run == "" || st.Phase.Done() || runningStage(st) {
+		return ""
+	}
+	l, err := readLane(ctx, conn, st.Pipeline)
+	if err != nil {
+		return ""
+	}
+	if h, ok := l.HoldOf(st.Run); ok {
+		return "  " + h.String() + "\n"
+	}
+	return ""
+}
+
+// readLane folds a pipeline's lane log: its stage locks, waiting runs and
+// disabled transitions.
+func readLane(ctx context.Context, conn *stack.Conn, pipeline string) (lanes.State, error) {
+	evs, err := conn.Bus.ReadRun(ctx, pipeline, events.LaneToken, 0)
+	if err != nil {
+		return lanes.State{}, fmt.Errorf("read the lane of %s: %w", pipeline, err)
+	}
+	return lanes.Fold(lanes.State{}, evs...), nil
+}
+
+// runningStage reports whether a stage of the run is in progress.
+func runningStage(st run.State) bool {
+	for _, s := range st.Stages {
+		if s.Phase == run.Running || s.Phase == run.Stopping {
+			return true
+		}
+	}
+	return false
 }
 
 func dash(s string) string {

@@ -27,8 +27,10 @@
 package lanes
 
 import (
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gantry-ci/gantry/events"
@@ -88,6 +90,79 @@ func (s *State) IsDisabled(stage string) bool {
 	}
 	_, ok := s.Disabled[stage]
 	return ok
+}
+
+// Hold is why a run waits before a stage, for people: the run's own log
+// shows only that the stage has not started.
+type Hold struct {
+	Run   string `json:"run"`
+	Stage string `json:"stage"`
+	// Disabled is set when the transition into Stage is disabled.
+	Disabled *Transition `json:"disabled,omitempty"`
+	// In lists the runs in Stage (one in SUPERSEDED and QUEUED mode).
+	In []string `json:"in,omitempty"`
+	// Ahead lists the runs waiting before this one, in order (QUEUED).
+	Ahead []string `json:"ahead,omitempty"`
+}
+
+// HoldOf says which stage runID waits to enter and why, if it waits.
+func (s *State) HoldOf(runID string) (Hold, bool) {
+	if s == nil {
+		return Hold{}, false
+	}
+	for _, stage := range slices.Sorted(maps.Keys(s.Waiting)) {
+		ws := s.Waiting[stage]
+		i := slices.IndexFunc(ws, func(w Waiter) bool { return w.Run == runID })
+		if i < 0 {
+			continue
+		}
+		h := Hold{Run: runID, Stage: stage, In: slices.Clone(s.In[stage])}
+		if t, ok := s.Disabled[stage]; ok {
+			h.Disabled = &t
+		}
+		for _, w := range ws[:i] {
+			h.Ahead = append(h.Ahead, w.Run)
+		}
+		return h, true
+	}
+	return Hold{}, false
+}
+
+// String says it in one line: "waits to enter Deploy: the transition is
+// disabled by alice@laptop since …: freeze".
+func (h Hold) String() string {
+	var why []string
+	if t := h.Disabled; t != nil {
+		d := "the transition is disabled"
+		if t.Actor != "" {
+			d += " by " + t.Actor
+		}
+		if t.Since != "" {
+			d += " since " + t.Since
+		}
+		if t.Reason != "" {
+			d += ": " + t.Reason
+		}
+		why = append(why, d)
+	}
+	switch len(h.In) {
+	case 0:
+	case 1:
+		why = append(why, "run "+h.In[0]+" is in it")
+	default:
+		why = append(why, fmt.Sprintf("%d runs are in it", len(h.In)))
+	}
+	switch len(h.Ahead) {
+	case 0:
+	case 1:
+		why = append(why, "run "+h.Ahead[0]+" waits ahead of it")
+	default:
+		why = append(why, fmt.Sprintf("%d runs wait ahead of it", len(h.Ahead)))
+	}
+	if len(why) == 0 {
+		return "waits to enter " + h.Stage
+	}
+	return "waits to enter " + h.Stage + ": " + strings.Join(why, "; ")
 }
 
 // Runs lists every run the lane holds something for, sorted.

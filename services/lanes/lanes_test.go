@@ -195,3 +195,34 @@ func TestViewOf(t *testing.T) {
 		}
 	}
 }
+
+// HoldOf tells a person why a run has not entered the stage it waits for.
+func TestHoldOf(t *testing.T) {
+	s := State{
+		In:       map[string][]string{"Deploy": {"r1"}},
+		Waiting:  map[string][]Waiter{"Deploy": {{Run: "r2", Order: 2}, {Run: "r3", Order: 3}}, "Prod": {{Run: "r0", Order: 1}}},
+		Disabled: map[string]Transition{"Prod": {Reason: "freeze", Actor: "alice@laptop", Since: "2026-12-01T04:00:00Z"}},
+	}
+	for _, tt := range []struct {
+		run, want string
+	}{
+		{"r2", "waits to enter Deploy: run r1 is in it"},
+		{"r3", "waits to enter Deploy: run r1 is in it; run r2 waits ahead of it"},
+		{"r0", "waits to enter Prod: the transition is disabled by alice@laptop since 2026-12-01T04:00:00Z: freeze"},
+	} {
+		h, ok := s.HoldOf(tt.run)
+		if !ok || h.String() != tt.want {
+			t.Errorf("HoldOf(%s) = %q %v, want %q", tt.run, h, ok, tt.want)
+		}
+	}
+	if h, ok := s.HoldOf("r1"); ok {
+		t.Errorf("r1 is in Deploy, yet HoldOf says %q", h)
+	}
+	var none *State
+	if _, ok := none.HoldOf("r1"); ok {
+		t.Error("a missing lane holds nothing")
+	}
+	if got := (Hold{Stage: "Deploy"}).String(); got != "waits to enter Deploy" {
+		t.Errorf("a hold with no reason yet = %q", got)
+	}
+}

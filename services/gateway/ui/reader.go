@@ -14,6 +14,7 @@ import (
 	"github.com/gantry-ci/gantry/events/bus"
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/deploydecider"
+	"github.com/gantry-ci/gantry/services/lanes"
 )
 
 // ErrNotFound is returned by a Reader for a pipeline, run or deployment
@@ -35,6 +36,10 @@ type Reader interface {
 	Deployments(ctx context.Context, group string, limit int) ([]deploydecider.State, error)
 	// Deployment returns one folded deployment with its hosts' lifecycles.
 	Deployment(ctx context.Context, id string) (deploydecider.State, error)
+	// Hold says which stage a run waits to enter and why (a disabled
+	// transition, another run in the stage), from the pipeline's lane;
+	// false when it does not wait.
+	Hold(ctx context.Context, st run.State) (lanes.Hold, bool)
 }
 
 // PipelineSummary is one row of the pipeline list.
@@ -179,6 +184,20 @@ func (b BusReader) Run(ctx context.Context, id string) (run.State, error) {
 		return run.State{}, fmt.Errorf("read run %s: %w", id, err)
 	}
 	return run.Fold(run.State{}, evs...), nil
+}
+
+// Hold implements Reader. A lane that cannot be read holds nothing the
+// page can show; the run's own state still shows the stage not started.
+func (b BusReader) Hold(ctx context.Context, st run.State) (lanes.Hold, bool) {
+	if st.Run == "" || st.Phase.Done() {
+		return lanes.Hold{}, false
+	}
+	evs, err := b.Bus.ReadRun(ctx, st.Pipeline, events.LaneToken, 0)
+	if err != nil {
+		return lanes.Hold{}, false
+	}
+	l := lanes.Fold(lanes.State{}, evs...)
+	return l.HoldOf(st.Run)
 }
 
 // Deployments implements Reader.

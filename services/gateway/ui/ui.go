@@ -25,6 +25,7 @@ import (
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/deploydecider"
 	"github.com/gantry-ci/gantry/services/gateway/auth"
+	"github.com/gantry-ci/gantry/services/lanes"
 )
 
 //go:embed templates static
@@ -233,6 +234,8 @@ type runData struct {
 	// Deploys are the deployments each deploy action ("stage/action")
 	// created, found by the group it names and the trigger they record.
 	Deploys map[string][]deploydecider.State
+	// Hold says why the run waits before a stage, when it does.
+	Hold *lanes.Hold
 }
 
 // deploysOf finds the deployments the run's started deploy actions made.
@@ -272,7 +275,11 @@ func (s *server) runData(ctx context.Context, st run.State) runData {
 			types = append(types, t)
 		}
 	}
-	return runData{Run: st, Graph: layout(st), Now: s.cfg.Now(), Types: strings.Join(types, " "), Deploys: s.deploysOf(ctx, st)}
+	d := runData{Run: st, Graph: layout(st), Now: s.cfg.Now(), Types: strings.Join(types, " "), Deploys: s.deploysOf(ctx, st)}
+	if h, ok := s.cfg.Reader.Hold(ctx, st); ok {
+		d.Hold = &h
+	}
+	return d
 }
 
 func (s *server) runPage(w http.ResponseWriter, r *http.Request) {

@@ -16,11 +16,18 @@ import (
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/deploydecider"
 	"github.com/gantry-ci/gantry/services/gateway/auth"
+	"github.com/gantry-ci/gantry/services/lanes"
 )
 
 // fakeReader serves fixed states; runs are r0999 (newest) … r0000.
 type fakeReader struct {
-	runs []run.State
+	runs  []run.State
+	holds map[string]lanes.Hold
+}
+
+func (f fakeReader) Hold(_ context.Context, st run.State) (lanes.Hold, bool) {
+	h, ok := f.holds[st.Run]
+	return h, ok
 }
 
 func (f fakeReader) Pipelines(context.Context) ([]PipelineSummary, error) {
@@ -103,6 +110,8 @@ func newTestServer(t *testing.T, auth func(context.Context, string) (string, err
 	// r0007 got to its deploy stage, whose action made deployment d1.
 	r7 := &f.runs[999-7]
 	r7.Stages = append(r7.Stages, run.Stage{Name: "deploy", Phase: run.Running, Actions: []run.Action{{Name: "ship", Type: "deploy", RunOrder: 1, Phase: run.Running}}})
+	// r0008 waits before the gate: its transition is disabled.
+	f.holds = map[string]lanes.Hold{"r0008": {Run: "r0008", Stage: "gate", Disabled: &lanes.Transition{Actor: "alice@laptop", Reason: "<freeze>"}}}
 	srv := httptest.NewServer(Handler(Config{Reader: f, Authenticate: auth, Now: func() time.Time { return time.Date(2026, 12, 1, 3, 1, 0, 0, time.UTC) }}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -137,6 +146,7 @@ func TestPages(t *testing.T) {
 		{"/ui/runs/r0005", 200, []string{`data-stage="gate"`, `data-act="approve"`, `data-act="reject"`, "Ship &lt;it&gt;?", "beforeEntry no-alarms", `data-act="stop"`, `data-act="abandon"`, `aria-label="runOrder 2"`, `/api/v1/runs/r0005/artifacts/bin`, "dev.gantry.stage.started", "Roll back build"}},
 		{"/ui/runs/r0007", 200, []string{`deployment <a href="/ui/deployments/d1">`}},
 		{"/ui/runs/r0005/live", 200, []string{`data-phase="Running"`, `data-act="approve"`}},
+		{"/ui/runs/r0008/live", 200, []string{`<p class="hold" role="status">waits to enter gate: the transition is disabled by alice@laptop: &lt;freeze&gt;</p>`}},
 		{"/ui/runs/nope", 404, []string{"not found"}},
 		{"/ui/deployments", 200, []string{`/ui/deployments/d1`}},
 		{"/ui/deployments/d1", 200, []string{"web-1", "ApplicationStart", "port &lt;busy&gt;", `badge phase-Succeeded">Succeeded`, "bundle.tgz", `href="/ui/runs/r0007"`}},
