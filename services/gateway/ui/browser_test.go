@@ -409,7 +409,12 @@ func TestBrowserRunPage(t *testing.T) {
 	if err := click(ctx, bctx, `button[data-act="stop"]`); err != nil {
 		t.Fatal(err)
 	}
-	openGate(run2) // a stop lets the build in progress finish
+	// The stop is recorded while the build still runs (its gate is shut):
+	// the run shows Stopping, then the build may finish.
+	waitShowing(t, ctx, "the second run to show Stopping", func() bool {
+		return phase(`.run-head`) == "Stopping"
+	}, show(run2))
+	openGate(run2)
 	waitShowing(t, ctx, "the second run to show Stopped", func() bool {
 		return phase(`.run-head`) == "Stopped"
 	}, func() string {

@@ -101,8 +101,20 @@
   window.addEventListener("resize", drawEdges);
 
   // --- live refresh: one request in flight, one more queued at most ------
-  let inflight = false, again = false, lastHTML = null;
+  // A swap while a mouse button is down on the live part would replace the
+  // button being clicked: the click would land on a detached element and
+  // be lost. Swaps wait until the button is released and its click handled.
+  let inflight = false, again = false, lastHTML = null, pressed = false, held = false;
+  live.addEventListener("pointerdown", function () { pressed = true; });
+  document.addEventListener("pointerup", function () {
+    if (!pressed) return;
+    setTimeout(function () {
+      pressed = false;
+      if (held) { held = false; refresh(); }
+    }, 0);
+  });
   async function refresh() {
+    if (pressed) { held = true; return; }
     if (inflight) { again = true; return; }
     inflight = true;
     try {
@@ -110,6 +122,7 @@
       if (res.ok) {
         const html = await res.text();
         if (html === lastHTML) return; // nothing visible changed
+        if (pressed) { held = true; return; } // swapped once the click is done
         lastHTML = html;
         // Keep what a person is typing across the swap.
         const typed = {};
