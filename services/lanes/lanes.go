@@ -145,24 +145,23 @@ func (h Hold) String() string {
 		}
 		why = append(why, d)
 	}
-	switch len(h.In) {
-	case 0:
-	case 1:
-		why = append(why, "run "+h.In[0]+" is in it")
-	default:
-		why = append(why, fmt.Sprintf("%d runs are in it", len(h.In)))
-	}
-	switch len(h.Ahead) {
-	case 0:
-	case 1:
-		why = append(why, "run "+h.Ahead[0]+" waits ahead of it")
-	default:
-		why = append(why, fmt.Sprintf("%d runs wait ahead of it", len(h.Ahead)))
-	}
+	why = appendRuns(why, h.In, "is in it", "are in it")
+	why = appendRuns(why, h.Ahead, "waits ahead of it", "wait ahead of it")
 	if len(why) == 0 {
 		return "waits to enter " + h.Stage
 	}
 	return "waits to enter " + h.Stage + ": " + strings.Join(why, "; ")
+}
+
+// appendRuns adds "run ID <one>" for one run, "N runs <many>" for more.
+func appendRuns(why, ids []string, one, many string) []string {
+	switch len(ids) {
+	case 0:
+		return why
+	case 1:
+		return append(why, "run "+ids[0]+" "+one)
+	}
+	return append(why, fmt.Sprintf("%d runs %s", len(ids), many))
 }
 
 // Runs lists every run the lane holds something for, sorted.
