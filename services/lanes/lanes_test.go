@@ -200,7 +200,7 @@ func TestViewOf(t *testing.T) {
 func TestHoldOf(t *testing.T) {
 	s := State{
 		In:       map[string][]string{"Deploy": {"r1"}},
-		Waiting:  map[string][]Waiter{"Deploy": {{Run: "r2", Order: 2}, {Run: "r3", Order: 3}}, "Prod": {{Run: "r0", Order: 1}}},
+		Waiting:  map[string][]Waiter{"Deploy": {{Run: "r2", Order: 2}, {Run: "r3", Order: 3}, {Run: "r4", Order: 4}}, "Prod": {{Run: "r0", Order: 1}}},
 		Disabled: map[string]Transition{"Prod": {Reason: "freeze", Actor: "alice@laptop", Since: "2026-12-01T04:00:00Z"}},
 	}
 	for _, tt := range []struct {
@@ -208,6 +208,7 @@ func TestHoldOf(t *testing.T) {
 	}{
 		{"r2", "waits to enter Deploy: run r1 is in it"},
 		{"r3", "waits to enter Deploy: run r1 is in it; run r2 waits ahead of it"},
+		{"r4", "waits to enter Deploy: run r1 is in it; 2 runs wait ahead of it"},
 		{"r0", "waits to enter Prod: the transition is disabled by alice@laptop since 2026-12-01T04:00:00Z: freeze"},
 	} {
 		h, ok := s.HoldOf(tt.run)
