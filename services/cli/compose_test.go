@@ -13,8 +13,9 @@ import (
 	"github.com/gantry-ci/gantry/services/chatops"
 )
 
-// TestComposeFileIsConsistent checks docker-compose.yml against the code,
-// since these machines have no compose to run it: every service runs a
+// TestComposeFileIsConsistent checks docker-compose.yml against the code
+// without running it (make compose-up && make compose-demo do, in minutes,
+// where a Docker engine and compose exist): every service runs a
 // gantry command that exists with flags it has, as a NATS user that `gantry
 // nats config` makes a password for, handed to it as a secret from that
 // password's file; every published port is bound to 127.0.0.1; conductors
