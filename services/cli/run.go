@@ -132,13 +132,21 @@ func watchRun(ctx context.Context, g *globals, conn *stack.Conn, pipeline, id st
 	var st run.State
 	tty := isTerminal(g.stdout) && !g.json()
 	lastLines := 0
+	// Why the run waits comes from the pipeline's lane log, read again at
+	// most every 2 s (a busy pipeline's lane is long), or when the run moved.
+	var hold string
+	var holdAt time.Time
+	var holdSeq uint64
 	redraw := func() {
 		if lastLines > 0 {
 			fmt.Fprintf(g.stdout, "\x1b[%dA\x1b[J", lastLines)
 		}
+		if st.LastSeq != holdSeq || time.Since(holdAt) > 2*time.Second {
+			hold, holdAt, holdSeq = holdLine(ctx, conn, st), time.Now(), st.LastSeq
+		}
 		var sb strings.Builder
 		renderRun(&sb, st, time.Now())
-		sb.WriteString(holdLine(ctx, conn, st))
+		sb.WriteString(hold)
 		renderDeploys(&sb, deployProgress(ctx, conn, st))
 		lastLines = strings.Count(sb.String(), "\n")
 		io.WriteString(g.stdout, sb.String())

@@ -152,7 +152,7 @@ func stageListCmd(g *globals) *cobra.Command {
 // not wait or the lane cannot be read: the run's own log only shows that
 // the stage has not started.
 func holdLine(ctx context.Context, conn *stack.Conn, st run.State) string {
-	if st.Run == "" || st.Phase.Done() || runningStage(st) {
+	if !lanes.MayWait(st) {
 		return ""
 	}
 	l, err := readLane(ctx, conn, st.Pipeline)
@@ -173,16 +173,6 @@ func readLane(ctx context.Context, conn *stack.Conn, pipeline string) (lanes.Sta
 		return lanes.State{}, fmt.Errorf("read the lane of %s: %w", pipeline, err)
 	}
 	return lanes.Fold(lanes.State{}, evs...), nil
-}
-
-// runningStage reports whether a stage of the run is in progress.
-func runningStage(st run.State) bool {
-	for _, s := range st.Stages {
-		if s.Phase == run.Running || s.Phase == run.Stopping {
-			return true
-		}
-	}
-	return false
 }
 
 func dash(s string) string {

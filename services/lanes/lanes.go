@@ -105,6 +105,21 @@ type Hold struct {
 	Ahead []string `json:"ahead,omitempty"`
 }
 
+// MayWait reports whether a run may be waiting in its lane: it has not
+// ended and no stage of it is in progress. Only then is the lane log worth
+// reading for its Hold.
+func MayWait(st run.State) bool {
+	if st.Run == "" || st.Phase.Done() {
+		return false
+	}
+	for _, s := range st.Stages {
+		if s.Phase == run.Running || s.Phase == run.Stopping {
+			return false
+		}
+	}
+	return true
+}
+
 // HoldOf says which stage runID waits to enter and why, if it waits.
 func (s *State) HoldOf(runID string) (Hold, bool) {
 	if s == nil {

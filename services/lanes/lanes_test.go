@@ -227,3 +227,23 @@ func TestHoldOf(t *testing.T) {
 		t.Errorf("a hold with no reason yet = %q", got)
 	}
 }
+
+// MayWait: only a run between stages (or before its first) is worth a read
+// of the lane for why it waits.
+func TestMayWait(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		st   run.State
+		want bool
+	}{
+		{"no run", run.State{}, false},
+		{"between stages", run.State{Run: "r", Phase: run.Running, Stages: []run.Stage{{Name: "A", Phase: run.Succeeded}, {Name: "B"}}}, true},
+		{"in a stage", run.State{Run: "r", Phase: run.Running, Stages: []run.Stage{{Name: "A", Phase: run.Running}}}, false},
+		{"stopping in a stage", run.State{Run: "r", Phase: run.Stopping, Stages: []run.Stage{{Name: "A", Phase: run.Stopping}}}, false},
+		{"ended", run.State{Run: "r", Phase: run.Succeeded}, false},
+	} {
+		if got := MayWait(tt.st); got != tt.want {
+			t.Errorf("%s: MayWait = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -189,7 +189,7 @@ func (b BusReader) Run(ctx context.Context, id string) (run.State, error) {
 // Hold implements Reader. A lane that cannot be read holds nothing the
 // page can show; the run's own state still shows the stage not started.
 func (b BusReader) Hold(ctx context.Context, st run.State) (lanes.Hold, bool) {
-	if st.Run == "" || st.Phase.Done() {
+	if !lanes.MayWait(st) {
 		return lanes.Hold{}, false
 	}
 	evs, err := b.Bus.ReadRun(ctx, st.Pipeline, events.LaneToken, 0)
