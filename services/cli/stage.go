@@ -79,16 +79,6 @@ func stageTransitionCmd(g *globals, disable bool) *cobra.Command {
 }
 
 // stageRow is one stage in `gantry stage list -o json`.
-type stageRow struct {
-	Stage      string   `json:"stage"`
-	Transition string   `json:"transition"`
-	DisabledBy string   `json:"disabledBy,omitempty"`
-	Reason     string   `json:"reason,omitempty"`
-	Since      string   `json:"since,omitempty"`
-	In         []string `json:"in"`
-	Waiting    []string `json:"waiting"`
-}
-
 func stageListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list PIPELINE",
@@ -113,22 +103,7 @@ func stageListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := struct {
-				Pipeline      string     `json:"pipeline"`
-				ExecutionMode string     `json:"executionMode"`
-				Stages        []stageRow `json:"stages"`
-			}{Pipeline: args[0], ExecutionMode: lanes.Mode(def), Stages: []stageRow{}}
-			for _, s := range def.Stages {
-				r := stageRow{Stage: s.Name, Transition: "enabled", In: []string{}, Waiting: []string{}}
-				if t, ok := l.Disabled[s.Name]; ok {
-					r.Transition, r.DisabledBy, r.Reason, r.Since = "disabled", t.Actor, t.Reason, t.Since
-				}
-				r.In = append(r.In, l.In[s.Name]...)
-				for _, w := range l.Waiting[s.Name] {
-					r.Waiting = append(r.Waiting, w.Run)
-				}
-				out.Stages = append(out.Stages, r)
-			}
+			out := lanes.StagesOf(def, l)
 			if g.json() {
 				return g.printJSON(out)
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gantry-ci/gantry/events"
 	"github.com/gantry-ci/gantry/services/command"
+	"github.com/gantry-ci/gantry/services/lanes"
 	"github.com/gantry-ci/gantry/services/pipelinefile"
 	"github.com/gantry-ci/gantry/services/source"
 )
@@ -94,6 +95,33 @@ func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, PipelineDoc{n, rev, d})
+}
+
+// getStages is the pipeline's stages as its lane has them, as `gantry stage
+// list` shows them: each transition (disabled by whom, since when, why),
+// the run in each stage and the runs waiting to enter it.
+func (s *Server) getStages(w http.ResponseWriter, r *http.Request) {
+	n, err := name(r, "pipeline")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p, err := s.pipelines(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d, _, err := p.Get(r.Context(), n)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	evs, err := s.o.Bus.ReadRun(r.Context(), n, events.LaneToken, 0)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("read the lane of %s: %w", n, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, lanes.StagesOf(d, lanes.Fold(lanes.State{}, evs...)))
 }
 
 // Problem is one thing wrong with a pipeline file or a deployment group

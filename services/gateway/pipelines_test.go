@@ -12,6 +12,8 @@ import (
 	"github.com/gantry-ci/gantry/services/deploy"
 	"github.com/gantry-ci/gantry/services/gateway"
 	"github.com/gantry-ci/gantry/services/gateway/auth"
+	"github.com/gantry-ci/gantry/services/lanes"
+	"github.com/gantry-ci/gantry/services/stack"
 )
 
 // TestPipelineFiles: validate answers every problem with line:column and
@@ -237,4 +239,45 @@ func TestDeploymentRoutes(t *testing.T) {
 		t.Errorf("deployments, newest first: %+v", list)
 	}
 	e.want(e.do("POST", "/api/v1/groups/web/rollback", auth.Operator, nil), 409, "rollback while one is in progress")
+}
+
+// TestStageTransitions: a transition disabled through the API by a real
+// conductor reads back from GET /pipelines/{pipeline}/stages with who
+// disabled it and why, and a run started meanwhile waits there; enabling
+// it lets the run in.
+func TestStageTransitions(t *testing.T) {
+	e := newEnv(t, stack.RoleConductor, stack.RoleTriggers, stack.RoleProjector)
+	e.want(e.do("PUT", "/api/v1/pipelines/held", auth.Admin, holdPipeline), 200, "apply")
+	stages := func() lanes.Stages {
+		var s lanes.Stages
+		r := e.do("GET", "/api/v1/pipelines/held/stages", auth.Viewer, nil)
+		e.want(r, 200, "stages")
+		r.json(t, &s)
+		return s
+	}
+	s := stages()
+	if s.ExecutionMode != events.ModeSuperseded || len(s.Stages) != 2 || s.Stages[0].Stage != "Build" || s.Stages[1].Transition != "enabled" {
+		t.Fatalf("stages of a fresh pipeline: %+v", s)
+	}
+	e.want(e.do("POST", "/api/v1/pipelines/held/stages/Build/disable", auth.Operator, map[string]any{"reason": "freeze"}), 200, "disable")
+	s = stages()
+	if b := s.Stages[0]; b.Transition != "disabled" || b.DisabledBy != "api:operator" || b.Reason != "freeze" || b.Since == "" {
+		t.Fatalf("after disable, Build is %+v", b)
+	}
+	var started gateway.Started
+	r := e.do("POST", "/api/v1/pipelines/held/runs", auth.Operator, nil)
+	e.want(r, 202, "start")
+	r.json(t, &started)
+	e.eventually("the run to wait before Build", func() bool {
+		w := stages().Stages[0].Waiting
+		return len(w) == 1 && w[0] == started.Run
+	})
+	e.want(e.do("POST", "/api/v1/pipelines/held/stages/Build/enable", auth.Operator, nil), 200, "enable")
+	e.eventually("the run to enter Build", func() bool {
+		b := stages().Stages[0]
+		return b.Transition == "enabled" && len(b.Waiting) == 0 && len(b.In) == 1 && b.In[0] == started.Run
+	})
+	if r := e.do("GET", "/api/v1/pipelines/nope/stages", auth.Viewer, nil); r.status != 404 {
+		t.Errorf("stages of an unknown pipeline: %d %s, want 404", r.status, r.body)
+	}
 }

@@ -24,6 +24,7 @@ func (s *Server) routes() []route {
 		{"POST", v1 + "/pipelines/validate", auth.Viewer, s.validatePipeline},
 		{"POST", v1 + "/pipelines/{pipeline}/runs", auth.Operator, s.startRun},
 		{"POST", v1 + "/pipelines/{pipeline}/rollback", auth.Operator, s.stageRollback},
+		{"GET", v1 + "/pipelines/{pipeline}/stages", auth.Viewer, s.getStages},
 		{"POST", v1 + "/pipelines/{pipeline}/stages/{stage}/disable", auth.Operator, s.stageTransition(true)},
 		{"POST", v1 + "/pipelines/{pipeline}/stages/{stage}/enable", auth.Operator, s.stageTransition(false)},
 		{"GET", v1 + "/runs", auth.Viewer, s.listRuns},

@@ -105,6 +105,45 @@ type Hold struct {
 	Ahead []string `json:"ahead,omitempty"`
 }
 
+// Stages is a pipeline's stages as its lane sees them: for `gantry stage
+// list`, GET /api/v1/pipelines/{pipeline}/stages and the UI.
+type Stages struct {
+	Pipeline      string     `json:"pipeline"`
+	ExecutionMode string     `json:"executionMode"`
+	Stages        []StageRow `json:"stages"`
+}
+
+// StageRow is one stage: its transition, the runs in it and those waiting
+// to enter it, in order.
+type StageRow struct {
+	Stage string `json:"stage"`
+	// Transition is "enabled" or "disabled".
+	Transition string   `json:"transition"`
+	DisabledBy string   `json:"disabledBy,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	Since      string   `json:"since,omitempty"`
+	In         []string `json:"in"`
+	Waiting    []string `json:"waiting"`
+}
+
+// StagesOf lists def's stages, in file order, with what the lane says of
+// each.
+func StagesOf(def events.Definition, s State) Stages {
+	out := Stages{Pipeline: def.Name, ExecutionMode: Mode(def), Stages: []StageRow{}}
+	for _, st := range def.Stages {
+		r := StageRow{Stage: st.Name, Transition: "enabled", In: []string{}, Waiting: []string{}}
+		if t, ok := s.Disabled[st.Name]; ok {
+			r.Transition, r.DisabledBy, r.Reason, r.Since = "disabled", t.Actor, t.Reason, t.Since
+		}
+		r.In = append(r.In, s.In[st.Name]...)
+		for _, w := range s.Waiting[st.Name] {
+			r.Waiting = append(r.Waiting, w.Run)
+		}
+		out.Stages = append(out.Stages, r)
+	}
+	return out
+}
+
 // MayWait reports whether a run may be waiting in its lane: it has not
 // ended and no stage of it is in progress. Only then is the lane log worth
 // reading for its Hold.

@@ -425,6 +425,34 @@ func TestBrowserRunPage(t *testing.T) {
 		t.Errorf("after the stop the Approve stage shows %q, want Pending (never started)", p)
 	}
 
+	// The pipeline's page disables the transition into Release with a
+	// reason, shows who did it, and enables it again.
+	transition := func() string {
+		v, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`(document.querySelector('#stages tr[data-stage="Release"]') || {dataset: {}}).dataset.transition || ""`))
+		return v
+	}
+	if err := chromedp.Do(bctx,
+		chromedp.Navigate(base+"/ui/pipelines/webapp"),
+		chromedp.WaitVisible(chromedp.CSS(`#reason-Release`)),
+		chromedp.SendKeys(chromedp.CSS(`#reason-Release`), "release freeze"),
+	); err != nil {
+		t.Fatalf("the pipeline page's stages: %v", err)
+	}
+	if err := click(ctx, bctx, `#stages button[data-act="disable"][data-stage="Release"]`); err != nil {
+		t.Fatal(err)
+	}
+	waitShowing(t, ctx, "the Release transition to show disabled", func() bool { return transition() == "disabled" }, func() string {
+		text, _ := chromedp.Run(context.WithoutCancel(bctx), chromedp.Evaluate[string](`(document.getElementById("stages") || document.body).innerText`))
+		return text
+	})
+	if text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector('#stages tr[data-stage="Release"]').innerText`)); !strings.Contains(text, "by api:tester") || !strings.Contains(text, "release freeze") {
+		t.Errorf("the disabled Release row says %q, want who (api:tester) and why", text)
+	}
+	if err := click(ctx, bctx, `#stages button[data-act="enable"][data-stage="Release"]`); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, "the Release transition to show enabled", func() bool { return transition() == "enabled" })
+
 	// Sign out: the run page asks for a token again.
 	if err := chromedp.Do(bctx,
 		chromedp.Click(chromedp.CSS(`header.top form button`)),

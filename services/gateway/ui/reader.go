@@ -15,6 +15,7 @@ import (
 	"github.com/gantry-ci/gantry/events/run"
 	"github.com/gantry-ci/gantry/services/deploydecider"
 	"github.com/gantry-ci/gantry/services/lanes"
+	"github.com/gantry-ci/gantry/services/source"
 )
 
 // ErrNotFound is returned by a Reader for a pipeline, run or deployment
@@ -36,6 +37,9 @@ type Reader interface {
 	Deployments(ctx context.Context, group string, limit int) ([]deploydecider.State, error)
 	// Deployment returns one folded deployment with its hosts' lifecycles.
 	Deployment(ctx context.Context, id string) (deploydecider.State, error)
+	// Stages lists a pipeline's stages with their transitions and the runs
+	// in each or waiting for it (lanes.StagesOf).
+	Stages(ctx context.Context, pipeline string) (lanes.Stages, error)
 	// Hold says which stage a run waits to enter and why (a disabled
 	// transition, another run in the stage), from the pipeline's lane;
 	// false when it does not wait.
@@ -184,6 +188,23 @@ func (b BusReader) Run(ctx context.Context, id string) (run.State, error) {
 		return run.State{}, fmt.Errorf("read run %s: %w", id, err)
 	}
 	return run.Fold(run.State{}, evs...), nil
+}
+
+// Stages implements Reader.
+func (b BusReader) Stages(ctx context.Context, pipeline string) (lanes.Stages, error) {
+	kv, err := b.Bus.JetStream().KeyValue(ctx, events.BucketPipelines)
+	if err != nil {
+		return lanes.Stages{}, fmt.Errorf("pipelines bucket: %w", err)
+	}
+	d, _, err := source.Pipelines{KV: kv}.Get(ctx, pipeline)
+	if err != nil {
+		return lanes.Stages{}, err
+	}
+	evs, err := b.Bus.ReadRun(ctx, pipeline, events.LaneToken, 0)
+	if err != nil {
+		return lanes.Stages{}, fmt.Errorf("read the lane of %s: %w", pipeline, err)
+	}
+	return lanes.StagesOf(d, lanes.Fold(lanes.State{}, evs...)), nil
 }
 
 // Hold implements Reader. A lane that cannot be read holds nothing the

@@ -202,6 +202,9 @@ type runsData struct {
 	Page     RunsPage
 	Limit    int
 	Cursor   string
+	// Stages are the pipeline's transitions; nil when they cannot be read
+	// (the history still shows).
+	Stages *lanes.Stages
 }
 
 func (s *server) runsPage(w http.ResponseWriter, r *http.Request) {
@@ -221,7 +224,13 @@ func (s *server) runsPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "runs of "+p, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "runs", p+" runs", runsData{Pipeline: p, Page: pg, Limit: limit, Cursor: cursor})
+	d := runsData{Pipeline: p, Page: pg, Limit: limit, Cursor: cursor}
+	if st, err := s.cfg.Reader.Stages(r.Context(), p); err == nil {
+		d.Stages = &st
+	} else {
+		s.cfg.Log.Warn().Err(err).Str("pipeline", p).Msg("read the pipeline's stages")
+	}
+	s.render(w, r, http.StatusOK, "runs", p+" runs", d)
 }
 
 type runData struct {

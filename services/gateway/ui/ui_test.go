@@ -25,6 +25,16 @@ type fakeReader struct {
 	holds map[string]lanes.Hold
 }
 
+func (f fakeReader) Stages(_ context.Context, p string) (lanes.Stages, error) {
+	if p != "app" {
+		return lanes.Stages{}, fmt.Errorf("%w: pipeline %q", ErrNotFound, p)
+	}
+	return lanes.Stages{Pipeline: "app", ExecutionMode: "QUEUED", Stages: []lanes.StageRow{
+		{Stage: "build", Transition: "enabled", In: []string{"r0999"}, Waiting: []string{"r0998"}},
+		{Stage: "gate", Transition: "disabled", DisabledBy: "alice@laptop", Since: "2026-12-01T03:00:00Z", Reason: "<freeze>", In: []string{}, Waiting: []string{}},
+	}}, nil
+}
+
 func (f fakeReader) Hold(_ context.Context, st run.State) (lanes.Hold, bool) {
 	h, ok := f.holds[st.Run]
 	return h, ok
@@ -140,7 +150,9 @@ func TestPages(t *testing.T) {
 		want   []string
 	}{
 		{"/ui/", 200, []string{`href="/ui/runs/r0999"`, "phase-Running", "1000 runs", "never ran"}},
-		{"/ui/pipelines/app", 200, []string{"1000 runs in the log", "r0999", "r0950", `cursor=r0950`}},
+		{"/ui/pipelines/app", 200, []string{"1000 runs in the log", "r0999", "r0950", `cursor=r0950`,
+			"execution mode QUEUED", `data-act="disable" data-stage="build"`, `id="reason-build"`, `data-act="enable" data-stage="gate"`,
+			"by alice@laptop since 2026-12-01T03:00:00Z: &lt;freeze&gt;"}},
 		{"/ui/pipelines/app?limit=10&cursor=r0950", 200, []string{"r0949", "r0940", "cursor=r0940", "« Newest"}},
 		{"/ui/pipelines/app?limit=x", 400, []string{"limit"}},
 		{"/ui/runs/r0005", 200, []string{`data-stage="gate"`, `data-act="approve"`, `data-act="reject"`, "Ship &lt;it&gt;?", "beforeEntry no-alarms", `data-act="stop"`, `data-act="abandon"`, `aria-label="runOrder 2"`, `/api/v1/runs/r0005/artifacts/bin`, "dev.gantry.stage.started", "Roll back build"}},
@@ -166,7 +178,8 @@ func TestPages(t *testing.T) {
 	}
 	// The first history page holds exactly PageSize runs.
 	_, body, _ := get(t, c, srv.URL+"/ui/pipelines/app")
-	if n := strings.Count(body, `href="/ui/runs/`); n != 50 {
+	_, history, _ := strings.Cut(body, "<h2>History</h2>") // after the stages' links to their runs
+	if n := strings.Count(history, `href="/ui/runs/`); n != 50 {
 		t.Errorf("first page links %d runs, want 50", n)
 	}
 }

@@ -58,6 +58,33 @@
     setTimeout(function () { location.reload(); }, 3000);
   }
 
+  // A pipeline's page: disable the transition into a stage (a reason is
+  // required, as on the CLI) or enable it again.
+  const stagesBox = document.getElementById("stages");
+  if (stagesBox) {
+    stagesBox.addEventListener("click", async function (ev) {
+      const b = ev.target.closest("button[data-act]");
+      if (!b) return;
+      const stage = b.dataset.stage;
+      const path = "/api/v1/pipelines/" + encodeURIComponent(stagesBox.dataset.pipeline) +
+        "/stages/" + encodeURIComponent(stage) + "/" + b.dataset.act;
+      const body = {};
+      if (b.dataset.act === "disable") {
+        const r = document.getElementById("reason-" + stage);
+        body.reason = r ? r.value.trim() : "";
+        if (!body.reason) { flash("Say why the transition into " + stage + " is disabled.", true); return; }
+      }
+      b.disabled = true;
+      try {
+        await api(path, body);
+        location.reload();
+      } catch (e) {
+        flash(b.textContent.trim() + " failed: " + e.message, true);
+        b.disabled = false;
+      }
+    });
+  }
+
   const root = document.getElementById("run");
   if (!root) return;
   const runID = root.dataset.run;
