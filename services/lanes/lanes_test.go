@@ -247,3 +247,22 @@ func TestMayWait(t *testing.T) {
 		}
 	}
 }
+
+// StagesOf lists every stage of the definition in file order, with its
+// transition and the runs the lane has in and before it.
+func TestStagesOf(t *testing.T) {
+	def := events.Definition{Name: "p", ExecutionMode: events.ModeQueued, Stages: []events.StageDef{{Name: "Build"}, {Name: "Deploy"}}}
+	s := State{
+		In:       map[string][]string{"Build": {"r2"}},
+		Waiting:  map[string][]Waiter{"Deploy": {{Run: "r1", Order: 1}}},
+		Disabled: map[string]Transition{"Deploy": {Reason: "freeze", Actor: "bob@ci", Since: "2026-12-01T04:00:00Z"}},
+	}
+	got := StagesOf(def, s)
+	want := Stages{Pipeline: "p", ExecutionMode: events.ModeQueued, Stages: []StageRow{
+		{Stage: "Build", Transition: "enabled", In: []string{"r2"}, Waiting: []string{}},
+		{Stage: "Deploy", Transition: "disabled", DisabledBy: "bob@ci", Reason: "freeze", Since: "2026-12-01T04:00:00Z", In: []string{}, Waiting: []string{"r1"}},
+	}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("StagesOf:\n got  %+v\n want %+v", got, want)
+	}
+}
