@@ -188,7 +188,14 @@ func demo(ctx context.Context, g *globals, l *local, rep *DemoReport, rollback b
 		return err
 	}
 	rep.FailedDeployment, rep.RollbackDeployment = failed, rb
-	return checkServing(ctx, hosts, good, rep)
+	if err := checkServing(ctx, hosts, good, rep); err != nil {
+		return err
+	}
+	// The failed deployment's and the rollback's last events came after the
+	// broken run's own wait: the data directory left behind must have them
+	// projected too, or `state rebuild --verify` finds the projection behind
+	// the log (seen in CI: a deployment's projection 3 events short).
+	return waitProjected(ctx, l.conn)
 }
 
 // demoRun triggers a run and follows it to its end, then waits for the
