@@ -205,6 +205,8 @@ type runsData struct {
 	// Stages are the pipeline's transitions; nil when they cannot be read
 	// (the history still shows).
 	Stages *lanes.Stages
+	// Waits maps each run waiting before a stage to that stage.
+	Waits map[string]string
 }
 
 func (s *server) runsPage(w http.ResponseWriter, r *http.Request) {
@@ -226,7 +228,12 @@ func (s *server) runsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	d := runsData{Pipeline: p, Page: pg, Limit: limit, Cursor: cursor}
 	if st, err := s.cfg.Reader.Stages(r.Context(), p); err == nil {
-		d.Stages = &st
+		d.Stages, d.Waits = &st, map[string]string{}
+		for _, row := range st.Stages {
+			for _, id := range row.Waiting {
+				d.Waits[id] = row.Stage
+			}
+		}
 	} else {
 		s.cfg.Log.Warn().Err(err).Str("pipeline", p).Msg("read the pipeline's stages")
 	}

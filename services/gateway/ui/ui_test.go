@@ -152,7 +152,7 @@ func TestPages(t *testing.T) {
 		{"/ui/", 200, []string{`href="/ui/runs/r0999"`, "phase-Running", "1000 runs", "never ran"}},
 		{"/ui/pipelines/app", 200, []string{"1000 runs in the log", "r0999", "r0950", `cursor=r0950`,
 			"execution mode QUEUED", `data-act="disable" data-stage="build"`, `id="reason-build"`, `data-act="enable" data-stage="gate"`,
-			"by alice@laptop since 2026-12-01T03:00:00Z: &lt;freeze&gt;"}},
+			"by alice@laptop since 2026-12-01T03:00:00Z: &lt;freeze&gt;", `waits for build`}},
 		{"/ui/pipelines/app?limit=10&cursor=r0950", 200, []string{"r0949", "r0940", "cursor=r0940", "« Newest"}},
 		{"/ui/pipelines/app?limit=x", 400, []string{"limit"}},
 		{"/ui/runs/r0005", 200, []string{`data-stage="gate"`, `data-act="approve"`, `data-act="reject"`, "Ship &lt;it&gt;?", "beforeEntry no-alarms", `data-act="stop"`, `data-act="abandon"`, `aria-label="runOrder 2"`, `/api/v1/runs/r0005/artifacts/bin`, "dev.gantry.stage.started", "Roll back build"}},
