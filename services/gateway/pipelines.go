@@ -79,49 +79,46 @@ type PipelineDoc struct {
 }
 
 func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request) {
-	n, err := name(r, "pipeline")
+	doc, err := s.loadPipeline(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+// loadPipeline reads the current definition of the path's {pipeline}.
+func (s *Server) loadPipeline(r *http.Request) (PipelineDoc, error) {
+	n, err := name(r, "pipeline")
+	if err != nil {
+		return PipelineDoc{}, err
 	}
 	p, err := s.pipelines(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return PipelineDoc{}, err
 	}
 	d, rev, err := p.Get(r.Context(), n)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return PipelineDoc{}, err
 	}
-	writeJSON(w, http.StatusOK, PipelineDoc{n, rev, d})
+	return PipelineDoc{n, rev, d}, nil
 }
 
 // getStages is the pipeline's stages as its lane has them, as `gantry stage
 // list` shows them: each transition (disabled by whom, since when, why),
 // the run in each stage and the runs waiting to enter it.
 func (s *Server) getStages(w http.ResponseWriter, r *http.Request) {
-	n, err := name(r, "pipeline")
+	doc, err := s.loadPipeline(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	p, err := s.pipelines(r)
+	evs, err := s.o.Bus.ReadRun(r.Context(), doc.Pipeline, events.LaneToken, 0)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, r, fmt.Errorf("read the lane of %s: %w", doc.Pipeline, err))
 		return
 	}
-	d, _, err := p.Get(r.Context(), n)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	evs, err := s.o.Bus.ReadRun(r.Context(), n, events.LaneToken, 0)
-	if err != nil {
-		s.fail(w, r, fmt.Errorf("read the lane of %s: %w", n, err))
-		return
-	}
-	writeJSON(w, http.StatusOK, lanes.StagesOf(d, lanes.Fold(lanes.State{}, evs...)))
+	writeJSON(w, http.StatusOK, lanes.StagesOf(doc.Definition, lanes.Fold(lanes.State{}, evs...)))
 }
 
 // Problem is one thing wrong with a pipeline file or a deployment group
