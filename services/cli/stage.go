@@ -78,7 +78,7 @@ func stageTransitionCmd(g *globals, disable bool) *cobra.Command {
 	return c
 }
 
-// stageRow is one stage in `gantry stage list -o json`.
+// stageListCmd is `gantry stage list`: lanes.StagesOf, as a table or JSON.
 func stageListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list PIPELINE",
