@@ -81,14 +81,15 @@ func approvalConfiguration(s run.State, def events.ActionDef) (events.ActionDef,
 	out := def
 	out.Configuration = maps.Clone(def.Configuration)
 	maps.Copy(out.Configuration, cfg)
-	if u, ok := out.Configuration["url"]; ok && !httpURL(u) {
+	if u, ok := out.Configuration["url"]; ok && !HTTPURL(u) {
 		return def, fmt.Sprintf("configuration url: %q is not an http or https URL once its variables are substituted", u)
 	}
 	return out, ""
 }
 
-// httpURL reports whether u is an absolute http or https URL with a host.
-func httpURL(u string) bool {
+// HTTPURL reports whether u is an absolute http or https URL with a host:
+// what an approval's link must be, as written and once substituted.
+func HTTPURL(u string) bool {
 	p, err := url.Parse(u)
 	return err == nil && (p.Scheme == "https" || p.Scheme == "http") && p.Host != ""
 }

@@ -3,7 +3,6 @@ package pipelinefile
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -97,7 +96,7 @@ func (c *checker) approval(a events.ActionDef, p fieldPath) {
 				if n := len([]rune(v)); n > decider.MaxApprovalURL {
 					c.add(kp, fmt.Sprintf("at most %d characters, got %d", decider.MaxApprovalURL, n), ErrInvalidGate)
 				}
-			} else if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			} else if !decider.HTTPURL(v) {
 				c.add(kp, "must be an http or https URL", ErrInvalidGate)
 			} else if n := len([]rune(v)); n > decider.MaxApprovalURL {
 				c.add(kp, fmt.Sprintf("at most %d characters, got %d", decider.MaxApprovalURL, n), ErrInvalidGate)
