@@ -129,19 +129,26 @@ func TestEvolveDoesNotMutateItsInput(t *testing.T) {
 	}
 }
 
-// BenchmarkFold measures the pure fold alone (rebuild speed is bounded by it).
-func BenchmarkFold(b *testing.B) {
-	t := &testing.T{}
-	evs := []events.Event{
+// actionRunning is a run of def() up to its one action running on w1
+// (sequences 1 to 5).
+func actionRunning(t *testing.T) []events.Event {
+	return []events.Event{
 		e(t, 1, events.RunRequested{Pipeline: "p", Run: id, Definition: def(), Trigger: events.Trigger{ID: "t", Kind: "manual"}}),
 		e(t, 2, events.RunStarted{Run: id}),
 		e(t, 3, events.StageStarted{Run: id, Stage: "A", Attempt: 1}),
 		e(t, 4, events.ActionDispatched{Task: events.Task{ID: events.TaskID(id, "A", "x", 1), Run: id, Stage: "A", Action: "x", Attempt: 1}}),
 		e(t, 5, events.ActionStarted{ActionRef: ref(1), Worker: "w1"}),
+	}
+}
+
+// BenchmarkFold measures the pure fold alone (rebuild speed is bounded by it).
+func BenchmarkFold(b *testing.B) {
+	t := &testing.T{}
+	evs := append(actionRunning(t),
 		e(t, 6, events.ActionSucceeded{ActionRef: ref(1), Worker: "w1"}),
 		e(t, 7, events.StageSucceeded{Run: id, Stage: "A", Attempt: 1}),
 		e(t, 8, events.RunSucceeded{Run: id}),
-	}
+	)
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = run.Fold(run.State{}, evs...)
@@ -154,16 +161,11 @@ func BenchmarkFold(b *testing.B) {
 // Both must give exactly what Evolve event by event gives, and leave the
 // caller's state as it was.
 func TestFoldOwnsOnlyWhatItMade(t *testing.T) {
-	evs := []events.Event{
-		e(t, 1, events.RunRequested{Pipeline: "p", Run: id, Definition: def(), Trigger: events.Trigger{ID: "t", Kind: "manual"}}),
-		e(t, 2, events.RunStarted{Run: id}),
-		e(t, 3, events.StageStarted{Run: id, Stage: "A", Attempt: 1}),
-		e(t, 4, events.ActionDispatched{Task: events.Task{ID: events.TaskID(id, "A", "x", 1), Run: id, Stage: "A", Action: "x", Attempt: 1}}),
-		e(t, 5, events.ActionStarted{ActionRef: ref(1), Worker: "w1"}),
+	evs := append(actionRunning(t),
 		e(t, 6, events.ActionFailed{ActionRef: ref(1), Worker: "w1", Reason: "boom"}),
 		e(t, 7, events.StageFailed{Run: id, Stage: "A", Attempt: 1, Reason: "boom"}),
 		e(t, 8, events.RunFailed{Run: id, Reason: "boom"}),
-	}
+	)
 	var want run.State
 	for _, ev := range evs {
 		want = run.Evolve(want, ev)
